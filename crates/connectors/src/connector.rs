@@ -1,0 +1,60 @@
+//! The connector trait: what every connector declares and does.
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+use std::time::Duration;
+
+use crate::connection::Connection;
+use crate::error::ConnectorError;
+
+/// A field of a connection, as forms and docs show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionField {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub required: bool,
+    /// Secret fields are encrypted at rest and never shown back.
+    pub secret: bool,
+}
+
+/// One action a connector offers, with the JSON Schemas of its input and output.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionSpec {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub input_schema: Value,
+    pub output_schema: Value,
+}
+
+/// What the engine tells an action about the call it makes.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// Stable per job and step, so that a remote end can recognise a repeated delivery.
+    pub idempotency_key: String,
+    /// The time this attempt may take, if the step or input set one.
+    pub timeout: Option<Duration>,
+}
+
+/// One connector: the I/O to one kind of system.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    fn connection_fields(&self) -> Vec<ConnectionField>;
+    fn actions(&self) -> Vec<ActionSpec>;
+    /// True when an action cannot run without a connection.
+    fn needs_connection(&self) -> bool;
+
+    /// Checks that a connection works, without side effects on the remote end.
+    async fn test_connection(&self, connection: &Connection) -> Result<(), ConnectorError>;
+
+    /// Runs one action.
+    async fn call(
+        &self,
+        action: &str,
+        connection: Option<&Connection>,
+        input: Value,
+        context: &CallContext,
+    ) -> Result<Value, ConnectorError>;
+}

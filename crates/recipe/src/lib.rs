@@ -1,0 +1,15 @@
+//! The Weft recipe document: parsing YAML or JSON, checking it with every problem located,
+//! and the template and jq languages that recipes are written in. Pure: no I/O, no async.
+
+pub mod compile;
+pub mod duration;
+mod filters;
+pub mod jq;
+pub mod location;
+pub mod model;
+pub mod node;
+pub mod template;
+
+pub use compile::{ActionInfo, Catalog, compile_recipe};
+pub use location::{Problem, Problems, Span};
+pub use model::Recipe;

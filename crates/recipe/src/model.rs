@@ -1,0 +1,255 @@
+//! The typed recipe: what a valid recipe document becomes. Every value here has been checked;
+//! templates and jq programs are compiled.
+
+use serde_json::Value;
+use std::time::Duration;
+
+use crate::jq::JqProgram;
+use crate::location::Span;
+use crate::template::{Expression, TemplateValue};
+
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    pub name: String,
+    pub description: Option<String>,
+    pub trigger: Trigger,
+    pub vars: Vec<(String, TemplateValue)>,
+    pub steps: Vec<Step>,
+    pub output: Option<TemplateValue>,
+    pub concurrency: Option<u32>,
+    pub on_failure: Option<OnFailure>,
+    pub retention: Option<Retention>,
+    pub mask: Vec<MaskPath>,
+}
+
+impl Recipe {
+    /// Every step of the recipe, nested ones included, in document order.
+    pub fn all_steps(&self) -> Vec<&Step> {
+        let mut found = Vec::new();
+        collect_steps(&self.steps, &mut found);
+        found
+    }
+}
+
+fn collect_steps<'a>(steps: &'a [Step], found: &mut Vec<&'a Step>) {
+    for step in steps {
+        found.push(step);
+        for body in step.bodies() {
+            collect_steps(body, found);
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    Webhook(WebhookTrigger),
+    Schedule(ScheduleTrigger),
+    Poll(PollTrigger),
+    Subscribe(SubscribeTrigger),
+    Manual(ManualTrigger),
+}
+
+impl Trigger {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Trigger::Webhook(_) => "webhook",
+            Trigger::Schedule(_) => "schedule",
+            Trigger::Poll(_) => "poll",
+            Trigger::Subscribe(_) => "subscribe",
+            Trigger::Manual(_) => "manual",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookMode {
+    Async,
+    Sync,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookTrigger {
+    pub path: String,
+    pub method: String,
+    pub mode: WebhookMode,
+    pub signature: Option<WebhookSignature>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookSignature {
+    pub header: String,
+    pub secret: String,
+    pub algorithm: String,
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScheduleTrigger {
+    pub cron: String,
+    pub timezone: chrono_tz::Tz,
+}
+
+#[derive(Debug, Clone)]
+pub struct PollTrigger {
+    pub every: Duration,
+    pub action: ActionRef,
+    pub connection: Option<String>,
+    pub input: TemplateValue,
+    pub items: JqProgram,
+    pub key: JqProgram,
+    pub cursor: Option<PollCursor>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PollCursor {
+    pub initial: Value,
+    pub next: JqProgram,
+}
+
+#[derive(Debug, Clone)]
+pub struct SubscribeTrigger {
+    pub connector: String,
+    pub connection: Option<String>,
+    /// The connector's own keys: queue, topic, subject, stream, channel, ...
+    pub options: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ManualTrigger {
+    pub input_schema: Option<Value>,
+}
+
+/// `connector.action`, as written in `action:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRef {
+    pub connector: String,
+    pub action: String,
+}
+
+impl std::fmt::Display for ActionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.connector, self.action)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub id: String,
+    pub span: Span,
+    pub kind: StepKind,
+    pub retry: Option<Retry>,
+    pub timeout: Option<Duration>,
+    pub on_error: Option<Vec<Step>>,
+    pub continue_on_error: bool,
+}
+
+impl Step {
+    /// The nested step lists of this step: branches, loop bodies and error handlers.
+    pub fn bodies(&self) -> Vec<&[Step]> {
+        let mut bodies: Vec<&[Step]> = match &self.kind {
+            StepKind::If { then, otherwise, .. } => vec![then, otherwise],
+            StepKind::ForEach { steps, .. } => vec![steps],
+            _ => Vec::new(),
+        };
+        if let Some(handler) = &self.on_error {
+            bodies.push(handler);
+        }
+        bodies
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    Action {
+        action: ActionRef,
+        connection: Option<String>,
+        input: TemplateValue,
+    },
+    Transform {
+        program: JqProgram,
+        input: Option<TemplateValue>,
+        collect: bool,
+    },
+    Set(Vec<(String, TemplateValue)>),
+    If {
+        condition: Expression,
+        then: Vec<Step>,
+        otherwise: Vec<Step>,
+    },
+    ForEach {
+        over: Expression,
+        item_name: String,
+        steps: Vec<Step>,
+        concurrency: usize,
+    },
+    Call {
+        recipe: String,
+        input: TemplateValue,
+    },
+    Respond(TemplateValue),
+    Wait(Duration),
+    Stop {
+        failed: bool,
+        reason: Option<TemplateValue>,
+    },
+}
+
+impl StepKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepKind::Action { .. } => "action",
+            StepKind::Transform { .. } => "transform",
+            StepKind::Set(_) => "set",
+            StepKind::If { .. } => "if",
+            StepKind::ForEach { .. } => "for_each",
+            StepKind::Call { .. } => "call",
+            StepKind::Respond(_) => "respond",
+            StepKind::Wait(_) => "wait",
+            StepKind::Stop { .. } => "stop",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backoff {
+    Fixed,
+    Exponential,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retry {
+    /// Counts the first try.
+    pub attempts: u32,
+    pub backoff: Backoff,
+    pub delay: Duration,
+    pub max_delay: Option<Duration>,
+    /// Spread retries by up to this fraction of the delay, so that many failing jobs do not
+    /// retry in lockstep.
+    pub jitter: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct OnFailure {
+    pub notify: Vec<String>,
+    pub call: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordLevel {
+    Full,
+    Masked,
+    Metadata,
+}
+
+#[derive(Debug, Clone)]
+pub struct Retention {
+    pub keep: Option<Duration>,
+    pub record: RecordLevel,
+}
+
+/// A path whose values never reach job history: `trigger.body.card_number`,
+/// `steps.*.output.token`. `*` matches any one key or list index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaskPath {
+    pub segments: Vec<String>,
+}

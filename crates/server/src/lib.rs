@@ -1,0 +1,1 @@
+//! This layer grows with `weft serve`; see DESIGN.md for its place.

@@ -1,0 +1,1 @@
+//! Weft integration tests: one binary, a module per area.
