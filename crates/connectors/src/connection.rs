@@ -12,7 +12,11 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(name: impl Into<String>, connector: impl Into<String>, fields: Map<String, Value>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        connector: impl Into<String>,
+        fields: Map<String, Value>,
+    ) -> Self {
         Connection {
             name: name.into(),
             connector: connector.into(),
@@ -29,7 +33,10 @@ impl Connection {
     }
 
     /// Every non-empty string value of the named fields: what must never be shown.
-    pub fn secret_values<'a>(&'a self, secret_fields: &'a [&'a str]) -> impl Iterator<Item = &'a str> + 'a {
+    pub fn secret_values<'a>(
+        &'a self,
+        secret_fields: &'a [&'a str],
+    ) -> impl Iterator<Item = &'a str> + 'a {
         secret_fields.iter().filter_map(|field| self.text(field))
     }
 }

@@ -44,10 +44,37 @@ impl Registry {
     pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Connector>> {
         self.connectors.values()
     }
+}
 
-    /// True when `connector.action` names an action of a registered connector.
-    pub fn has_action(&self, connector: &str, action: &str) -> bool {
-        self.get(connector)
-            .is_some_and(|found| found.actions().iter().any(|spec| spec.name == action))
+/// The recipe compiler checks actions against the connectors this process has.
+impl weft_recipe::Catalog for Registry {
+    fn action(&self, connector: &str, action: &str) -> Result<weft_recipe::ActionInfo, String> {
+        let Some(found) = self.get(connector) else {
+            let known: Vec<&str> = self.connectors.keys().copied().collect();
+            return Err(format!(
+                "no connector named `{connector}` (known: {})",
+                known.join(", ")
+            ));
+        };
+        let actions = found.actions();
+        if !actions.iter().any(|spec| spec.name == action) {
+            let names: Vec<&str> = actions.iter().map(|spec| spec.name).collect();
+            return Err(format!(
+                "the {connector} connector has no action `{action}` (it has: {})",
+                names.join(", ")
+            ));
+        }
+        Ok(weft_recipe::ActionInfo {
+            needs_connection: found.needs_connection(),
+        })
+    }
+
+    fn subscription(&self, connector: &str) -> Result<weft_recipe::ActionInfo, String> {
+        match self.get(connector) {
+            Some(_) => Err(format!(
+                "the {connector} connector cannot feed a subscribe trigger"
+            )),
+            None => Err(format!("no connector named `{connector}` can subscribe")),
+        }
     }
 }

@@ -1,14 +1,103 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The engine runs one job: a recipe's steps against one trigger event, with control flow,
+//! retries, timeouts and error handlers, and writes the job record of what happened.
+//!
+//! It reaches connectors, connections and other recipes only through traits, so that the same
+//! engine serves `weft run` (files on disk) and `weft serve` (the store).
+
+mod jq_runner;
+pub mod mask;
+mod retry;
+mod run;
+mod scope;
+
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+use weft_connectors::{Connection, Registry};
+use weft_recipe::Recipe;
+use weft_store::JobRecord;
+
+pub use jq_runner::JqRunner;
+
+/// Finds connections by the name recipes use.
+pub trait Connections: Send + Sync {
+    fn get(&self, name: &str) -> Option<Connection>;
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Finds recipes by name, for `call` steps.
+pub trait RecipeLibrary: Send + Sync {
+    /// The recipe with this name; the error says why there is none.
+    fn find(&self, name: &str) -> Result<Arc<Recipe>, String>;
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+/// No connections at all.
+pub struct NoConnections;
+
+impl Connections for NoConnections {
+    fn get(&self, _name: &str) -> Option<Connection> {
+        None
+    }
+}
+
+/// Bounds on what one job may do, so that no recipe can take the process down.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Most items one `for_each` may loop over.
+    pub max_loop_items: usize,
+    /// Most step runs in one job, loop iterations and retries of a step counted once.
+    pub max_step_runs: usize,
+    /// Deepest chain of `call` steps.
+    pub max_call_depth: usize,
+    /// Longest a jq program may run when its step sets no shorter timeout.
+    pub jq_time: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_loop_items: 10_000,
+            max_step_runs: 100_000,
+            max_call_depth: 8,
+            jq_time: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a job produced: its record, and the response of its first `respond` step.
+#[derive(Debug, Clone)]
+pub struct JobOutcome {
+    pub record: JobRecord,
+    pub response: Option<Value>,
+}
+
+/// Runs jobs. Cheap to share: clone the `Arc` it lives in.
+pub struct Engine {
+    connectors: Registry,
+    connections: Arc<dyn Connections>,
+    recipes: Arc<dyn RecipeLibrary>,
+    limits: Limits,
+    jq: JqRunner,
+}
+
+impl Engine {
+    pub fn new(
+        connectors: Registry,
+        connections: Arc<dyn Connections>,
+        recipes: Arc<dyn RecipeLibrary>,
+        limits: Limits,
+    ) -> Engine {
+        Engine {
+            connectors,
+            connections,
+            recipes,
+            limits,
+            jq: JqRunner::default(),
+        }
+    }
+
+    /// Runs one job of `recipe` with `trigger` as its event, to the end.
+    pub async fn run_job(&self, recipe: Arc<Recipe>, trigger: Value) -> JobOutcome {
+        run::JobRun::new(self, recipe, 0).run(trigger).await
     }
 }

@@ -16,7 +16,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             return Err(invalid(text, "a number must come before each unit"));
         }
         let (number, after) = rest.split_at(digits);
-        let unit_len = after.chars().take_while(|c| c.is_ascii_alphabetic()).count();
+        let unit_len = after
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .count();
         let (unit, after) = after.split_at(unit_len);
         let millis_per_unit: u128 = match unit {
             "ms" => 1,
@@ -41,14 +44,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn invalid(text: &str, why: &str) -> String {
-    format!("invalid duration `{text}`: {why} (use a number and a unit: ms, s, m, h or d, as in `500ms`, `10s`, `1h30m`)")
+    format!(
+        "invalid duration `{text}`: {why} (use a number and a unit: ms, s, m, h or d, as in `500ms`, `10s`, `1h30m`)"
+    )
 }
 
 /// Formats a duration the way recipes write them, for messages.
 pub fn format_duration(duration: Duration) -> String {
     let ms = duration.as_millis();
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
-        if ms >= size && ms % size == 0 {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if ms >= size && ms.is_multiple_of(size) {
             return format!("{}{unit}", ms / size);
         }
     }
@@ -71,7 +81,16 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_duration() {
-        for bad in ["", "10", "s", "10x", "1.5s", "-1s", "10 s", "99999999999999999999999d"] {
+        for bad in [
+            "",
+            "10",
+            "s",
+            "10x",
+            "1.5s",
+            "-1s",
+            "10 s",
+            "99999999999999999999999d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
         }
     }

@@ -19,8 +19,12 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("from_timestamp", from_timestamp);
     env.add_filter("add_duration", add_duration);
     env.add_filter("fromjson", fromjson);
-    env.add_filter("sha256", |value: MjValue| hex::encode(Sha256::digest(text_of(&value))));
-    env.add_filter("sha512", |value: MjValue| hex::encode(Sha512::digest(text_of(&value))));
+    env.add_filter("sha256", |value: MjValue| {
+        hex::encode(Sha256::digest(text_of(&value)))
+    });
+    env.add_filter("sha512", |value: MjValue| {
+        hex::encode(Sha512::digest(text_of(&value)))
+    });
     env.add_filter("hmac_sha256", hmac_sha256);
     env.add_filter("b64encode", |value: MjValue| {
         base64::engine::general_purpose::STANDARD.encode(text_of(&value))
@@ -36,7 +40,11 @@ pub fn register(env: &mut Environment<'static>) {
 }
 
 /// RFC 3986 unreserved characters stay; everything else is escaped.
-const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 fn invalid(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, message.into())
@@ -54,26 +62,37 @@ fn now() -> String {
 /// Reads a point in time: RFC 3339 text, or seconds since 1970 as a number.
 fn parse_time(value: &MjValue) -> Result<DateTime<Utc>, Error> {
     if value.is_number() {
-        let seconds: f64 = f64::try_from(value.clone()).map_err(|_| invalid("a timestamp must be a number of seconds"))?;
+        let seconds: f64 = f64::try_from(value.clone())
+            .map_err(|_| invalid("a timestamp must be a number of seconds"))?;
         let millis = (seconds * 1000.0).round();
         if !millis.is_finite() || millis.abs() > 8.0e15 {
-            return Err(invalid(format!("{seconds} is out of range for a timestamp")));
+            return Err(invalid(format!(
+                "{seconds} is out of range for a timestamp"
+            )));
         }
         return Utc
             .timestamp_millis_opt(millis as i64)
             .single()
             .ok_or_else(|| invalid(format!("{seconds} is out of range for a timestamp")));
     }
-    let text = value
-        .as_str()
-        .ok_or_else(|| invalid(format!("expected a date as RFC 3339 text or a timestamp, got {}", value.kind())))?;
+    let text = value.as_str().ok_or_else(|| {
+        invalid(format!(
+            "expected a date as RFC 3339 text or a timestamp, got {}",
+            value.kind()
+        ))
+    })?;
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Ok(time.with_timezone(&Utc));
     }
     if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(date.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default());
+        return Ok(date
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc())
+            .unwrap_or_default());
     }
-    Err(invalid(format!("`{text}` is not an RFC 3339 date and time (like 2026-03-01T12:00:00Z)")))
+    Err(invalid(format!(
+        "`{text}` is not an RFC 3339 date and time (like 2026-03-01T12:00:00Z)"
+    )))
 }
 
 /// `value|format_date("%d.%m.%Y %H:%M", tz="Europe/Berlin")`, with strftime patterns.
@@ -83,13 +102,20 @@ fn format_date(value: MjValue, format: Option<String>, kwargs: Kwargs) -> Result
     kwargs.assert_all_used()?;
     let format = format.unwrap_or_else(|| "%Y-%m-%dT%H:%M:%S%:z".to_owned());
     let items: Vec<chrono::format::Item> = chrono::format::StrftimeItems::new(&format).collect();
-    if items.iter().any(|item| matches!(item, chrono::format::Item::Error)) {
+    if items
+        .iter()
+        .any(|item| matches!(item, chrono::format::Item::Error))
+    {
         return Err(invalid(format!("`{format}` is not a valid date format")));
     }
     Ok(match zone {
         Some(zone) => {
-            let zone: chrono_tz::Tz = zone.parse().map_err(|_| invalid(format!("`{zone}` is not an IANA time zone")))?;
-            time.with_timezone(&zone).format_with_items(items.into_iter()).to_string()
+            let zone: chrono_tz::Tz = zone
+                .parse()
+                .map_err(|_| invalid(format!("`{zone}` is not an IANA time zone")))?;
+            time.with_timezone(&zone)
+                .format_with_items(items.into_iter())
+                .to_string()
         }
         None => time.format_with_items(items.into_iter()).to_string(),
     })
@@ -111,19 +137,27 @@ fn add_duration(value: MjValue, duration: String) -> Result<String, Error> {
         None => (false, duration.as_str()),
     };
     let length = parse_duration(text).map_err(invalid)?;
-    let delta = chrono::Duration::from_std(length).map_err(|_| invalid("the duration is too long"))?;
-    let moved = if negative { time.checked_sub_signed(delta) } else { time.checked_add_signed(delta) };
-    moved.map(rfc3339).ok_or_else(|| invalid("the date moves out of range"))
+    let delta =
+        chrono::Duration::from_std(length).map_err(|_| invalid("the duration is too long"))?;
+    let moved = if negative {
+        time.checked_sub_signed(delta)
+    } else {
+        time.checked_add_signed(delta)
+    };
+    moved
+        .map(rfc3339)
+        .ok_or_else(|| invalid("the date moves out of range"))
 }
 
 fn fromjson(text: String) -> Result<MjValue, Error> {
-    let parsed: serde_json::Value =
-        serde_json::from_str(&text).map_err(|error| invalid(format!("fromjson: the text is not JSON: {error}")))?;
+    let parsed: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|error| invalid(format!("fromjson: the text is not JSON: {error}")))?;
     Ok(from_json(&parsed))
 }
 
 fn hmac_sha256(value: MjValue, key: String) -> Result<String, Error> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).map_err(|_| invalid("hmac_sha256: invalid key"))?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes())
+        .map_err(|_| invalid("hmac_sha256: invalid key"))?;
     mac.update(text_of(&value).as_bytes());
     Ok(hex::encode(mac.finalize().into_bytes()))
 }
@@ -133,7 +167,9 @@ fn b64decode(text: String) -> Result<String, Error> {
     let trimmed = text.trim();
     let bytes = engine
         .decode(trimmed)
-        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(trimmed.trim_end_matches('=')))
+        .or_else(|_| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(trimmed.trim_end_matches('='))
+        })
         .map_err(|error| invalid(format!("b64decode: not base64: {error}")))?;
     String::from_utf8(bytes).map_err(|_| invalid("b64decode: the decoded bytes are not UTF-8 text"))
 }
@@ -148,7 +184,10 @@ fn urldecode(text: String) -> Result<String, Error> {
 
 fn object_entries(value: &MjValue, filter: &str) -> Result<Vec<(MjValue, MjValue)>, Error> {
     if value.kind() != ValueKind::Map {
-        return Err(invalid(format!("{filter} needs an object, got {}", value.kind())));
+        return Err(invalid(format!(
+            "{filter} needs an object, got {}",
+            value.kind()
+        )));
     }
     let mut entries = Vec::new();
     for key in value.try_iter()? {
@@ -159,11 +198,21 @@ fn object_entries(value: &MjValue, filter: &str) -> Result<Vec<(MjValue, MjValue
 }
 
 fn keys(value: MjValue) -> Result<MjValue, Error> {
-    Ok(MjValue::from(object_entries(&value, "keys")?.into_iter().map(|(key, _)| key).collect::<Vec<_>>()))
+    Ok(MjValue::from(
+        object_entries(&value, "keys")?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect::<Vec<_>>(),
+    ))
 }
 
 fn values(value: MjValue) -> Result<MjValue, Error> {
-    Ok(MjValue::from(object_entries(&value, "values")?.into_iter().map(|(_, item)| item).collect::<Vec<_>>()))
+    Ok(MjValue::from(
+        object_entries(&value, "values")?
+            .into_iter()
+            .map(|(_, item)| item)
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// `a|merge(b)`: the keys of both objects, b's value where both have one.
@@ -187,24 +236,41 @@ mod tests {
     fn eval(text: &str) -> Value {
         TemplateValue::compile_string(text)
             .unwrap()
-            .render(&from_json(&json!({"t": {"when": "2026-03-01T12:30:00Z", "obj": {"a": 1}}})))
+            .render(&from_json(
+                &json!({"t": {"when": "2026-03-01T12:30:00Z", "obj": {"a": 1}}}),
+            ))
             .unwrap_or_else(|error| panic!("{text}: {error}"))
     }
 
     #[test]
     fn dates_format_convert_and_move() {
-        assert_eq!(eval("{{ t.when|format_date('%d.%m.%Y %H:%M', tz='Europe/Berlin') }}"), json!("01.03.2026 13:30"));
+        assert_eq!(
+            eval("{{ t.when|format_date('%d.%m.%Y %H:%M', tz='Europe/Berlin') }}"),
+            json!("01.03.2026 13:30")
+        );
         assert_eq!(eval("{{ t.when|to_timestamp }}"), json!(1_772_368_200));
-        assert_eq!(eval("{{ 1772368200|from_timestamp }}"), json!("2026-03-01T12:30:00Z"));
-        assert_eq!(eval("{{ t.when|add_duration('1d') }}"), json!("2026-03-02T12:30:00Z"));
-        assert_eq!(eval("{{ t.when|add_duration('-30m') }}"), json!("2026-03-01T12:00:00Z"));
+        assert_eq!(
+            eval("{{ 1772368200|from_timestamp }}"),
+            json!("2026-03-01T12:30:00Z")
+        );
+        assert_eq!(
+            eval("{{ t.when|add_duration('1d') }}"),
+            json!("2026-03-02T12:30:00Z")
+        );
+        assert_eq!(
+            eval("{{ t.when|add_duration('-30m') }}"),
+            json!("2026-03-01T12:00:00Z")
+        );
     }
 
     #[test]
     fn encodings_and_hashes() {
         assert_eq!(eval("{{ 'hello'|b64encode }}"), json!("aGVsbG8="));
         assert_eq!(eval("{{ 'aGVsbG8='|b64decode }}"), json!("hello"));
-        assert_eq!(eval("{{ 'a b/c&d'|urlencode_component }}"), json!("a%20b%2Fc%26d"));
+        assert_eq!(
+            eval("{{ 'a b/c&d'|urlencode_component }}"),
+            json!("a%20b%2Fc%26d")
+        );
         assert_eq!(eval("{{ 'a%20b+c'|urldecode }}"), json!("a b c"));
         assert_eq!(
             eval("{{ 'abc'|sha256 }}"),

@@ -46,13 +46,20 @@ impl JqProgram {
     /// Compiles a program with jq's standard library. Every problem found is returned.
     pub fn compile(source: &str) -> Result<JqProgram, Vec<JqSyntaxError>> {
         let arena = Arena::default();
-        let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
-        let file = File { code: source, path: () };
+        let defs = jaq_core::defs()
+            .chain(jaq_std::defs())
+            .chain(jaq_json::defs());
+        let file = File {
+            code: source,
+            path: (),
+        };
         let modules = Loader::new(defs)
             .load(&arena, file)
             .map_err(|errors| load_errors(source, errors))?;
-        load::import(&modules, |_| Err("importing data is not supported in recipes".to_owned()))
-            .map_err(|errors| load_errors(source, errors))?;
+        load::import(&modules, |_| {
+            Err("importing data is not supported in recipes".to_owned())
+        })
+        .map_err(|errors| load_errors(source, errors))?;
         let funs = jaq_core::funs()
             .chain(jaq_std::funs().filter(|(name, _, _)| !FORBIDDEN.contains(name)))
             .chain(jaq_json::funs());
@@ -88,7 +95,9 @@ impl JqProgram {
             }
             if outputs.len() > MAX_OUTPUTS {
                 return Err(JqRunError {
-                    message: format!("the program produced more than {MAX_OUTPUTS} outputs and was stopped"),
+                    message: format!(
+                        "the program produced more than {MAX_OUTPUTS} outputs and was stopped"
+                    ),
                 });
             }
         }
@@ -138,12 +147,18 @@ fn load_errors(code: &str, errors: load::Errors<&str, ()>) -> Vec<JqSyntaxError>
     let mut found = Vec::new();
     for (_, error) in errors {
         match error {
-            load::Error::Io(errors) => found.extend(errors.into_iter().map(|(path, message)| JqSyntaxError {
-                offset: offset_in(code, path),
-                message: format!("cannot load {path}: {message}"),
-            })),
-            load::Error::Lex(errors) => found.extend(errors.into_iter().map(|error| lex_error(code, error))),
-            load::Error::Parse(errors) => found.extend(errors.into_iter().map(|error| parse_error(code, error))),
+            load::Error::Io(errors) => {
+                found.extend(errors.into_iter().map(|(path, message)| JqSyntaxError {
+                    offset: offset_in(code, path),
+                    message: format!("cannot load {path}: {message}"),
+                }))
+            }
+            load::Error::Lex(errors) => {
+                found.extend(errors.into_iter().map(|error| lex_error(code, error)))
+            }
+            load::Error::Parse(errors) => {
+                found.extend(errors.into_iter().map(|error| parse_error(code, error)))
+            }
         }
     }
     found
@@ -153,10 +168,15 @@ fn lex_error(code: &str, (expected, found): lex::Error<&str>) -> JqSyntaxError {
     let what = found
         .chars()
         .next()
-        .map_or("unexpected end of input".to_owned(), |c| format!("unexpected character `{c}`"));
+        .map_or("unexpected end of input".to_owned(), |c| {
+            format!("unexpected character `{c}`")
+        });
     let mut message = format!("jq syntax error: expected {}, {what}", expected.as_str());
     if let lex::Expect::Delim(open) = expected {
-        message = format!("jq syntax error: `{}` is never closed", open.chars().next().unwrap_or('('));
+        message = format!(
+            "jq syntax error: `{}` is never closed",
+            open.chars().next().unwrap_or('(')
+        );
     }
     JqSyntaxError {
         offset: offset_in(code, found),
@@ -168,7 +188,10 @@ fn parse_error(code: &str, (expected, found): parse::Error<&str>) -> JqSyntaxErr
     let what = if found.is_empty() {
         "unexpected end of input".to_owned()
     } else {
-        format!("unexpected `{}`", found.chars().take(20).collect::<String>())
+        format!(
+            "unexpected `{}`",
+            found.chars().take(20).collect::<String>()
+        )
     };
     JqSyntaxError {
         offset: offset_in(code, found),
@@ -203,7 +226,11 @@ fn from_json(value: &Value) -> Val {
         },
         Value::String(text) => Val::from(text.clone()),
         Value::Array(items) => items.iter().map(from_json).collect(),
-        Value::Object(map) => Val::obj(map.iter().map(|(key, item)| (Val::from(key.clone()), from_json(item))).collect()),
+        Value::Object(map) => Val::obj(
+            map.iter()
+                .map(|(key, item)| (Val::from(key.clone()), from_json(item)))
+                .collect(),
+        ),
     }
 }
 
@@ -212,7 +239,9 @@ fn to_json(value: &Val) -> Value {
         Val::Null => Value::Null,
         Val::Bool(flag) => Value::Bool(*flag),
         Val::Num(Num::Int(int)) => Value::from(*int as i64),
-        Val::Num(Num::Float(float)) => serde_json::Number::from_f64(*float).map_or(Value::Null, Value::Number),
+        Val::Num(Num::Float(float)) => {
+            serde_json::Number::from_f64(*float).map_or(Value::Null, Value::Number)
+        }
         Val::Num(other) => {
             let text = other.to_string();
             text.parse::<i64>()
@@ -225,7 +254,9 @@ fn to_json(value: &Val) -> Value {
                         .map_or(Value::Null, Value::Number)
                 })
         }
-        Val::TStr(text) | Val::BStr(text) => Value::String(String::from_utf8_lossy(text).into_owned()),
+        Val::TStr(text) | Val::BStr(text) => {
+            Value::String(String::from_utf8_lossy(text).into_owned())
+        }
         Val::Arr(items) => Value::Array(items.iter().map(to_json).collect()),
         Val::Obj(map) => {
             let mut object = Map::with_capacity(map.len());
@@ -248,16 +279,29 @@ mod tests {
 
     #[test]
     fn runs_a_program_on_json() {
-        let program = JqProgram::compile("{email: (.trigger.body.email | ascii_downcase), total: (.n * 2)}").unwrap();
-        let out = program.run_one(&json!({"trigger": {"body": {"email": "A@B.C"}}, "n": 21})).unwrap();
+        let program =
+            JqProgram::compile("{email: (.trigger.body.email | ascii_downcase), total: (.n * 2)}")
+                .unwrap();
+        let out = program
+            .run_one(&json!({"trigger": {"body": {"email": "A@B.C"}}, "n": 21}))
+            .unwrap();
         assert_eq!(out, json!({"email": "a@b.c", "total": 42}));
     }
 
     #[test]
     fn collects_every_output_in_order() {
         let program = JqProgram::compile(".[] | . * 10").unwrap();
-        assert_eq!(program.run(&json!([1, 2, 3])).unwrap(), vec![json!(10), json!(20), json!(30)]);
-        assert!(program.run_one(&json!([1, 2])).unwrap_err().message.contains("2 outputs"));
+        assert_eq!(
+            program.run(&json!([1, 2, 3])).unwrap(),
+            vec![json!(10), json!(20), json!(30)]
+        );
+        assert!(
+            program
+                .run_one(&json!([1, 2]))
+                .unwrap_err()
+                .message
+                .contains("2 outputs")
+        );
     }
 
     #[test]
@@ -275,13 +319,19 @@ mod tests {
         let program = JqProgram::compile(".a + 1").unwrap();
         let error = program.run(&json!({"a": "text"})).unwrap_err();
         assert!(error.message.contains("cannot"), "{error}");
-        let raised = JqProgram::compile("error(\"custom\")").unwrap().run(&json!(null)).unwrap_err();
+        let raised = JqProgram::compile("error(\"custom\")")
+            .unwrap()
+            .run(&json!(null))
+            .unwrap_err();
         assert_eq!(raised.message, "custom");
     }
 
     #[test]
     fn endless_output_is_cut_off() {
-        let error = JqProgram::compile("repeat(1)").unwrap().run(&json!(null)).unwrap_err();
+        let error = JqProgram::compile("repeat(1)")
+            .unwrap()
+            .run(&json!(null))
+            .unwrap_err();
         assert!(error.message.contains("stopped"), "{error}");
     }
 

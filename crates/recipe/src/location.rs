@@ -19,7 +19,9 @@ impl Span {
     pub fn shifted(self, chars: usize) -> Span {
         Span {
             line: self.line,
-            col: self.col.saturating_add(u32::try_from(chars).unwrap_or(u32::MAX)),
+            col: self
+                .col
+                .saturating_add(u32::try_from(chars).unwrap_or(u32::MAX)),
         }
     }
 }
@@ -41,7 +43,10 @@ impl Problem {
 
     /// `FILE:LINE:COL: message`, the form editors and CI logs understand.
     pub fn display_in<'a>(&'a self, file: &'a str) -> impl fmt::Display + 'a {
-        ProblemInFile { file, problem: self }
+        ProblemInFile {
+            file,
+            problem: self,
+        }
     }
 }
 

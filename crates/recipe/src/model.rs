@@ -147,7 +147,9 @@ impl Step {
     /// The nested step lists of this step: branches, loop bodies and error handlers.
     pub fn bodies(&self) -> Vec<&[Step]> {
         let mut bodies: Vec<&[Step]> = match &self.kind {
-            StepKind::If { then, otherwise, .. } => vec![then, otherwise],
+            StepKind::If {
+                then, otherwise, ..
+            } => vec![then, otherwise],
             StepKind::ForEach { steps, .. } => vec![steps],
             _ => Vec::new(),
         };

@@ -97,8 +97,8 @@ pub fn parse_document(text: &str) -> Result<Node, Problem> {
         strict_booleans: true,
         with_snippet: false,
     };
-    let root: Option<Spanned<NodeValue>> =
-        serde_saphyr::from_str_with_options(text, options).map_err(|error| syntax_problem(&error))?;
+    let root: Option<Spanned<NodeValue>> = serde_saphyr::from_str_with_options(text, options)
+        .map_err(|error| syntax_problem(&error))?;
     match root {
         Some(root) => Ok(located(root)),
         None => Ok(Node {

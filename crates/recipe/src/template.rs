@@ -30,8 +30,12 @@ fn build_environment() -> Environment<'static> {
     env.set_fuel(Some(TEMPLATE_FUEL));
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_formatter(|out, _state, value| {
-        out.write_str(&text_of(value))
-            .map_err(|_| minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "cannot write the output"))
+        out.write_str(&text_of(value)).map_err(|_| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::WriteFailure,
+                "cannot write the output",
+            )
+        })
     });
     // It would print the whole context, secrets and all, into a record.
     env.remove_global("debug");
@@ -41,7 +45,10 @@ fn build_environment() -> Environment<'static> {
 
 /// Names a template can use without their being recipe data.
 pub fn global_names() -> BTreeSet<String> {
-    ENVIRONMENT.globals().map(|(name, _)| name.to_owned()).collect()
+    ENVIRONMENT
+        .globals()
+        .map(|(name, _)| name.to_owned())
+        .collect()
 }
 
 /// How a value reads inside text: strings as they are, null as nothing, lists and objects as
@@ -164,7 +171,10 @@ impl Expression {
 
     /// The variables this expression reads, as dotted paths: `steps.a.output`.
     pub fn variables(&self) -> BTreeSet<String> {
-        self.compiled.undeclared_variables(true).into_iter().collect()
+        self.compiled
+            .undeclared_variables(true)
+            .into_iter()
+            .collect()
     }
 }
 
@@ -218,16 +228,18 @@ impl TemplateValue {
             return compile_block(text);
         }
         let parts = split_text(text)?;
-        if let [Segment::Expression { source, offset }] = parts.as_slice() {
-            if text.trim().len() == text.len() {
-                return compile_part(source, *offset).map(TemplateValue::Expression);
-            }
+        if let [Segment::Expression { source, offset }] = parts.as_slice()
+            && text.trim().len() == text.len()
+        {
+            return compile_part(source, *offset).map(TemplateValue::Expression);
         }
         let mut compiled = Vec::with_capacity(parts.len());
         for part in parts {
             compiled.push(match part {
                 Segment::Text(text) => TextPart::Text(text),
-                Segment::Expression { source, offset } => TextPart::Expression(compile_part(&source, offset)?),
+                Segment::Expression { source, offset } => {
+                    TextPart::Expression(compile_part(&source, offset)?)
+                }
             });
         }
         Ok(TemplateValue::Text(compiled))
@@ -248,12 +260,16 @@ impl TemplateValue {
                 for part in parts {
                     match part {
                         TextPart::Text(text) => out.push_str(text),
-                        TextPart::Expression(expression) => out.push_str(&text_of(&expression.eval_raw(context)?)),
+                        TextPart::Expression(expression) => {
+                            out.push_str(&text_of(&expression.eval_raw(context)?))
+                        }
                     }
                     if out.len() > MAX_RESULT_BYTES {
                         return Err(EvalError {
                             expression: shorten(&parts_source(parts)),
-                            message: format!("the text grew past the limit of {MAX_RESULT_BYTES} bytes"),
+                            message: format!(
+                                "the text grew past the limit of {MAX_RESULT_BYTES} bytes"
+                            ),
                         });
                     }
                 }
@@ -263,7 +279,11 @@ impl TemplateValue {
                 .render_str(source, context.clone())
                 .map(Value::String)
                 .map_err(|error| EvalError::new(source, &error)),
-            TemplateValue::Array(items) => items.iter().map(|item| item.render(context)).collect::<Result<_, _>>().map(Value::Array),
+            TemplateValue::Array(items) => items
+                .iter()
+                .map(|item| item.render(context))
+                .collect::<Result<_, _>>()
+                .map(Value::Array),
             TemplateValue::Object(entries) => {
                 let mut map = Map::with_capacity(entries.len());
                 for (key, value) in entries {
@@ -297,8 +317,12 @@ impl TemplateValue {
                     found.extend(template.undeclared_variables(true));
                 }
             }
-            TemplateValue::Array(items) => items.iter().for_each(|item| item.collect_variables(found)),
-            TemplateValue::Object(entries) => entries.iter().for_each(|(_, value)| value.collect_variables(found)),
+            TemplateValue::Array(items) => {
+                items.iter().for_each(|item| item.collect_variables(found))
+            }
+            TemplateValue::Object(entries) => entries
+                .iter()
+                .for_each(|(_, value)| value.collect_variables(found)),
         }
     }
 }
@@ -417,16 +441,21 @@ const MAX_RESULT_DEPTH: usize = 128;
 
 fn convert(value: &MjValue, budget: &mut Budget, depth: usize) -> Result<Value, String> {
     if budget.nodes == 0 {
-        return Err(format!("the result has more than {MAX_RESULT_NODES} values"));
+        return Err(format!(
+            "the result has more than {MAX_RESULT_NODES} values"
+        ));
     }
     budget.nodes -= 1;
     if depth > MAX_RESULT_DEPTH {
-        return Err(format!("the result nests deeper than {MAX_RESULT_DEPTH} levels"));
+        return Err(format!(
+            "the result nests deeper than {MAX_RESULT_DEPTH} levels"
+        ));
     }
     Ok(match value.kind() {
         ValueKind::Undefined | ValueKind::None => Value::Null,
         ValueKind::Bool => Value::Bool(value.is_true()),
-        ValueKind::Number => serde_json::to_value(value).map_err(|error| format!("a number does not fit JSON: {error}"))?,
+        ValueKind::Number => serde_json::to_value(value)
+            .map_err(|error| format!("a number does not fit JSON: {error}"))?,
         ValueKind::String => {
             let text = value.as_str().unwrap_or_default();
             budget.bytes = budget
@@ -435,7 +464,9 @@ fn convert(value: &MjValue, budget: &mut Budget, depth: usize) -> Result<Value, 
                 .ok_or_else(|| format!("the result is larger than {MAX_RESULT_BYTES} bytes"))?;
             Value::String(text.to_owned())
         }
-        ValueKind::Bytes => Value::String(String::from_utf8_lossy(value.as_bytes().unwrap_or_default()).into_owned()),
+        ValueKind::Bytes => Value::String(
+            String::from_utf8_lossy(value.as_bytes().unwrap_or_default()).into_owned(),
+        ),
         ValueKind::Seq | ValueKind::Iterable => {
             let mut items = Vec::new();
             for item in value.try_iter().map_err(|error| describe(&error))? {
@@ -471,35 +502,61 @@ mod tests {
     use serde_json::json;
 
     fn render(text: &str, context: Value) -> Result<Value, EvalError> {
-        TemplateValue::compile_string(text).unwrap().render(&from_json(&context))
+        TemplateValue::compile_string(text)
+            .unwrap()
+            .render(&from_json(&context))
     }
 
     #[test]
     fn a_lone_expression_keeps_its_type() {
         let context = json!({"trigger": {"n": 2, "items": [1, 2], "ok": true}});
         assert_eq!(render("{{ trigger.n * 2 }}", context.clone()), Ok(json!(4)));
-        assert_eq!(render("{{ trigger.items }}", context.clone()), Ok(json!([1, 2])));
+        assert_eq!(
+            render("{{ trigger.items }}", context.clone()),
+            Ok(json!([1, 2]))
+        );
         assert_eq!(render("{{ trigger.ok }}", context.clone()), Ok(json!(true)));
-        assert_eq!(render("{{ trigger }}", context), Ok(json!({"n": 2, "items": [1, 2], "ok": true})));
+        assert_eq!(
+            render("{{ trigger }}", context),
+            Ok(json!({"n": 2, "items": [1, 2], "ok": true}))
+        );
     }
 
     #[test]
     fn text_around_an_expression_makes_text_with_json_inside() {
         let context = json!({"trigger": {"n": 2, "tags": ["a"], "none": null, "yes": true}});
-        assert_eq!(render("n={{ trigger.n }}", context.clone()), Ok(json!("n=2")));
-        assert_eq!(render("{{ trigger.tags }}!", context.clone()), Ok(json!("[\"a\"]!")));
-        assert_eq!(render("[{{ trigger.none }}] {{ trigger.yes }}", context), Ok(json!("[] true")));
+        assert_eq!(
+            render("n={{ trigger.n }}", context.clone()),
+            Ok(json!("n=2"))
+        );
+        assert_eq!(
+            render("{{ trigger.tags }}!", context.clone()),
+            Ok(json!("[\"a\"]!"))
+        );
+        assert_eq!(
+            render("[{{ trigger.none }}] {{ trigger.yes }}", context),
+            Ok(json!("[] true"))
+        );
     }
 
     #[test]
     fn missing_fields_are_null_not_errors() {
-        assert_eq!(render("{{ trigger.nope.deeper }}", json!({"trigger": {}})), Ok(Value::Null));
-        assert_eq!(render("{{ steps.later.output }}", json!({})), Ok(Value::Null));
+        assert_eq!(
+            render("{{ trigger.nope.deeper }}", json!({"trigger": {}})),
+            Ok(Value::Null)
+        );
+        assert_eq!(
+            render("{{ steps.later.output }}", json!({})),
+            Ok(Value::Null)
+        );
     }
 
     #[test]
     fn blocks_render_as_text() {
-        let out = render("{% for x in trigger.xs %}{{ x }},{% endfor %}", json!({"trigger": {"xs": [1, 2]}}));
+        let out = render(
+            "{% for x in trigger.xs %}{{ x }},{% endfor %}",
+            json!({"trigger": {"xs": [1, 2]}}),
+        );
         assert_eq!(out, Ok(json!("1,2,")));
     }
 
@@ -526,7 +583,8 @@ mod tests {
 
     #[test]
     fn variables_are_listed_as_paths() {
-        let compiled = TemplateValue::compile_string("{{ steps.a.output.x }} and {{ trigger.body }}").unwrap();
+        let compiled =
+            TemplateValue::compile_string("{{ steps.a.output.x }} and {{ trigger.body }}").unwrap();
         let found = compiled.variables();
         assert!(found.contains("steps.a.output.x"), "{found:?}");
         assert!(found.contains("trigger.body"), "{found:?}");

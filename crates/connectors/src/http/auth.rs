@@ -60,7 +60,8 @@ impl HttpAuth {
             HttpAuth::None => request,
             HttpAuth::Bearer(token) => request.header("authorization", format!("Bearer {token}")),
             HttpAuth::Basic { username, password } => {
-                let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+                let encoded = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{password}"));
                 request.header("authorization", format!("Basic {encoded}"))
             }
             HttpAuth::ApiKeyHeader { name, value } => request.header(name.as_str(), value.as_str()),

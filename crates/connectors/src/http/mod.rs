@@ -58,7 +58,10 @@ impl HttpConnector {
     }
 }
 
-fn build_client(options: &HttpOptions, same_origin_only: bool) -> Result<reqwest::Client, ConnectorError> {
+fn build_client(
+    options: &HttpOptions,
+    same_origin_only: bool,
+) -> Result<reqwest::Client, ConnectorError> {
     let policy = options.network;
     let max_redirects = options.max_redirects;
     let redirects = redirect::Policy::custom(move |attempt| {
@@ -121,14 +124,24 @@ impl RequestInput {
         let method = match input.get("method") {
             None | Some(Value::Null) => Method::GET,
             Some(Value::String(text)) => Method::from_bytes(text.to_ascii_uppercase().as_bytes())
-                .map_err(|_| ConnectorError::validation(format!("`{text}` is not an HTTP method")))?,
-            Some(other) => return Err(ConnectorError::validation(format!("method must be text, not {other}"))),
+                .map_err(|_| {
+                ConnectorError::validation(format!("`{text}` is not an HTTP method"))
+            })?,
+            Some(other) => {
+                return Err(ConnectorError::validation(format!(
+                    "method must be text, not {other}"
+                )));
+            }
         };
         let url_text = match input.get("url") {
             Some(Value::String(text)) if !text.is_empty() => text.as_str(),
             None | Some(Value::Null) => "",
             Some(Value::String(_)) => "",
-            Some(other) => return Err(ConnectorError::validation(format!("url must be text, not {other}"))),
+            Some(other) => {
+                return Err(ConnectorError::validation(format!(
+                    "url must be text, not {other}"
+                )));
+            }
         };
         let url = resolve_url(url_text, connection)?;
         let fail_on_status = match input.get("fail_on_status") {
@@ -152,15 +165,25 @@ impl RequestInput {
     }
 }
 
-const INPUT_KEYS: &[&str] = &["method", "url", "headers", "query", "body", "timeout", "fail_on_status"];
+const INPUT_KEYS: &[&str] = &[
+    "method",
+    "url",
+    "headers",
+    "query",
+    "body",
+    "timeout",
+    "fail_on_status",
+];
 
 /// Joins a relative URL to the connection's base URL. An absolute URL must stay within the base
 /// URL's origin, so that a connection's credentials go nowhere else.
 fn resolve_url(text: &str, connection: Option<&Connection>) -> Result<Url, ConnectorError> {
     let base = match connection.and_then(|c| c.text("base_url")) {
-        Some(base) => Some(
-            Url::parse(base).map_err(|error| ConnectorError::validation(format!("the connection's base_url `{base}` is not a URL: {error}")))?,
-        ),
+        Some(base) => Some(Url::parse(base).map_err(|error| {
+            ConnectorError::validation(format!(
+                "the connection's base_url `{base}` is not a URL: {error}"
+            ))
+        })?),
         None => None,
     };
     let url = match (Url::parse(text), &base) {
@@ -176,19 +199,33 @@ fn resolve_url(text: &str, connection: Option<&Connection>) -> Result<Url, Conne
         (Err(url::ParseError::RelativeUrlWithoutBase), None) if text.is_empty() => {
             return Err(ConnectorError::validation("http.request needs a url"));
         }
-        (Err(error), _) => return Err(ConnectorError::validation(format!("`{text}` is not a URL: {error}"))),
+        (Err(error), _) => {
+            return Err(ConnectorError::validation(format!(
+                "`{text}` is not a URL: {error}"
+            )));
+        }
     };
     match url.scheme() {
         "http" | "https" => Ok(url),
-        other => Err(ConnectorError::validation(format!("url scheme `{other}` is not http or https"))),
+        other => Err(ConnectorError::validation(format!(
+            "url scheme `{other}` is not http or https"
+        ))),
     }
 }
 
 /// `base_url: https://api.example.com/v2` with `url: /users` gives `…/v2/users`: a base URL is
 /// a prefix, as users of integration tools expect, not a document to resolve against.
 fn join_relative(base: &Url, path: &str) -> Result<Url, ConnectorError> {
-    let joined = format!("{}/{}", base.as_str().trim_end_matches('/'), path.trim_start_matches('/'));
-    Url::parse(&joined).map_err(|error| ConnectorError::validation(format!("`{path}` does not make a URL with the base URL: {error}")))
+    let joined = format!(
+        "{}/{}",
+        base.as_str().trim_end_matches('/'),
+        path.trim_start_matches('/')
+    );
+    Url::parse(&joined).map_err(|error| {
+        ConnectorError::validation(format!(
+            "`{path}` does not make a URL with the base URL: {error}"
+        ))
+    })
 }
 
 fn redact_query(url: &Url) -> String {
@@ -199,17 +236,26 @@ fn redact_query(url: &Url) -> String {
     shown.to_string()
 }
 
-fn string_pairs(value: Option<&Value>, what: &str) -> Result<Vec<(String, String)>, ConnectorError> {
+fn string_pairs(
+    value: Option<&Value>,
+    what: &str,
+) -> Result<Vec<(String, String)>, ConnectorError> {
     let map = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Object(map)) => map,
-        Some(other) => return Err(ConnectorError::validation(format!("{what} must be an object, not {other}"))),
+        Some(other) => {
+            return Err(ConnectorError::validation(format!(
+                "{what} must be an object, not {other}"
+            )));
+        }
     };
     let mut pairs = Vec::with_capacity(map.len());
     for (name, value) in map {
         match value {
             Value::Null => {}
-            Value::Array(items) => pairs.extend(items.iter().map(|item| (name.clone(), scalar_text(item)))),
+            Value::Array(items) => {
+                pairs.extend(items.iter().map(|item| (name.clone(), scalar_text(item))))
+            }
             other => pairs.push((name.clone(), scalar_text(other))),
         }
     }
@@ -219,12 +265,18 @@ fn string_pairs(value: Option<&Value>, what: &str) -> Result<Vec<(String, String
 fn timeout_field(value: Option<&Value>) -> Result<Option<Duration>, ConnectorError> {
     match value {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => parse_duration(text).map(Some).map_err(ConnectorError::validation),
+        Some(Value::String(text)) => parse_duration(text)
+            .map(Some)
+            .map_err(ConnectorError::validation),
         Some(Value::Number(number)) => match number.as_u64() {
             Some(ms) => Ok(Some(Duration::from_millis(ms))),
-            None => Err(ConnectorError::validation(format!("timeout must be a duration such as 10s, not {number}"))),
+            None => Err(ConnectorError::validation(format!(
+                "timeout must be a duration such as 10s, not {number}"
+            ))),
         },
-        Some(other) => Err(ConnectorError::validation(format!("timeout must be a duration such as 10s, not {other}"))),
+        Some(other) => Err(ConnectorError::validation(format!(
+            "timeout must be a duration such as 10s, not {other}"
+        ))),
     }
 }
 
@@ -257,14 +309,29 @@ impl Connector for HttpConnector {
             secret,
         };
         vec![
-            field("base_url", "Prefix of relative request URLs; credentials go to this origin only.", false, false),
+            field(
+                "base_url",
+                "Prefix of relative request URLs; credentials go to this origin only.",
+                false,
+                false,
+            ),
             field("auth", "none, bearer, basic or api_key.", false, false),
             field("token", "Bearer token (auth: bearer).", false, true),
             field("username", "User name (auth: basic).", false, false),
             field("password", "Password (auth: basic).", false, true),
-            field("key_name", "Header or query parameter name (auth: api_key).", false, false),
+            field(
+                "key_name",
+                "Header or query parameter name (auth: api_key).",
+                false,
+                false,
+            ),
             field("key_value", "The API key (auth: api_key).", false, true),
-            field("key_in", "header (default) or query (auth: api_key).", false, false),
+            field(
+                "key_in",
+                "header (default) or query (auth: api_key).",
+                false,
+                false,
+            ),
         ]
     }
 
@@ -295,7 +362,9 @@ impl Connector for HttpConnector {
             idempotency_key: String::new(),
             timeout: Some(Duration::from_secs(10)),
         };
-        self.call("request", Some(connection), input, &context).await.map(|_| ())
+        self.call("request", Some(connection), input, &context)
+            .await
+            .map(|_| ())
     }
 
     async fn call(
@@ -306,7 +375,9 @@ impl Connector for HttpConnector {
         context: &CallContext,
     ) -> Result<Value, ConnectorError> {
         if action != "request" {
-            return Err(ConnectorError::validation(format!("the http connector has no action `{action}`")));
+            return Err(ConnectorError::validation(format!(
+                "the http connector has no action `{action}`"
+            )));
         }
         let auth = match connection {
             Some(connection) => HttpAuth::from_connection(connection)?,
@@ -318,7 +389,12 @@ impl Connector for HttpConnector {
 }
 
 impl HttpConnector {
-    async fn send(&self, input: RequestInput, auth: &HttpAuth, context: &CallContext) -> Result<Value, ConnectorError> {
+    async fn send(
+        &self,
+        input: RequestInput,
+        auth: &HttpAuth,
+        context: &CallContext,
+    ) -> Result<Value, ConnectorError> {
         if let Some(refusal) = literal_ip_refusal(&input.url, self.options.network) {
             return Err(ConnectorError::remote(refusal));
         }
@@ -327,9 +403,15 @@ impl HttpConnector {
             .flatten()
             .min()
             .unwrap_or(self.options.default_timeout);
-        let client = if auth.is_custom_header() { &self.same_origin_client } else { &self.client };
+        let client = if auth.is_custom_header() {
+            &self.same_origin_client
+        } else {
+            &self.client
+        };
         let host = input.url.host_str().unwrap_or_default().to_owned();
-        let mut request = client.request(input.method.clone(), input.url.clone()).timeout(timeout);
+        let mut request = client
+            .request(input.method.clone(), input.url.clone())
+            .timeout(timeout);
         for (name, value) in &input.headers {
             request = request.header(name.as_str(), value.as_str());
         }
@@ -341,7 +423,11 @@ impl HttpConnector {
             Value::Null => request,
             Value::String(text) => {
                 let request = request.body(text.clone());
-                if has_header(&input.headers, "content-type") { request } else { request.header("content-type", "text/plain; charset=utf-8") }
+                if has_header(&input.headers, "content-type") {
+                    request
+                } else {
+                    request.header("content-type", "text/plain; charset=utf-8")
+                }
             }
             other => request.json(other),
         };
@@ -366,7 +452,10 @@ impl HttpConnector {
                 input.method,
                 redact_query(&input.url),
                 status.as_u16(),
-                status.canonical_reason().map(|reason| format!(" {reason}")).unwrap_or_default()
+                status
+                    .canonical_reason()
+                    .map(|reason| format!(" {reason}"))
+                    .unwrap_or_default()
             )));
         }
         Ok(json!({ "status": status.as_u16(), "headers": headers, "body": body }))
@@ -374,7 +463,9 @@ impl HttpConnector {
 }
 
 fn has_header(headers: &[(String, String)], name: &str) -> bool {
-    headers.iter().any(|(header, _)| header.eq_ignore_ascii_case(name))
+    headers
+        .iter()
+        .any(|(header, _)| header.eq_ignore_ascii_case(name))
 }
 
 fn response_headers(headers: &reqwest::header::HeaderMap) -> Map<String, Value> {
@@ -413,7 +504,10 @@ fn parse_body(headers: &Map<String, Value>, bytes: &[u8]) -> Value {
 /// Turns a client error into a message without the URL, which may carry an API key.
 fn describe_error(error: reqwest::Error, host: &str, timeout: Duration) -> ConnectorError {
     if error.is_timeout() {
-        return ConnectorError::timeout(format!("the request to {host} timed out after {}", format_duration(timeout)));
+        return ConnectorError::timeout(format!(
+            "the request to {host} timed out after {}",
+            format_duration(timeout)
+        ));
     }
     let mut message = format!("the request to {host} failed");
     let mut source: Option<&dyn std::error::Error> = Some(&error);

@@ -87,7 +87,8 @@ impl Resolve for CheckedResolver {
         let policy = self.policy;
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refused = None;
             let allowed: Vec<SocketAddr> = found
                 .into_iter()
@@ -142,7 +143,9 @@ mod tests {
         for public in ["93.184.216.34", "1.1.1.1", "2606:4700::1111"] {
             assert_eq!(policy.refusal(public.parse().unwrap()), None, "{public}");
         }
-        let open = NetworkPolicy { allow_private: true };
+        let open = NetworkPolicy {
+            allow_private: true,
+        };
         assert_eq!(open.refusal("127.0.0.1".parse().unwrap()), None);
     }
 }

@@ -8,13 +8,13 @@ mod trigger;
 
 use std::collections::{BTreeSet, HashMap};
 
-pub use reader::closest;
 use reader::MapReader;
+pub use reader::closest;
 use references::{Reference, ReferenceCheck};
 
 use crate::jq::JqProgram;
 use crate::location::{Problem, Problems, Span};
-use crate::model::{MaskPath, OnFailure, RecordLevel, Recipe, Retention};
+use crate::model::{MaskPath, OnFailure, Recipe, RecordLevel, Retention};
 use crate::node::{Key, Node, NodeValue, parse_document};
 use crate::template::{Expression, TemplateValue};
 
@@ -63,7 +63,10 @@ pub fn compile_recipe(text: &str, catalog: &dyn Catalog) -> Result<Recipe, Probl
             .spawn_scoped(scope, || compile_on_this_thread(text, catalog));
         match compiling.map(|handle| handle.join()) {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(Problems(vec![Problem::new(Span::new(1, 1), "the recipe compiler failed on this document; please report it")])),
+            Ok(Err(_)) => Err(Problems(vec![Problem::new(
+                Span::new(1, 1),
+                "the recipe compiler failed on this document; please report it",
+            )])),
             Err(_) => compile_on_this_thread(text, catalog),
         }
     })
@@ -120,7 +123,10 @@ impl<'a> Compiler<'a> {
         let mut seen: HashMap<&str, Span> = HashMap::new();
         for (key, _) in entries {
             if let Some(first) = seen.get(key.name.as_str()) {
-                let message = format!("duplicate key `{}` (first at line {})", key.name, first.line);
+                let message = format!(
+                    "duplicate key `{}` (first at line {})",
+                    key.name, first.line
+                );
                 self.problem(key.span, message);
             } else {
                 seen.insert(&key.name, key.span);
@@ -130,13 +136,22 @@ impl<'a> Compiler<'a> {
 
     fn recipe(&mut self, root: &Node) -> Option<Recipe> {
         let mut map = MapReader::open(self, root, "a recipe")?;
-        let name = map.require(self, "name").and_then(|node| self.string(node, "name"));
+        let name = map
+            .require(self, "name")
+            .and_then(|node| self.string(node, "name"));
         if name.as_deref().is_some_and(|name| name.trim().is_empty()) {
             self.problem(map.span, "the recipe's name must not be empty");
         }
-        let description = map.take("description").and_then(|node| self.string(node, "description"));
-        let trigger = map.require(self, "trigger").and_then(|node| self.trigger(node));
-        let vars = map.take("vars").map(|node| self.vars(node)).unwrap_or_default();
+        let description = map
+            .take("description")
+            .and_then(|node| self.string(node, "description"));
+        let trigger = map
+            .require(self, "trigger")
+            .and_then(|node| self.trigger(node));
+        let vars = map
+            .take("vars")
+            .map(|node| self.vars(node))
+            .unwrap_or_default();
         let steps = match map.require(self, "steps") {
             Some(node) => self.step_list(node, &Scope::top(), 0),
             None => Vec::new(),
@@ -148,9 +163,14 @@ impl<'a> Compiler<'a> {
             .take("concurrency")
             .and_then(|node| self.integer(node, "concurrency", 1, 10_000))
             .map(|n| n as u32);
-        let on_failure = map.take("on_failure").and_then(|node| self.on_failure(node));
+        let on_failure = map
+            .take("on_failure")
+            .and_then(|node| self.on_failure(node));
         let retention = map.take("retention").and_then(|node| self.retention(node));
-        let mask = map.take("mask").map(|node| self.mask(node)).unwrap_or_default();
+        let mask = map
+            .take("mask")
+            .map(|node| self.mask(node))
+            .unwrap_or_default();
         map.finish(self, RECIPE_KEYS);
         Some(Recipe {
             name: name?,
@@ -206,20 +226,26 @@ impl<'a> Compiler<'a> {
                 .collect(),
             None => Vec::new(),
         };
-        let call = map.take("call").and_then(|node| self.string(node, "on_failure.call"));
+        let call = map
+            .take("call")
+            .and_then(|node| self.string(node, "on_failure.call"));
         map.finish(self, &["notify", "call"]);
         Some(OnFailure { notify, call })
     }
 
     fn retention(&mut self, node: &Node) -> Option<Retention> {
         let mut map = MapReader::open(self, node, "retention")?;
-        let keep = map.take("keep").and_then(|node| self.duration(node, "retention.keep"));
+        let keep = map
+            .take("keep")
+            .and_then(|node| self.duration(node, "retention.keep"));
         let record = match map.take("record") {
-            Some(node) => match self.choice(node, "retention.record", &["full", "masked", "metadata"])? {
-                "full" => RecordLevel::Full,
-                "metadata" => RecordLevel::Metadata,
-                _ => RecordLevel::Masked,
-            },
+            Some(node) => {
+                match self.choice(node, "retention.record", &["full", "masked", "metadata"])? {
+                    "full" => RecordLevel::Full,
+                    "metadata" => RecordLevel::Metadata,
+                    _ => RecordLevel::Masked,
+                }
+            }
             None => RecordLevel::Masked,
         };
         map.finish(self, &["keep", "record"]);
@@ -236,7 +262,10 @@ impl<'a> Compiler<'a> {
                 continue;
             };
             let segments: Vec<String> = text.split('.').map(str::to_owned).collect();
-            let root_ok = matches!(segments[0].as_str(), "trigger" | "steps" | "vars" | "output");
+            let root_ok = matches!(
+                segments[0].as_str(),
+                "trigger" | "steps" | "vars" | "output"
+            );
             if !root_ok || segments.iter().any(String::is_empty) {
                 self.problem(
                     item.span,
@@ -248,7 +277,10 @@ impl<'a> Compiler<'a> {
                 match segments.get(1) {
                     Some(id) if id != "*" => self.references.add(Reference::mask(id, item.span)),
                     Some(_) => {}
-                    None => self.problem(item.span, "a mask path under `steps` names a step id or `*`"),
+                    None => self.problem(
+                        item.span,
+                        "a mask path under `steps` names a step id or `*`",
+                    ),
                 }
             }
             paths.push(MaskPath { segments });
@@ -274,7 +306,8 @@ impl<'a> Compiler<'a> {
                 }
             },
             NodeValue::Seq(items) => {
-                let items: Vec<TemplateValue> = items.iter().map(|item| self.template_value(item)).collect();
+                let items: Vec<TemplateValue> =
+                    items.iter().map(|item| self.template_value(item)).collect();
                 if items.iter().all(TemplateValue::is_literal) {
                     TemplateValue::Literal(node.to_json())
                 } else {
@@ -301,9 +334,14 @@ impl<'a> Compiler<'a> {
     fn expression(&mut self, node: &Node, scope: &Scope, what: &str) -> Option<Expression> {
         let text = match &node.value {
             NodeValue::String(text) => text.clone(),
-            NodeValue::Bool(_) | NodeValue::Number(_) | NodeValue::Null => node.to_json().to_string(),
+            NodeValue::Bool(_) | NodeValue::Number(_) | NodeValue::Null => {
+                node.to_json().to_string()
+            }
             _ => {
-                self.problem(node.span, format!("{what} must be an expression, not {}", node.kind()));
+                self.problem(
+                    node.span,
+                    format!("{what} must be an expression, not {}", node.kind()),
+                );
                 return None;
             }
         };
@@ -319,7 +357,10 @@ impl<'a> Compiler<'a> {
             }
             Err(error) => {
                 let span = self.locate(node.span, &text, offset + error.offset);
-                self.problem(span, format!("expression syntax error in {what}: {}", error.message));
+                self.problem(
+                    span,
+                    format!("expression syntax error in {what}: {}", error.message),
+                );
                 None
             }
         }
@@ -337,7 +378,7 @@ impl<'a> Compiler<'a> {
             Err(errors) => {
                 for error in errors {
                     let span = self.locate(node.span, &text, error.offset);
-                    self.problem(span, format!("{}", error.message));
+                    self.problem(span, error.message.to_string());
                 }
                 None
             }
@@ -371,26 +412,25 @@ impl<'a> Compiler<'a> {
         let lines: Vec<&str> = self.source.lines().collect();
         let text_line = text[line_start..].lines().next().unwrap_or_default();
         let line_index = span.line as usize - 1;
-        if line_of_offset == 0 {
-            if let Some(source_line) = lines.get(line_index) {
-                let from: String = source_line.chars().skip(span.col as usize - 1).collect();
-                if from.starts_with(text_line) {
-                    return span.shifted(column_chars);
-                }
-                if from[1.min(from.len())..].starts_with(text_line) {
-                    return span.shifted(column_chars + 1);
-                }
+        if line_of_offset == 0
+            && let Some(source_line) = lines.get(line_index)
+        {
+            let from: String = source_line.chars().skip(span.col as usize - 1).collect();
+            if from.starts_with(text_line) {
+                return span.shifted(column_chars);
+            }
+            if from[1.min(from.len())..].starts_with(text_line) {
+                return span.shifted(column_chars + 1);
             }
         }
         // A block scalar (`|` or `>`) starts on the line after its indicator.
         for candidate in [line_index + 1 + line_of_offset, line_index + line_of_offset] {
-            if let Some(source_line) = lines.get(candidate) {
-                if !text_line.is_empty() {
-                    if let Some(at) = source_line.find(text_line) {
-                        let col = source_line[..at].chars().count() + column_chars + 1;
-                        return Span::new(candidate as u32 + 1, col as u32);
-                    }
-                }
+            if let Some(source_line) = lines.get(candidate)
+                && !text_line.is_empty()
+                && let Some(at) = source_line.find(text_line)
+            {
+                let col = source_line[..at].chars().count() + column_chars + 1;
+                return Span::new(candidate as u32 + 1, col as u32);
             }
         }
         span
@@ -405,11 +445,13 @@ impl<'a> Compiler<'a> {
 /// `{{ expr }}` → `expr`, with the offset of `expr` in the text.
 fn strip_braces(text: &str) -> (&str, usize) {
     let trimmed = text.trim();
-    if let Some(inner) = trimmed.strip_prefix("{{").and_then(|rest| rest.strip_suffix("}}")) {
-        if !inner.contains("{{") {
-            let start = text.find("{{").unwrap_or(0) + 2;
-            return (inner, start);
-        }
+    if let Some(inner) = trimmed
+        .strip_prefix("{{")
+        .and_then(|rest| rest.strip_suffix("}}"))
+        && !inner.contains("{{")
+    {
+        let start = text.find("{{").unwrap_or(0) + 2;
+        return (inner, start);
     }
     (text, 0)
 }

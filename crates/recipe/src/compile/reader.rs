@@ -18,7 +18,11 @@ pub struct MapReader<'n> {
 
 impl<'n> MapReader<'n> {
     /// Starts reading a mapping; reports and returns `None` when the node is not one.
-    pub fn open(compiler: &mut Compiler, node: &'n Node, what: &'static str) -> Option<MapReader<'n>> {
+    pub fn open(
+        compiler: &mut Compiler,
+        node: &'n Node,
+        what: &'static str,
+    ) -> Option<MapReader<'n>> {
         match &node.value {
             NodeValue::Map(entries) => {
                 compiler.check_duplicate_keys(entries);
@@ -30,7 +34,10 @@ impl<'n> MapReader<'n> {
                 })
             }
             _ => {
-                compiler.problem(node.span, format!("{what} must be a mapping, not {}", node.kind()));
+                compiler.problem(
+                    node.span,
+                    format!("{what} must be a mapping, not {}", node.kind()),
+                );
                 None
             }
         }
@@ -60,7 +67,10 @@ impl<'n> MapReader<'n> {
     pub fn require(&mut self, compiler: &mut Compiler, key: &str) -> Option<&'n Node> {
         let found = self.take(key);
         if found.is_none() {
-            compiler.problem(self.span, format!("{} is missing the required key `{key}`", self.what));
+            compiler.problem(
+                self.span,
+                format!("{} is missing the required key `{key}`", self.what),
+            );
         }
         found
     }
@@ -87,7 +97,10 @@ impl<'n> MapReader<'n> {
                 Some(near) => format!("; did you mean `{near}`?"),
                 None => format!(" (known keys: {})", known.join(", ")),
             };
-            compiler.problem(key.span, format!("unknown key `{}` in {}{hint}", key.name, self.what));
+            compiler.problem(
+                key.span,
+                format!("unknown key `{}` in {}{hint}", key.name, self.what),
+            );
         }
     }
 }
@@ -121,7 +134,10 @@ impl Compiler<'_> {
         match &node.value {
             NodeValue::String(text) => Some(text.clone()),
             _ => {
-                self.problem(node.span, format!("{what} must be text, not {}", node.kind()));
+                self.problem(
+                    node.span,
+                    format!("{what} must be text, not {}", node.kind()),
+                );
                 None
             }
         }
@@ -131,7 +147,10 @@ impl Compiler<'_> {
         match &node.value {
             NodeValue::Bool(flag) => Some(*flag),
             _ => {
-                self.problem(node.span, format!("{what} must be true or false, not {}", node.kind()));
+                self.problem(
+                    node.span,
+                    format!("{what} must be true or false, not {}", node.kind()),
+                );
                 None
             }
         }
@@ -146,7 +165,10 @@ impl Compiler<'_> {
         match number {
             Some(n) if (min..=max).contains(&n) => Some(n),
             _ => {
-                self.problem(node.span, format!("{what} must be a whole number from {min} to {max}"));
+                self.problem(
+                    node.span,
+                    format!("{what} must be a whole number from {min} to {max}"),
+                );
                 None
             }
         }
@@ -156,7 +178,13 @@ impl Compiler<'_> {
         let text = match &node.value {
             NodeValue::String(text) => text.as_str(),
             _ => {
-                self.problem(node.span, format!("{what} must be a duration such as `10s`, not {}", node.kind()));
+                self.problem(
+                    node.span,
+                    format!(
+                        "{what} must be a duration such as `10s`, not {}",
+                        node.kind()
+                    ),
+                );
                 return None;
             }
         };
@@ -186,7 +214,10 @@ impl Compiler<'_> {
         match &node.value {
             NodeValue::Seq(items) => Some(items),
             _ => {
-                self.problem(node.span, format!("{what} must be a list, not {}", node.kind()));
+                self.problem(
+                    node.span,
+                    format!("{what} must be a list, not {}", node.kind()),
+                );
                 None
             }
         }

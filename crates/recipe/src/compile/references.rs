@@ -56,7 +56,10 @@ impl ReferenceCheck {
                 ));
                 continue;
             };
-            if reference.visible.is_some_and(|visible| !visible.contains(&reference.id)) {
+            if reference
+                .visible
+                .is_some_and(|visible| !visible.contains(&reference.id))
+            {
                 problems.push(Problem::new(
                     reference.span,
                     format!(
@@ -92,13 +95,13 @@ pub fn jq_step_references(program: &str) -> Vec<String> {
                     i += 1;
                 }
             }
-            b'.' if program[i + 1..].starts_with("steps") && !is_ident_byte(bytes.get(i + 6).copied()) => {
+            b'.' if program[i + 1..].starts_with("steps")
+                && !is_ident_byte(bytes.get(i + 6).copied()) =>
+            {
                 let preceded_by_ident = i > 0 && is_ident_byte(Some(bytes[i - 1]));
                 let after = i + 6;
-                if !preceded_by_ident {
-                    if let Some(id) = id_after(program, after) {
-                        found.push(id);
-                    }
+                if !preceded_by_ident && let Some(id) = id_after(program, after) {
+                    found.push(id);
                 }
                 i = after;
                 continue;
@@ -130,7 +133,10 @@ fn skip_string(bytes: &[u8], start: usize) -> usize {
 fn id_after(program: &str, at: usize) -> Option<String> {
     let rest = program[at..].trim_start();
     if let Some(rest) = rest.strip_prefix('.') {
-        let id: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let id: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
         return (!id.is_empty()).then_some(id);
     }
     let rest = rest.strip_prefix('[')?.trim_start().strip_prefix('"')?;
@@ -144,7 +150,9 @@ mod tests {
 
     #[test]
     fn finds_step_ids_read_by_jq() {
-        let found = jq_step_references(r#"{a: .steps.first.output, b: .steps["second"].output, c: "x.steps.nope", d: .mysteps.no} # .steps.comment"#);
+        let found = jq_step_references(
+            r#"{a: .steps.first.output, b: .steps["second"].output, c: "x.steps.nope", d: .mysteps.no} # .steps.comment"#,
+        );
         assert_eq!(found, vec!["first".to_owned(), "second".to_owned()]);
     }
 }

@@ -8,8 +8,25 @@ use crate::model::{ActionRef, Backoff, Retry, Step, StepKind};
 use crate::node::{Node, NodeValue};
 use crate::template::TemplateValue;
 
-const KINDS: &[&str] = &["action", "transform", "set", "if", "for_each", "call", "respond", "wait", "stop"];
-const COMMON_KEYS: &[&str] = &["id", "description", "retry", "timeout", "on_error", "continue_on_error"];
+const KINDS: &[&str] = &[
+    "action",
+    "transform",
+    "set",
+    "if",
+    "for_each",
+    "call",
+    "respond",
+    "wait",
+    "stop",
+];
+const COMMON_KEYS: &[&str] = &[
+    "id",
+    "description",
+    "retry",
+    "timeout",
+    "on_error",
+    "continue_on_error",
+];
 
 /// Longest durable wait a step may ask for.
 pub const MAX_WAIT: Duration = Duration::from_secs(30 * 86_400);
@@ -36,7 +53,10 @@ impl Compiler<'_> {
             return Vec::new();
         };
         if depth >= MAX_STEP_DEPTH {
-            self.problem(node.span, format!("steps nest deeper than {MAX_STEP_DEPTH} levels"));
+            self.problem(
+                node.span,
+                format!("steps nest deeper than {MAX_STEP_DEPTH} levels"),
+            );
             return Vec::new();
         }
         let mut scope = scope.clone();
@@ -44,13 +64,18 @@ impl Compiler<'_> {
         for item in items {
             self.step_count += 1;
             if self.step_count == MAX_STEPS + 1 {
-                self.problem(item.span, format!("a recipe may hold at most {MAX_STEPS} steps"));
+                self.problem(
+                    item.span,
+                    format!("a recipe may hold at most {MAX_STEPS} steps"),
+                );
             }
             let first_new_id = self.id_order.len();
             let step = self.step(item, &scope, depth);
             // This step and every step nested in it are visible to the steps after it, even
             // when it has problems of its own, so that one mistake is not reported many times.
-            scope.visible.extend(self.id_order[first_new_id..].iter().cloned());
+            scope
+                .visible
+                .extend(self.id_order[first_new_id..].iter().cloned());
             steps.extend(step);
         }
         steps
@@ -63,17 +88,25 @@ impl Compiler<'_> {
         let kind_name = match kinds.as_slice() {
             [one] => Some(*one),
             [] => {
-                self.problem(map.span, format!("a step needs one kind: {}", KINDS.join(", ")));
+                self.problem(
+                    map.span,
+                    format!("a step needs one kind: {}", KINDS.join(", ")),
+                );
                 None
             }
             [first, second, ..] => {
                 let (key, _) = map.take_entry(second)?;
-                self.problem(key.span, format!("a step has one kind, but this one has both `{first}` and `{second}`"));
+                self.problem(
+                    key.span,
+                    format!("a step has one kind, but this one has both `{first}` and `{second}`"),
+                );
                 None
             }
         };
         let retry = map.take("retry").and_then(|node| self.retry(node));
-        let timeout = map.take("timeout").and_then(|node| self.duration(node, "timeout"));
+        let timeout = map
+            .take("timeout")
+            .and_then(|node| self.duration(node, "timeout"));
         if let Some(description) = map.take("description") {
             self.string(description, "description");
         }
@@ -90,9 +123,13 @@ impl Compiler<'_> {
             self.step_list(node, &handler_scope, depth + 1)
         });
         if on_error.is_some() && continue_on_error {
-            self.problem(map.span, "a step has either on_error or continue_on_error, not both");
+            self.problem(
+                map.span,
+                "a step has either on_error or continue_on_error, not both",
+            );
         }
-        let kind = kind_name.and_then(|kind| self.step_kind(kind, &mut map, scope, id.as_deref(), depth));
+        let kind =
+            kind_name.and_then(|kind| self.step_kind(kind, &mut map, scope, id.as_deref(), depth));
         let mut known: Vec<&str> = COMMON_KEYS.to_vec();
         known.extend(kind_name.map(kind_keys).unwrap_or(KINDS));
         map.finish(self, &known);
@@ -118,7 +155,10 @@ impl Compiler<'_> {
             return None;
         }
         if let Some(first) = self.step_ids.get(&id) {
-            let message = format!("duplicate step id `{id}` (first used at line {})", first.line);
+            let message = format!(
+                "duplicate step id `{id}` (first used at line {})",
+                first.line
+            );
             self.problem(node.span, message);
             return None;
         }
@@ -127,7 +167,14 @@ impl Compiler<'_> {
         Some(id)
     }
 
-    fn step_kind(&mut self, kind: &str, map: &mut MapReader, scope: &Scope, id: Option<&str>, depth: usize) -> Option<StepKind> {
+    fn step_kind(
+        &mut self,
+        kind: &str,
+        map: &mut MapReader,
+        scope: &Scope,
+        id: Option<&str>,
+        depth: usize,
+    ) -> Option<StepKind> {
         let what = match id {
             Some(id) => format!("step `{id}`"),
             None => "a step".to_owned(),
@@ -135,8 +182,12 @@ impl Compiler<'_> {
         match kind {
             "action" => self.action_step(map, scope, &what),
             "transform" => {
-                let program = map.take("transform").and_then(|node| self.jq(node, scope, &what));
-                let input = map.take("input").map(|node| self.template(node, scope, &what));
+                let program = map
+                    .take("transform")
+                    .and_then(|node| self.jq(node, scope, &what));
+                let input = map
+                    .take("input")
+                    .map(|node| self.template(node, scope, &what));
                 let collect = map
                     .take("collect")
                     .and_then(|node| self.boolean(node, "collect"))
@@ -158,7 +209,9 @@ impl Compiler<'_> {
                 Some(StepKind::Set(assigned))
             }
             "if" => {
-                let condition = map.take("if").and_then(|node| self.expression(node, scope, &format!("the condition of {what}")));
+                let condition = map.take("if").and_then(|node| {
+                    self.expression(node, scope, &format!("the condition of {what}"))
+                });
                 let then = match map.require(self, "then") {
                     Some(node) => self.step_list(node, scope, depth + 1),
                     None => Vec::new(),
@@ -183,16 +236,19 @@ impl Compiler<'_> {
                     Some(node) => self.template(node, scope, &what),
                     None => TemplateValue::Literal(serde_json::json!({})),
                 };
-                Some(StepKind::Call { recipe: recipe?, input })
+                Some(StepKind::Call {
+                    recipe: recipe?,
+                    input,
+                })
             }
             "respond" => {
                 let node = map.take("respond")?;
                 let mut response = MapReader::open(self, node, "respond")?;
                 let status = response.take("status");
-                if let Some(status) = status {
-                    if !matches!(status.value, NodeValue::String(_)) {
-                        self.integer(status, "respond.status", 100, 599);
-                    }
+                if let Some(status) = status
+                    && !matches!(status.value, NodeValue::String(_))
+                {
+                    self.integer(status, "respond.status", 100, 599);
                 }
                 if let Some(headers) = response.take("headers") {
                     MapReader::open(self, headers, "respond.headers").map(|mut h| h.remaining());
@@ -216,7 +272,9 @@ impl Compiler<'_> {
     fn action_step(&mut self, map: &mut MapReader, scope: &Scope, what: &str) -> Option<StepKind> {
         let node = map.take("action")?;
         let action = self.action_ref(node);
-        let connection = map.take("connection").and_then(|node| self.string(node, "connection"));
+        let connection = map
+            .take("connection")
+            .and_then(|node| self.string(node, "connection"));
         let input = match map.take("input") {
             Some(node) => self.template(node, scope, what),
             None => TemplateValue::Literal(serde_json::json!({})),
@@ -229,32 +287,52 @@ impl Compiler<'_> {
             Ok(_) => {}
             Err(message) => self.problem(node.span, message),
         }
-        Some(StepKind::Action { action, connection, input })
+        Some(StepKind::Action {
+            action,
+            connection,
+            input,
+        })
     }
 
     /// `connector.action`.
     pub(super) fn action_ref(&mut self, node: &Node) -> Option<ActionRef> {
         let text = self.string(node, "action")?;
         match text.split_once('.') {
-            Some((connector, action)) if !connector.is_empty() && !action.is_empty() => Some(ActionRef {
-                connector: connector.to_owned(),
-                action: action.to_owned(),
-            }),
+            Some((connector, action)) if !connector.is_empty() && !action.is_empty() => {
+                Some(ActionRef {
+                    connector: connector.to_owned(),
+                    action: action.to_owned(),
+                })
+            }
             _ => {
-                self.problem(node.span, format!("`{text}` is not an action: write `connector.action`, as in `http.request`"));
+                self.problem(
+                    node.span,
+                    format!(
+                        "`{text}` is not an action: write `connector.action`, as in `http.request`"
+                    ),
+                );
                 None
             }
         }
     }
 
-    fn for_each_step(&mut self, map: &mut MapReader, scope: &Scope, what: &str, depth: usize) -> Option<StepKind> {
+    fn for_each_step(
+        &mut self,
+        map: &mut MapReader,
+        scope: &Scope,
+        what: &str,
+        depth: usize,
+    ) -> Option<StepKind> {
         let over = map
             .take("for_each")
             .and_then(|node| self.expression(node, scope, &format!("the list of {what}")));
         let item_name = match map.take("as") {
             Some(node) => {
                 let name = self.string(node, "as")?;
-                if !is_identifier(&name) || ["trigger", "steps", "vars", "job", "error", "index"].contains(&name.as_str()) {
+                if !is_identifier(&name)
+                    || ["trigger", "steps", "vars", "job", "error", "index"]
+                        .contains(&name.as_str())
+                {
                     self.problem(node.span, format!("`{name}` cannot name a loop item: use a lower-case name that is not trigger, steps, vars, job, error or index"));
                 }
                 name
@@ -282,14 +360,21 @@ impl Compiler<'_> {
     fn stop_step(&mut self, map: &mut MapReader, scope: &Scope, what: &str) -> Option<StepKind> {
         let node = map.take("stop")?;
         if matches!(node.value, NodeValue::Null) {
-            return Some(StepKind::Stop { failed: false, reason: None });
+            return Some(StepKind::Stop {
+                failed: false,
+                reason: None,
+            });
         }
         let mut stop = MapReader::open(self, node, "stop")?;
         let failed = match stop.take("status") {
-            Some(status) => self.choice(status, "stop.status", &["succeeded", "failed"])? == "failed",
+            Some(status) => {
+                self.choice(status, "stop.status", &["succeeded", "failed"])? == "failed"
+            }
             None => false,
         };
-        let reason = stop.take("reason").map(|reason| self.template(reason, scope, what));
+        let reason = stop
+            .take("reason")
+            .map(|reason| self.template(reason, scope, what));
         stop.finish(self, &["status", "reason"]);
         Some(StepKind::Stop { failed, reason })
     }
@@ -311,12 +396,17 @@ impl Compiler<'_> {
             .take("delay")
             .and_then(|node| self.duration(node, "retry.delay"))
             .unwrap_or(Duration::from_secs(1));
-        let max_delay = map.take("max_delay").and_then(|node| self.duration(node, "retry.max_delay"));
+        let max_delay = map
+            .take("max_delay")
+            .and_then(|node| self.duration(node, "retry.max_delay"));
         let jitter = map
             .take("jitter")
             .and_then(|node| self.boolean(node, "retry.jitter"))
             .unwrap_or(true);
-        map.finish(self, &["attempts", "backoff", "delay", "max_delay", "jitter"]);
+        map.finish(
+            self,
+            &["attempts", "backoff", "delay", "max_delay", "jitter"],
+        );
         if max_delay.is_some_and(|max| max < delay) {
             self.problem(node.span, "retry.max_delay is shorter than retry.delay");
         }

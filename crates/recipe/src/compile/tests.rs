@@ -7,16 +7,24 @@ struct TestCatalog;
 impl Catalog for TestCatalog {
     fn action(&self, connector: &str, action: &str) -> Result<ActionInfo, String> {
         match (connector, action) {
-            ("http", "request") => Ok(ActionInfo { needs_connection: false }),
-            ("slack", "post_message") => Ok(ActionInfo { needs_connection: true }),
-            ("http" | "slack", _) => Err(format!("the {connector} connector has no action `{action}`")),
+            ("http", "request") => Ok(ActionInfo {
+                needs_connection: false,
+            }),
+            ("slack", "post_message") => Ok(ActionInfo {
+                needs_connection: true,
+            }),
+            ("http" | "slack", _) => Err(format!(
+                "the {connector} connector has no action `{action}`"
+            )),
             _ => Err(format!("no connector named `{connector}`")),
         }
     }
 
     fn subscription(&self, connector: &str) -> Result<ActionInfo, String> {
         match connector {
-            "amqp" => Ok(ActionInfo { needs_connection: true }),
+            "amqp" => Ok(ActionInfo {
+                needs_connection: true,
+            }),
             _ => Err(format!("no connector named `{connector}` can subscribe")),
         }
     }
@@ -88,8 +96,12 @@ fn a_valid_recipe_compiles() {
 
 #[test]
 fn unknown_keys_are_reported_where_they_are() {
-    let text = "name: x\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    set: { v: 1 }\n    timout: 5s\n";
-    assert_eq!(problems(text), vec!["6:5: unknown key `timout` in a step; did you mean `timeout`?"]);
+    let text =
+        "name: x\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    set: { v: 1 }\n    timout: 5s\n";
+    assert_eq!(
+        problems(text),
+        vec!["6:5: unknown key `timout` in a step; did you mean `timeout`?"]
+    );
 }
 
 #[test]
@@ -105,21 +117,64 @@ steps:
     set: {}
 "#;
     let found = problems(text);
-    assert!(found.iter().any(|p| p.starts_with("1:7: name must be text")), "{found:#?}");
-    assert!(found.iter().any(|p| p.starts_with("2:24:") && p.contains("both `manual` and `webhook`")), "{found:#?}");
-    assert!(!found.iter().any(|p| p.contains("unknown key")), "{found:#?}");
-    assert!(found.iter().any(|p| p.starts_with("4:9:") && p.contains("not a valid step id")), "{found:#?}");
-    assert!(found.iter().any(|p| p.starts_with("7:11:") && p.contains("invalid duration `soon`")), "{found:#?}");
-    assert!(found.iter().any(|p| p.starts_with("8:9:") && p.contains("duplicate step id `a`")), "{found:#?}");
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("1:7: name must be text")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("2:24:") && p.contains("both `manual` and `webhook`")),
+        "{found:#?}"
+    );
+    assert!(
+        !found.iter().any(|p| p.contains("unknown key")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("4:9:") && p.contains("not a valid step id")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("7:11:") && p.contains("invalid duration `soon`")),
+        "{found:#?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("8:9:") && p.contains("duplicate step id `a`")),
+        "{found:#?}"
+    );
 }
 
 #[test]
 fn missing_required_keys_and_wrong_types() {
-    assert_problem("trigger: { manual: {} }\nsteps: []\n", "missing the required key `name`");
-    assert_problem("name: x\ntrigger: { manual: {} }\n", "missing the required key `steps`");
-    assert_problem("name: x\ntrigger: { manual: {} }\nsteps: {}\n", "steps must be a list, not a mapping");
-    assert_problem("name: x\ntrigger: { manual: {} }\nsteps:\n  - set: {a: 1}\n", "missing the required key `id`");
-    assert_problem("name: x\ntrigger: { manual: {} }\nsteps:\n  - id: a\n", "a step needs one kind");
+    assert_problem(
+        "trigger: { manual: {} }\nsteps: []\n",
+        "missing the required key `name`",
+    );
+    assert_problem(
+        "name: x\ntrigger: { manual: {} }\n",
+        "missing the required key `steps`",
+    );
+    assert_problem(
+        "name: x\ntrigger: { manual: {} }\nsteps: {}\n",
+        "steps must be a list, not a mapping",
+    );
+    assert_problem(
+        "name: x\ntrigger: { manual: {} }\nsteps:\n  - set: {a: 1}\n",
+        "missing the required key `id`",
+    );
+    assert_problem(
+        "name: x\ntrigger: { manual: {} }\nsteps:\n  - id: a\n",
+        "a step needs one kind",
+    );
     assert_problem(
         "name: x\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    set: {a: 1}\n    wait: 1s\n",
         "both `set` and `wait`",
@@ -132,7 +187,10 @@ fn missing_required_keys_and_wrong_types() {
 
 #[test]
 fn duplicate_keys_are_problems() {
-    assert_problem("name: x\nname: y\ntrigger: { manual: {} }\nsteps: []\n", "2:1: duplicate key `name`");
+    assert_problem(
+        "name: x\nname: y\ntrigger: { manual: {} }\nsteps: []\n",
+        "2:1: duplicate key `name`",
+    );
 }
 
 #[test]
@@ -150,7 +208,9 @@ fn cron_and_timezone_are_checked() {
         "`Mars/Base` is not an IANA time zone",
     );
     assert_eq!(
-        problems("name: x\ntrigger: { schedule: { cron: '0 9 * * 1-5', timezone: Europe/Paris } }\nsteps: []\n"),
+        problems(
+            "name: x\ntrigger: { schedule: { cron: '0 9 * * 1-5', timezone: Europe/Paris } }\nsteps: []\n"
+        ),
         Vec::<String>::new()
     );
     assert_eq!(
@@ -167,7 +227,10 @@ fn template_syntax_errors_point_at_the_character() {
     assert!(found[0].starts_with("5:"), "{found:#?}");
     assert!(found[0].contains("template syntax error"), "{found:#?}");
     let col: u32 = found[0].split(':').nth(1).unwrap().parse().unwrap();
-    assert!(col > 20, "the column {col} should point inside the template");
+    assert!(
+        col > 20,
+        "the column {col} should point inside the template"
+    );
 }
 
 #[test]
@@ -175,7 +238,10 @@ fn jq_syntax_errors_are_located() {
     let text = "name: x\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    transform: '.a | {b: }'\n";
     let found = problems(text);
     assert_eq!(found.len(), 1, "{found:#?}");
-    assert!(found[0].starts_with("5:") && found[0].contains("jq syntax error"), "{found:#?}");
+    assert!(
+        found[0].starts_with("5:") && found[0].contains("jq syntax error"),
+        "{found:#?}"
+    );
 }
 
 #[test]
@@ -198,7 +264,9 @@ fn references_to_unknown_or_later_steps() {
     );
     // A later step reads one inside an earlier branch: allowed, it may have run.
     assert_eq!(
-        problems("name: x\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    if: true\n    then:\n      - id: inner\n        set: {v: 1}\n  - id: b\n    set: { w: '{{ steps.inner.output }}' }\n"),
+        problems(
+            "name: x\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    if: true\n    then:\n      - id: inner\n        set: {v: 1}\n  - id: b\n    set: { w: '{{ steps.inner.output }}' }\n"
+        ),
         Vec::<String>::new()
     );
 }
@@ -244,17 +312,27 @@ fn deep_nesting_is_refused_with_a_limit() {
     let mut text = String::from("name: x\ntrigger: { manual: {} }\nsteps:\n");
     let mut indent = String::from("  ");
     for level in 0..30 {
-        text.push_str(&format!("{indent}- id: s{level}\n{indent}  if: true\n{indent}  then:\n"));
+        text.push_str(&format!(
+            "{indent}- id: s{level}\n{indent}  if: true\n{indent}  then:\n"
+        ));
         indent.push_str("    ");
     }
     text.push_str(&format!("{indent}- id: last\n{indent}  stop: {{}}\n"));
     let found = problems(&text);
     assert!(!found.is_empty());
-    assert!(found.iter().any(|p| p.contains("deeper than")), "{found:#?}");
+    assert!(
+        found.iter().any(|p| p.contains("deeper than")),
+        "{found:#?}"
+    );
 }
 
 #[test]
 fn json_recipes_compile_too() {
     let text = r#"{"name": "j", "trigger": {"manual": {}}, "steps": [{"id": "a", "set": {"v": "{{ trigger.x }}"}}], "extra": 1}"#;
-    assert_eq!(problems(text), vec!["1:99: unknown key `extra` in a recipe (known keys: name, description, trigger, vars, steps, output, concurrency, on_failure, retention, mask)"]);
+    assert_eq!(
+        problems(text),
+        vec![
+            "1:99: unknown key `extra` in a recipe (known keys: name, description, trigger, vars, steps, output, concurrency, on_failure, retention, mask)"
+        ]
+    );
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use crate::compile::reader::MapReader;
 use crate::compile::{Compiler, Scope};
 use crate::model::{
-    ManualTrigger, PollCursor, PollTrigger, ScheduleTrigger, SubscribeTrigger, Trigger, WebhookMode, WebhookSignature,
-    WebhookTrigger,
+    ManualTrigger, PollCursor, PollTrigger, ScheduleTrigger, SubscribeTrigger, Trigger,
+    WebhookMode, WebhookSignature, WebhookTrigger,
 };
 use crate::node::{Node, NodeValue};
 use crate::template::TemplateValue;
@@ -23,12 +23,18 @@ impl Compiler<'_> {
         let kind = match kinds.as_slice() {
             [one] => *one,
             [] => {
-                self.problem(map.span, format!("the trigger needs one kind: {}", KINDS.join(", ")));
+                self.problem(
+                    map.span,
+                    format!("the trigger needs one kind: {}", KINDS.join(", ")),
+                );
                 map.finish(self, KINDS);
                 return None;
             }
             [first, second, ..] => {
-                let second_span = map.take_entry(second).map(|(key, _)| key.span).unwrap_or(map.span);
+                let second_span = map
+                    .take_entry(second)
+                    .map(|(key, _)| key.span)
+                    .unwrap_or(map.span);
                 self.problem(second_span, format!("a recipe has one trigger kind, but this one has both `{first}` and `{second}`"));
                 for kind in &kinds {
                     map.take(kind);
@@ -65,7 +71,13 @@ impl Compiler<'_> {
             Some(path)
         });
         let method = match map.take("method") {
-            Some(node) => self.choice(node, "webhook.method", &["POST", "PUT", "PATCH", "GET", "DELETE"])?.to_owned(),
+            Some(node) => self
+                .choice(
+                    node,
+                    "webhook.method",
+                    &["POST", "PUT", "PATCH", "GET", "DELETE"],
+                )?
+                .to_owned(),
             None => "POST".to_owned(),
         };
         let mode = match map.take("mode") {
@@ -87,10 +99,16 @@ impl Compiler<'_> {
 
     fn signature(&mut self, node: &Node) -> Option<WebhookSignature> {
         let mut map = MapReader::open(self, node, "webhook.signature")?;
-        let header = map.require(self, "header").and_then(|node| self.string(node, "signature.header"));
-        let secret = map.require(self, "secret").and_then(|node| self.string(node, "signature.secret"));
+        let header = map
+            .require(self, "header")
+            .and_then(|node| self.string(node, "signature.header"));
+        let secret = map
+            .require(self, "secret")
+            .and_then(|node| self.string(node, "signature.secret"));
         let algorithm = match map.take("algorithm") {
-            Some(node) => self.choice(node, "signature.algorithm", &["hmac-sha256"])?.to_owned(),
+            Some(node) => self
+                .choice(node, "signature.algorithm", &["hmac-sha256"])?
+                .to_owned(),
             None => "hmac-sha256".to_owned(),
         };
         let prefix = map
@@ -150,7 +168,9 @@ impl Compiler<'_> {
         });
         let action_node = map.require(self, "action");
         let action = action_node.and_then(|node| self.action_ref(node));
-        let connection = map.take("connection").and_then(|node| self.string(node, "poll.connection"));
+        let connection = map
+            .take("connection")
+            .and_then(|node| self.string(node, "poll.connection"));
         if let (Some(node), Some(action)) = (action_node, &action) {
             match self.catalog.action(&action.connector, &action.action) {
                 Ok(info) if info.needs_connection && connection.is_none() => {
@@ -164,16 +184,39 @@ impl Compiler<'_> {
             Some(node) => self.template(node, &scope, "the poll input"),
             None => TemplateValue::Literal(serde_json::json!({})),
         };
-        let items = map.require(self, "items").and_then(|node| self.jq(node, &scope, "poll.items"));
-        let key = map.require(self, "key").and_then(|node| self.jq(node, &scope, "poll.key"));
+        let items = map
+            .require(self, "items")
+            .and_then(|node| self.jq(node, &scope, "poll.items"));
+        let key = map
+            .require(self, "key")
+            .and_then(|node| self.jq(node, &scope, "poll.key"));
         let cursor = map.take("cursor").and_then(|node| {
             let mut cursor = MapReader::open(self, node, "poll.cursor")?;
-            let initial = cursor.take("initial").map(Node::to_json).unwrap_or_default();
-            let next = cursor.require(self, "next").and_then(|node| self.jq(node, &scope, "poll.cursor.next"));
+            let initial = cursor
+                .take("initial")
+                .map(Node::to_json)
+                .unwrap_or_default();
+            let next = cursor
+                .require(self, "next")
+                .and_then(|node| self.jq(node, &scope, "poll.cursor.next"));
             cursor.finish(self, &["initial", "next"]);
-            Some(PollCursor { initial, next: next? })
+            Some(PollCursor {
+                initial,
+                next: next?,
+            })
         });
-        map.finish(self, &["every", "action", "connection", "input", "items", "key", "cursor"]);
+        map.finish(
+            self,
+            &[
+                "every",
+                "action",
+                "connection",
+                "input",
+                "items",
+                "key",
+                "cursor",
+            ],
+        );
         Some(PollTrigger {
             every: every?,
             action: action?,
@@ -189,11 +232,16 @@ impl Compiler<'_> {
         let mut map = MapReader::open(self, node, "the subscribe trigger")?;
         let connector_node = map.require(self, "connector");
         let connector = connector_node.and_then(|node| self.string(node, "subscribe.connector"));
-        let connection = map.take("connection").and_then(|node| self.string(node, "subscribe.connection"));
+        let connection = map
+            .take("connection")
+            .and_then(|node| self.string(node, "subscribe.connection"));
         if let (Some(node), Some(name)) = (connector_node, &connector) {
             match self.catalog.subscription(name) {
                 Ok(info) if info.needs_connection && connection.is_none() => {
-                    self.problem(node.span, format!("subscribing with `{name}` needs a `connection`"));
+                    self.problem(
+                        node.span,
+                        format!("subscribing with `{name}` needs a `connection`"),
+                    );
                 }
                 Ok(_) => {}
                 Err(message) => self.problem(node.span, message),
@@ -215,13 +263,15 @@ impl Compiler<'_> {
             return Some(ManualTrigger { input_schema: None });
         }
         let mut map = MapReader::open(self, node, "the manual trigger")?;
-        let input_schema = map.take("input_schema").and_then(|schema| match schema.value {
-            NodeValue::Map(_) | NodeValue::Bool(_) => Some(schema.to_json()),
-            _ => {
-                self.problem(schema.span, "input_schema must be a JSON Schema object");
-                None
-            }
-        });
+        let input_schema = map
+            .take("input_schema")
+            .and_then(|schema| match schema.value {
+                NodeValue::Map(_) | NodeValue::Bool(_) => Some(schema.to_json()),
+                _ => {
+                    self.problem(schema.span, "input_schema must be a JSON Schema object");
+                    None
+                }
+            });
         map.finish(self, &["input_schema"]);
         Some(ManualTrigger { input_schema })
     }
@@ -235,7 +285,9 @@ pub fn check_cron(text: &str) -> Result<(), String> {
             "`{text}` is not a cron expression: it has {fields} fields, and a cron expression has 5 (minute hour day month weekday) or 6 (with seconds first)"
         ));
     }
-    parse_cron(text).map(|_| ()).map_err(|message| format!("`{text}` is not a valid cron expression: {message}"))
+    parse_cron(text)
+        .map(|_| ())
+        .map_err(|message| format!("`{text}` is not a valid cron expression: {message}"))
 }
 
 /// Parses a checked cron expression into a schedule.

@@ -1,0 +1,284 @@
+//! Masking of job records before they are stored or shown.
+//!
+//! A recipe's `mask` paths name the fields that must never reach job history. The value found
+//! at a path is replaced, and so is every other copy of it in the record: a masked card number
+//! copied into a step's input or quoted in an error message is masked there too. Connection
+//! secrets are scrubbed the same way, wherever they appear.
+
+use serde_json::Value;
+use weft_recipe::model::{MaskPath, RecordLevel};
+use weft_store::JobRecord;
+
+pub const MASKED: &str = "[masked]";
+
+/// Values shorter than this are masked at their paths only: scrubbing `"1"` or `"ok"`
+/// everywhere would destroy the record without protecting anything.
+const MIN_SCRUB_CHARS: usize = 4;
+
+/// Applies the recipe's masks, scrubs secrets and trims the record to its level.
+pub fn protect_record(
+    record: &mut JobRecord,
+    masks: &[MaskPath],
+    secrets: &[String],
+    level: RecordLevel,
+) {
+    let mut found = Vec::new();
+    for mask in masks {
+        apply_mask(record, mask, &mut found);
+    }
+    found.extend(
+        secrets
+            .iter()
+            .filter(|secret| !secret.is_empty())
+            .map(|secret| Value::String(secret.clone())),
+    );
+    let needles = scrub_list(found);
+    if !needles.is_empty() {
+        for_each_value(record, |value| scrub(value, &needles));
+        if let Some(error) = &mut record.error {
+            error.message = scrub_text(&error.message, &needles);
+        }
+        for step in &mut record.steps {
+            if let Some(error) = &mut step.error {
+                error.message = scrub_text(&error.message, &needles);
+            }
+        }
+    }
+    if level == RecordLevel::Metadata {
+        for_each_value(record, |value| *value = Value::Null);
+    }
+}
+
+/// Every payload of a record: trigger, output, and each step's input and output.
+fn for_each_value(record: &mut JobRecord, mut visit: impl FnMut(&mut Value)) {
+    visit(&mut record.trigger);
+    visit(&mut record.output);
+    for step in &mut record.steps {
+        visit(&mut step.input);
+        visit(&mut step.output);
+    }
+}
+
+fn apply_mask(record: &mut JobRecord, mask: &MaskPath, found: &mut Vec<Value>) {
+    let segments = &mask.segments;
+    match segments[0].as_str() {
+        "trigger" => mask_at(&mut record.trigger, &segments[1..], found),
+        "output" => mask_at(&mut record.output, &segments[1..], found),
+        "steps" => {
+            let Some(id) = segments.get(1) else { return };
+            for step in record
+                .steps
+                .iter_mut()
+                .filter(|step| id == "*" || &step.id == id)
+            {
+                match segments.get(2).map(String::as_str) {
+                    None => {
+                        mask_at(&mut step.input, &[], found);
+                        mask_at(&mut step.output, &[], found);
+                    }
+                    Some("output") => mask_at(&mut step.output, &segments[3..], found),
+                    Some("input") => mask_at(&mut step.input, &segments[3..], found),
+                    Some(_) => {}
+                }
+            }
+        }
+        "vars" => {
+            // Variables are stored as the outputs of the `set` steps that assign them.
+            for step in &mut record.steps {
+                if step.output.is_object() {
+                    mask_at(&mut step.output, &segments[1..], found);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Masks the value at a path, `*` matching every key or index.
+fn mask_at(value: &mut Value, path: &[String], found: &mut Vec<Value>) {
+    let Some((first, rest)) = path.split_first() else {
+        if !value.is_null() {
+            collect_leaves(value, found);
+            *value = Value::String(MASKED.to_owned());
+        }
+        return;
+    };
+    match value {
+        Value::Object(map) if first == "*" => {
+            map.values_mut().for_each(|item| mask_at(item, rest, found))
+        }
+        Value::Object(map) => {
+            if let Some(item) = map.get_mut(first) {
+                mask_at(item, rest, found);
+            }
+        }
+        Value::Array(items) if first == "*" => {
+            items.iter_mut().for_each(|item| mask_at(item, rest, found))
+        }
+        Value::Array(items) => {
+            if let Some(item) = first
+                .parse::<usize>()
+                .ok()
+                .and_then(|index| items.get_mut(index))
+            {
+                mask_at(item, rest, found);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn collect_leaves(value: &Value, found: &mut Vec<Value>) {
+    match value {
+        Value::Array(items) => items.iter().for_each(|item| collect_leaves(item, found)),
+        Value::Object(map) => map.values().for_each(|item| collect_leaves(item, found)),
+        Value::Null | Value::Bool(_) => {}
+        leaf => found.push(leaf.clone()),
+    }
+}
+
+/// The texts to scrub, longest first so that a longer secret is replaced before its prefix.
+fn scrub_list(found: Vec<Value>) -> Vec<String> {
+    let mut needles: Vec<String> = found
+        .into_iter()
+        .map(|value| match value {
+            Value::String(text) => text,
+            other => other.to_string(),
+        })
+        .filter(|text| text.chars().count() >= MIN_SCRUB_CHARS && text != MASKED)
+        .collect();
+    needles.sort_by_key(|text| std::cmp::Reverse(text.len()));
+    needles.dedup();
+    needles
+}
+
+fn scrub(value: &mut Value, needles: &[String]) {
+    match value {
+        Value::String(text) => {
+            if needles.iter().any(|needle| text.contains(needle.as_str())) {
+                *text = scrub_text(text, needles);
+            }
+        }
+        Value::Number(number) => {
+            let text = number.to_string();
+            if needles.contains(&text) {
+                *value = Value::String(MASKED.to_owned());
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| scrub(item, needles)),
+        Value::Object(map) => map.values_mut().for_each(|item| scrub(item, needles)),
+        Value::Null | Value::Bool(_) => {}
+    }
+}
+
+fn scrub_text(text: &str, needles: &[String]) -> String {
+    let mut out = text.to_owned();
+    for needle in needles {
+        if out.contains(needle.as_str()) {
+            out = out.replace(needle.as_str(), MASKED);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use serde_json::json;
+    use weft_store::{JobStatus, StepRecord, StepStatus};
+
+    fn record() -> JobRecord {
+        let now = Utc::now();
+        let step = |id: &str, input: Value, output: Value| StepRecord {
+            id: id.to_owned(),
+            status: StepStatus::Succeeded,
+            index: None,
+            attempts: 1,
+            input,
+            output,
+            error: None,
+            started_at: now,
+            finished_at: now,
+        };
+        JobRecord {
+            id: "j".into(),
+            recipe: "r".into(),
+            status: JobStatus::Succeeded,
+            output: json!({"summary": "card 4111111111111111 charged"}),
+            trigger: json!({"body": {"card_number": "4111111111111111", "name": "Ann"}}),
+            error: None,
+            started_at: now,
+            finished_at: Some(now),
+            steps: vec![
+                step(
+                    "charge",
+                    json!({"card": "4111111111111111"}),
+                    json!({"token": "tok_abcdef", "ok": true}),
+                ),
+                step(
+                    "other",
+                    json!({"auth": "Bearer s3cr3t-value"}),
+                    json!({"echo": "s3cr3t-value"}),
+                ),
+            ],
+        }
+    }
+
+    fn paths(texts: &[&str]) -> Vec<MaskPath> {
+        texts
+            .iter()
+            .map(|text| MaskPath {
+                segments: text.split('.').map(str::to_owned).collect(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn masked_values_are_gone_everywhere_they_were_copied() {
+        let mut record = record();
+        protect_record(
+            &mut record,
+            &paths(&["trigger.body.card_number", "steps.*.output.token"]),
+            &[],
+            RecordLevel::Masked,
+        );
+        let text = serde_json::to_string(&record).unwrap();
+        assert!(!text.contains("4111111111111111"), "{text}");
+        assert!(!text.contains("tok_abcdef"), "{text}");
+        assert_eq!(record.trigger["body"]["name"], "Ann");
+        assert_eq!(record.output["summary"], "card [masked] charged");
+    }
+
+    #[test]
+    fn secrets_are_scrubbed_from_payloads_and_errors() {
+        let mut record = record();
+        record.steps[1].error = Some(weft_store::RecordError {
+            step: Some("other".into()),
+            message: "auth s3cr3t-value refused".into(),
+            kind: weft_store::ErrorKind::Connector,
+        });
+        protect_record(
+            &mut record,
+            &[],
+            &["s3cr3t-value".to_owned()],
+            RecordLevel::Full,
+        );
+        let text = serde_json::to_string(&record).unwrap();
+        assert!(!text.contains("s3cr3t-value"), "{text}");
+    }
+
+    #[test]
+    fn metadata_keeps_no_payloads() {
+        let mut record = record();
+        protect_record(&mut record, &[], &[], RecordLevel::Metadata);
+        assert_eq!(record.trigger, Value::Null);
+        assert!(
+            record
+                .steps
+                .iter()
+                .all(|step| step.input.is_null() && step.output.is_null())
+        );
+        assert_eq!(record.steps.len(), 2);
+    }
+}

@@ -1,0 +1,50 @@
+//! One module per command.
+
+pub mod run;
+pub mod validate;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use weft_connectors::{ConnectorOptions, Registry};
+use weft_recipe::{Problems, Recipe, compile_recipe};
+
+/// Exit status when the input (recipe, event, connections) is invalid.
+pub const EXIT_INVALID: u8 = 2;
+
+/// The connectors this binary has, with the operator's options.
+pub fn registry(options: &ConnectorOptions) -> anyhow::Result<Registry> {
+    Ok(Registry::builtin(options)?)
+}
+
+/// A recipe file read and compiled, or why not.
+pub enum Loaded {
+    Recipe(Recipe),
+    /// The file could not be read: the message says why.
+    Unreadable(String),
+    Invalid(Problems),
+}
+
+pub fn load_recipe(path: &Path, registry: &Registry) -> Loaded {
+    match std::fs::read_to_string(path) {
+        Ok(text) => match compile_recipe(&text, registry) {
+            Ok(recipe) => Loaded::Recipe(recipe),
+            Err(problems) => Loaded::Invalid(problems),
+        },
+        Err(error) => {
+            Loaded::Unreadable(format!("{}: cannot read the file: {error}", path.display()))
+        }
+    }
+}
+
+/// Prints every problem of a file as `FILE:LINE:COL: message`.
+pub fn print_problems(path: &Path, problems: &Problems) {
+    let file = path.display().to_string();
+    for problem in &problems.0 {
+        eprintln!("{}", problem.display_in(&file));
+    }
+}
+
+pub fn invalid() -> ExitCode {
+    ExitCode::from(EXIT_INVALID)
+}

@@ -1,0 +1,113 @@
+//! `weft run FILE`: one job, in this process, its record on stdout.
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::Value;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use weft_connectors::ConnectorOptions;
+use weft_connectors::http::{HttpOptions, NetworkPolicy};
+use weft_engine::{Engine, Limits};
+use weft_store::JobStatus;
+
+use super::{Loaded, invalid, load_recipe, print_problems, registry};
+use crate::connections_file::ConnectionsFile;
+use crate::recipe_folder::RecipeFolder;
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The recipe file.
+    file: PathBuf,
+    /// The trigger event: a JSON file, `-` for standard input, or JSON text. Default: `{}`.
+    #[arg(long)]
+    event: Option<String>,
+    /// Connections by name (YAML or JSON); values may be `${ENV_VAR}` references.
+    #[arg(long)]
+    connections: Option<PathBuf>,
+    /// Let outbound HTTP reach loopback and private addresses (off by default).
+    #[arg(long, env = "WEFT_ALLOW_PRIVATE_NETWORK")]
+    allow_private_network: bool,
+}
+
+pub fn run(args: RunArgs) -> ExitCode {
+    match prepare_and_run(&args) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("weft: {error:#}");
+            invalid()
+        }
+    }
+}
+
+fn prepare_and_run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let options = ConnectorOptions {
+        http: HttpOptions {
+            network: NetworkPolicy {
+                allow_private: args.allow_private_network,
+            },
+            ..HttpOptions::default()
+        },
+    };
+    let registry = registry(&options)?;
+    let recipe = match load_recipe(&args.file, &registry) {
+        Loaded::Recipe(recipe) => recipe,
+        Loaded::Unreadable(message) => anyhow::bail!(message),
+        Loaded::Invalid(problems) => {
+            print_problems(&args.file, &problems);
+            return Ok(invalid());
+        }
+    };
+    let event = read_event(args.event.as_deref())?;
+    let connections = match &args.connections {
+        Some(path) => ConnectionsFile::load(path)?,
+        None => ConnectionsFile::default(),
+    };
+    let folder = args
+        .file
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let library = RecipeFolder::new(folder.to_path_buf(), registry.clone());
+    let engine = Engine::new(
+        registry,
+        Arc::new(connections),
+        Arc::new(library),
+        Limits::default(),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let outcome = runtime.block_on(engine.run_job(Arc::new(recipe), event));
+    let printed =
+        serde_json::to_string_pretty(&outcome.record).context("cannot print the job record")?;
+    println!("{printed}");
+    // A jq program cut off at its deadline may still be running; the job is over.
+    runtime.shutdown_background();
+    Ok(match outcome.record.status {
+        JobStatus::Succeeded => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    })
+}
+
+/// The event: a file, standard input, or JSON written on the command line.
+fn read_event(event: Option<&str>) -> anyhow::Result<Value> {
+    let text = match event {
+        None => return Ok(Value::Object(Default::default())),
+        Some("-") => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read the event from standard input")?;
+            text
+        }
+        Some(argument) if Path::new(argument).is_file() => std::fs::read_to_string(argument)
+            .with_context(|| format!("cannot read the event file {argument}"))?,
+        Some(argument) if argument.trim_start().starts_with(['{', '[', '"']) => argument.to_owned(),
+        Some(argument) => anyhow::bail!("the event `{argument}` is neither a file nor JSON"),
+    };
+    serde_json::from_str(&text).context("the event is not valid JSON")
+}
