@@ -19,7 +19,7 @@ pub fn registry(options: &ConnectorOptions) -> anyhow::Result<Registry> {
 
 /// A recipe file read and compiled, or why not.
 pub enum Loaded {
-    Recipe(Recipe),
+    Recipe(Box<Recipe>),
     /// The file could not be read: the message says why.
     Unreadable(String),
     Invalid(Problems),
@@ -28,7 +28,7 @@ pub enum Loaded {
 pub fn load_recipe(path: &Path, registry: &Registry) -> Loaded {
     match std::fs::read_to_string(path) {
         Ok(text) => match compile_recipe(&text, registry) {
-            Ok(recipe) => Loaded::Recipe(recipe),
+            Ok(recipe) => Loaded::Recipe(Box::new(recipe)),
             Err(problems) => Loaded::Invalid(problems),
         },
         Err(error) => {

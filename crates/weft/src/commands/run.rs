@@ -81,7 +81,7 @@ fn prepare_and_run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let outcome = runtime.block_on(engine.run_job(Arc::new(recipe), event));
+    let outcome = runtime.block_on(engine.run_job(Arc::new(*recipe), event));
     let printed =
         serde_json::to_string_pretty(&outcome.record).context("cannot print the job record")?;
     println!("{printed}");
