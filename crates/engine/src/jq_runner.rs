@@ -1,37 +1,266 @@
-//! Runs jq programs with a time limit. jaq has no fuel, so a program runs on a thread of its
-//! own, and the step stops waiting for it at the deadline. Threads are reused: a finished run
-//! hands its thread back to the pool.
+//! Runs jq programs with a time limit and without risk to the process.
+//!
+//! jaq has no fuel and no way to be interrupted, and a deeply recursive program overflows its
+//! stack, which aborts the whole process. So by default programs run in worker processes
+//! (`weft __jq-worker`), kept in a pool and reused: a program that runs past its deadline is
+//! killed with its worker, and one that crashes takes only its worker down. Where no worker
+//! program is available (library tests, benchmarks of the engine alone), programs run on
+//! threads of this process instead, with the deadline but without the crash protection.
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use weft_recipe::jq::{JqProgram, JqRunError};
 
-/// Stack of a jq thread: deep but finite recursion in a program fits.
+/// Stack of a thread running jq: deep but finite recursion fits.
 const JQ_STACK_BYTES: usize = 256 * 1024 * 1024;
+/// Address space of a worker process: a program that allocates without bound fails here.
+const WORKER_MEMORY_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+/// Compiled programs a worker keeps.
+const WORKER_CACHE: usize = 512;
 
-/// Why a jq run did not give outputs.
+/// Why a jq run gave no outputs.
 #[derive(Debug)]
 pub enum JqFailure {
     Error(JqRunError),
     Timeout(Duration),
-    /// The thread could not be started or died.
+    /// The program's worker died: deep recursion or memory exhaustion.
     Crashed(String),
+    /// No worker or thread could be started for it.
+    Unavailable(String),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Request {
+    program: String,
+    input: Value,
+    collect: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+enum Reply {
+    Ok(Value),
+    Error(String),
+}
+
+/// Where jq programs run.
+#[derive(Clone)]
+pub enum JqRunner {
+    /// Worker processes started from this program with the `__jq-worker` argument.
+    Isolated(Arc<WorkerPool>),
+    /// Threads of this process.
+    InProcess(ThreadPool),
+}
+
+impl Default for JqRunner {
+    fn default() -> Self {
+        JqRunner::InProcess(ThreadPool::default())
+    }
+}
+
+impl JqRunner {
+    /// Programs run in worker processes started as `program __jq-worker`.
+    pub fn isolated(program: PathBuf) -> JqRunner {
+        JqRunner::Isolated(Arc::new(WorkerPool {
+            program,
+            idle: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Runs a program on an input and waits at most `limit` for all of its outputs.
+    pub async fn run(
+        &self,
+        program: &JqProgram,
+        input: Value,
+        collect: bool,
+        limit: Duration,
+    ) -> Result<Value, JqFailure> {
+        match self {
+            JqRunner::Isolated(pool) => pool.run(program, input, collect, limit).await,
+            JqRunner::InProcess(threads) => threads.run(program, input, collect, limit).await,
+        }
+    }
+}
+
+fn run_program(program: &JqProgram, input: &Value, collect: bool) -> Result<Value, JqRunError> {
+    if collect {
+        program.run(input).map(Value::Array)
+    } else {
+        program.run_one(input)
+    }
+}
+
+/// Worker processes, started on demand and reused.
+pub struct WorkerPool {
+    program: PathBuf,
+    idle: Mutex<Vec<Worker>>,
+}
+
+struct Worker {
+    /// Killed when dropped.
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl WorkerPool {
+    async fn run(
+        &self,
+        program: &JqProgram,
+        input: Value,
+        collect: bool,
+        limit: Duration,
+    ) -> Result<Value, JqFailure> {
+        let mut worker = match self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
+            Some(worker) => worker,
+            None => self.start()?,
+        };
+        let request = Request {
+            program: program.source().to_owned(),
+            input,
+            collect,
+        };
+        let mut line = serde_json::to_vec(&request)
+            .map_err(|error| JqFailure::Unavailable(format!("cannot send the program: {error}")))?;
+        line.push(b'\n');
+        let exchange = async {
+            worker.stdin.write_all(&line).await?;
+            worker.stdin.flush().await?;
+            let mut answer = String::new();
+            worker.stdout.read_line(&mut answer).await?;
+            Ok::<String, std::io::Error>(answer)
+        };
+        let answer = match tokio::time::timeout(limit, exchange).await {
+            // The worker is dropped, and so killed, with the runaway program in it.
+            Err(_) => return Err(JqFailure::Timeout(limit)),
+            Ok(Err(_)) => return Err(crashed()),
+            Ok(Ok(answer)) if answer.is_empty() => return Err(crashed()),
+            Ok(Ok(answer)) => answer,
+        };
+        let reply: Reply = serde_json::from_str(&answer).map_err(|_| crashed())?;
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(worker);
+        }
+        match reply {
+            Reply::Ok(value) => Ok(value),
+            Reply::Error(message) => Err(JqFailure::Error(JqRunError { message })),
+        }
+    }
+
+    fn start(&self) -> Result<Worker, JqFailure> {
+        let mut child = Command::new(&self.program)
+            .arg("__jq-worker")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|error| {
+                JqFailure::Unavailable(format!("cannot start a jq worker: {error}"))
+            })?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(JqFailure::Unavailable(
+                "the jq worker has no pipes".to_owned(),
+            ));
+        };
+        Ok(Worker {
+            _child: child,
+            stdin,
+            stdout: BufReader::new(stdout),
+        })
+    }
+}
+
+fn crashed() -> JqFailure {
+    JqFailure::Crashed(
+        "the jq program crashed: it recursed too deeply or used too much memory".to_owned(),
+    )
+}
+
+/// The worker's side: answers requests from standard input until it closes. Run by the
+/// `weft __jq-worker` command.
+pub fn serve_jq_worker() -> std::io::Result<()> {
+    limit_memory(WORKER_MEMORY_BYTES);
+    let worker = std::thread::Builder::new()
+        .name("jq-worker".to_owned())
+        .stack_size(JQ_STACK_BYTES)
+        .spawn(answer_requests)?;
+    worker
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the jq worker failed")))
+}
+
+fn answer_requests() -> std::io::Result<()> {
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout().lock();
+    let mut compiled: HashMap<String, JqProgram> = HashMap::new();
+    for line in stdin.lock().lines() {
+        let line = line?;
+        let reply = match serde_json::from_str::<Request>(&line) {
+            Ok(request) => answer(&mut compiled, request),
+            Err(error) => Reply::Error(format!("a bad request reached the jq worker: {error}")),
+        };
+        serde_json::to_writer(&mut stdout, &reply)?;
+        stdout.write_all(b"\n")?;
+        stdout.flush()?;
+    }
+    Ok(())
+}
+
+fn answer(compiled: &mut HashMap<String, JqProgram>, request: Request) -> Reply {
+    if !compiled.contains_key(&request.program) {
+        if compiled.len() >= WORKER_CACHE {
+            compiled.clear();
+        }
+        match JqProgram::compile(&request.program) {
+            Ok(program) => {
+                compiled.insert(request.program.clone(), program);
+            }
+            Err(errors) => {
+                let messages: Vec<String> = errors.into_iter().map(|error| error.message).collect();
+                return Reply::Error(messages.join("; "));
+            }
+        }
+    }
+    match compiled.get(&request.program) {
+        Some(program) => match run_program(program, &request.input, request.collect) {
+            Ok(value) => Reply::Ok(value),
+            Err(error) => Reply::Error(error.message),
+        },
+        None => Reply::Error("the program was not compiled".to_owned()),
+    }
+}
+
+/// Caps this process's address space, so that runaway allocation fails instead of taking
+/// the machine's memory.
+fn limit_memory(bytes: u64) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: bytes,
+    };
+    // SAFETY: setrlimit reads the struct we pass and changes only this process's limits.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_AS, &limit);
+    }
 }
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// A small pool of threads with large stacks for jq. A thread whose program runs past its
-/// deadline is left to finish on its own and leaves the pool.
+/// Threads with large stacks, reused. A thread whose program runs past its deadline is left
+/// to finish on its own and leaves the pool.
 #[derive(Clone, Default)]
-pub struct JqRunner {
+pub struct ThreadPool {
     idle: Arc<Mutex<Vec<mpsc::Sender<Job>>>>,
 }
 
-impl JqRunner {
-    /// Runs a program on an input and waits at most `limit` for all of its outputs.
-    pub async fn run(
+impl ThreadPool {
+    async fn run(
         &self,
         program: &JqProgram,
         input: Value,
@@ -41,12 +270,7 @@ impl JqRunner {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let program = program.clone();
         let job: Job = Box::new(move || {
-            let result = if collect {
-                program.run(&input).map(Value::Array)
-            } else {
-                program.run_one(&input)
-            };
-            let _ = reply.send(result);
+            let _ = reply.send(run_program(&program, &input, collect));
         });
         self.dispatch(job)?;
         match tokio::time::timeout(limit, answer).await {
@@ -60,7 +284,7 @@ impl JqRunner {
     }
 
     fn dispatch(&self, job: Job) -> Result<(), JqFailure> {
-        let idle = self.idle.lock().map(|mut idle| idle.pop()).unwrap_or(None);
+        let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let job = match idle {
             Some(worker) => match worker.send(job) {
                 Ok(()) => return Ok(()),
@@ -68,17 +292,13 @@ impl JqRunner {
             },
             None => job,
         };
-        self.spawn(job)
-    }
-
-    fn spawn(&self, first: Job) -> Result<(), JqFailure> {
         let (sender, jobs) = mpsc::channel::<Job>();
         let idle = Arc::clone(&self.idle);
         std::thread::Builder::new()
             .name("jq".to_owned())
             .stack_size(JQ_STACK_BYTES)
             .spawn(move || {
-                first();
+                job();
                 loop {
                     if let Ok(mut pool) = idle.lock() {
                         pool.push(sender.clone());
@@ -90,6 +310,8 @@ impl JqRunner {
                 }
             })
             .map(|_| ())
-            .map_err(|error| JqFailure::Crashed(format!("cannot start a thread for jq: {error}")))
+            .map_err(|error| {
+                JqFailure::Unavailable(format!("cannot start a thread for jq: {error}"))
+            })
     }
 }

@@ -18,7 +18,7 @@ use weft_connectors::{Connection, Registry};
 use weft_recipe::Recipe;
 use weft_store::JobRecord;
 
-pub use jq_runner::JqRunner;
+pub use jq_runner::{JqRunner, serve_jq_worker};
 
 /// Finds connections by the name recipes use.
 pub trait Connections: Send + Sync {
@@ -94,6 +94,12 @@ impl Engine {
             limits,
             jq: JqRunner::default(),
         }
+    }
+
+    /// Where jq programs run; threads of this process unless told otherwise.
+    pub fn with_jq_runner(mut self, runner: JqRunner) -> Engine {
+        self.jq = runner;
+        self
     }
 
     /// Runs one job of `recipe` with `trigger` as its event, to the end.

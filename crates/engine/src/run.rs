@@ -312,7 +312,12 @@ impl<'e> JobRun<'e> {
             Ok(prepared) => prepared,
             Err(failure) => return (Value::Null, Err(failure)),
         };
-        let result = match step.timeout {
+        // A transform's time limit is enforced where its program runs, which can also stop it.
+        let outer_limit = match step.kind {
+            StepKind::Transform { .. } => None,
+            _ => step.timeout,
+        };
+        let result = match outer_limit {
             Some(limit) => match tokio::time::timeout(limit, work).await {
                 Ok(result) => result,
                 Err(_) => Err(Failure::new(
@@ -786,7 +791,12 @@ fn jq_failure(step: &str, program: &str, failure: JqFailure) -> Failure {
                 weft_recipe::duration::format_duration(limit)
             ),
         ),
-        JqFailure::Crashed(message) => Failure::new(step, ErrorKind::Internal, message),
+        JqFailure::Crashed(message) => Failure::new(
+            step,
+            ErrorKind::Expression,
+            format!("{message} (in `{shown}`)"),
+        ),
+        JqFailure::Unavailable(message) => Failure::new(step, ErrorKind::Internal, message),
     }
 }
 

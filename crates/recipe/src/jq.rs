@@ -131,7 +131,17 @@ fn run_error(exception: jaq_core::Exn<'_, Val>) -> JqRunError {
         },
         Err(_) => "the program stopped itself".to_owned(),
     };
-    JqRunError { message }
+    // jq quotes whole values in its messages; a record needs the gist, not the payload.
+    JqRunError {
+        message: shorten(&message, 300),
+    }
+}
+
+fn shorten(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
 }
 
 fn offset_in(code: &str, part: &str) -> usize {
@@ -171,16 +181,18 @@ fn lex_error(code: &str, (expected, found): lex::Error<&str>) -> JqSyntaxError {
         .map_or("unexpected end of input".to_owned(), |c| {
             format!("unexpected character `{c}`")
         });
-    let mut message = format!("jq syntax error: expected {}, {what}", expected.as_str());
     if let lex::Expect::Delim(open) = expected {
-        message = format!(
-            "jq syntax error: `{}` is never closed",
-            open.chars().next().unwrap_or('(')
-        );
+        return JqSyntaxError {
+            offset: offset_in(code, open),
+            message: format!(
+                "jq syntax error: `{}` is never closed",
+                open.chars().next().unwrap_or('(')
+            ),
+        };
     }
     JqSyntaxError {
         offset: offset_in(code, found),
-        message,
+        message: format!("jq syntax error: expected {}, {what}", expected.as_str()),
     }
 }
 

@@ -29,6 +29,9 @@ enum Command {
     },
     /// Run one job of a recipe in this process and print its job record.
     Run(commands::run::RunArgs),
+    /// Runs jq programs for a parent weft process (internal).
+    #[command(name = "__jq-worker", hide = true)]
+    JqWorker,
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { files } => commands::validate::validate(&files),
         Command::Run(args) => commands::run::run(args),
+        Command::JqWorker => match weft_engine::serve_jq_worker() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        },
     }
 }
 

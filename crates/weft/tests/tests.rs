@@ -1,1 +1,10 @@
-//! Weft integration tests: one binary, a module per area.
+//! Weft's integration tests: one binary, a module per area. They drive the real `weft`
+//! command, as a user would.
+
+mod support;
+
+mod cli_validate;
+mod http_action;
+mod run_control_flow;
+mod run_errors;
+mod run_steps;

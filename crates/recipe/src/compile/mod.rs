@@ -290,15 +290,29 @@ impl<'a> Compiler<'a> {
 
     /// Compiles a value that may hold templates, checking the names they use.
     fn template(&mut self, node: &Node, scope: &Scope, what: &str) -> TemplateValue {
-        let value = self.template_value(node);
-        self.check_names(&value.variables(), node.span, scope, what);
+        let mut strings = Vec::new();
+        let value = self.template_value(node, &mut strings);
+        for (span, text, variables) in strings {
+            self.check_names(&variables, span, &text, scope, what);
+        }
         value
     }
 
-    fn template_value(&mut self, node: &Node) -> TemplateValue {
+    /// Compiles the strings of a value; for each string with templates, notes where it is
+    /// and the variables it reads.
+    fn template_value(
+        &mut self,
+        node: &Node,
+        strings: &mut Vec<(Span, String, BTreeSet<String>)>,
+    ) -> TemplateValue {
         match &node.value {
             NodeValue::String(text) => match TemplateValue::compile_string(text) {
-                Ok(value) => value,
+                Ok(value) => {
+                    if !value.is_literal() {
+                        strings.push((node.span, text.clone(), value.variables()));
+                    }
+                    value
+                }
                 Err(problem) => {
                     let span = self.locate(node.span, text, problem.offset);
                     self.problem(span, problem.message);
@@ -306,8 +320,10 @@ impl<'a> Compiler<'a> {
                 }
             },
             NodeValue::Seq(items) => {
-                let items: Vec<TemplateValue> =
-                    items.iter().map(|item| self.template_value(item)).collect();
+                let items: Vec<TemplateValue> = items
+                    .iter()
+                    .map(|item| self.template_value(item, strings))
+                    .collect();
                 if items.iter().all(TemplateValue::is_literal) {
                     TemplateValue::Literal(node.to_json())
                 } else {
@@ -318,7 +334,7 @@ impl<'a> Compiler<'a> {
                 self.check_duplicate_keys(entries);
                 let entries: Vec<(String, TemplateValue)> = entries
                     .iter()
-                    .map(|(key, value)| (key.name.clone(), self.template_value(value)))
+                    .map(|(key, value)| (key.name.clone(), self.template_value(value, strings)))
                     .collect();
                 if entries.iter().all(|(_, value)| value.is_literal()) {
                     TemplateValue::Literal(node.to_json())
@@ -352,7 +368,7 @@ impl<'a> Compiler<'a> {
         }
         match Expression::compile(inner) {
             Ok(expression) => {
-                self.check_names(&expression.variables(), node.span, scope, what);
+                self.check_names(&expression.variables(), node.span, &text, scope, what);
                 Some(expression)
             }
             Err(error) => {
@@ -386,19 +402,43 @@ impl<'a> Compiler<'a> {
     }
 
     /// Checks the names a template reads: the context's own, and steps that exist and have run.
-    fn check_names(&mut self, variables: &BTreeSet<String>, span: Span, scope: &Scope, what: &str) {
+    /// `text` is the string the names were read from, so that each problem points at its name.
+    fn check_names(
+        &mut self,
+        variables: &BTreeSet<String>,
+        span: Span,
+        text: &str,
+        scope: &Scope,
+        what: &str,
+    ) {
         for path in variables {
             let mut segments = path.split('.');
             let root = segments.next().unwrap_or_default();
             if root == "steps" {
                 if let Some(id) = segments.next() {
-                    self.references.add(Reference::step(id, span, scope));
+                    let at = self.locate_name(span, text, &format!("steps.{id}"));
+                    self.references.add(Reference::step(id, at, scope));
                 }
                 continue;
             }
             if !scope.allows(root) && !references::is_global(root) {
-                self.problem(span, scope.unknown_name_message(root, what));
+                let at = self.locate_name(span, text, root);
+                self.problem(at, scope.unknown_name_message(root, what));
             }
+        }
+    }
+
+    /// Where a name is used in a string value: its first use as a whole word.
+    fn locate_name(&self, span: Span, text: &str, name: &str) -> Span {
+        let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        let found = text.match_indices(name).find(|(at, _)| {
+            let before = text[..*at].chars().next_back();
+            let after = text[at + name.len()..].chars().next();
+            !before.is_some_and(|c| is_word(c) || c == '.') && !after.is_some_and(is_word)
+        });
+        match found {
+            Some((at, _)) => self.locate(span, text, at),
+            None => span,
         }
     }
 

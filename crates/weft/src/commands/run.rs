@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use weft_connectors::ConnectorOptions;
 use weft_connectors::http::{HttpOptions, NetworkPolicy};
-use weft_engine::{Engine, Limits};
+use weft_engine::{Engine, JqRunner, Limits};
 use weft_store::JobStatus;
 
 use super::{Loaded, invalid, load_recipe, print_problems, registry};
@@ -71,12 +71,17 @@ fn prepare_and_run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         .filter(|dir| !dir.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let library = RecipeFolder::new(folder.to_path_buf(), registry.clone());
+    // jq runs in worker processes, so that a runaway program cannot take this one down.
+    let jq = std::env::current_exe()
+        .map(JqRunner::isolated)
+        .unwrap_or_default();
     let engine = Engine::new(
         registry,
         Arc::new(connections),
         Arc::new(library),
         Limits::default(),
-    );
+    )
+    .with_jq_runner(jq);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -85,7 +90,6 @@ fn prepare_and_run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let printed =
         serde_json::to_string_pretty(&outcome.record).context("cannot print the job record")?;
     println!("{printed}");
-    // A jq program cut off at its deadline may still be running; the job is over.
     runtime.shutdown_background();
     Ok(match outcome.record.status {
         JobStatus::Succeeded => ExitCode::SUCCESS,

@@ -1,0 +1,130 @@
+//! A local HTTP server standing in for the remote APIs that `http.request` calls.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{any, get};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A running server; it stops when the test process ends.
+pub struct TestServer {
+    pub base: String,
+}
+
+#[derive(Clone, Default)]
+struct Counters {
+    calls: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the test server");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("a free port");
+                let address = listener.local_addr().expect("a local address");
+                sender
+                    .send(format!("http://{address}"))
+                    .expect("the test waits for the address");
+                axum::serve(listener, routes())
+                    .await
+                    .expect("the test server runs");
+            });
+        });
+        let base = receiver.recv().expect("the test server starts");
+        TestServer { base }
+    }
+}
+
+fn routes() -> Router {
+    Router::new()
+        .route(
+            "/json",
+            get(|| async { axum::Json(json!({ "hello": "world", "n": 3 })) }),
+        )
+        .route("/text", get(|| async { "plain words" }))
+        .route("/status/{code}", any(status))
+        .route("/echo", any(echo))
+        .route("/echo/{*rest}", any(echo))
+        .route("/slow", get(slow))
+        .route("/flaky/{key}/{failures}", any(flaky))
+        .route("/redirect", get(redirect))
+        .route("/big", get(|| async { "x".repeat(11 * 1024 * 1024) }))
+        .with_state(Counters::default())
+}
+
+async fn status(Path(code): Path<u16>) -> Response {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, axum::Json(json!({ "status": code }))).into_response()
+}
+
+/// Answers with what it received.
+async fn echo(
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(query): Query<Vec<(String, String)>>,
+    body: Bytes,
+) -> Response {
+    let headers: serde_json::Map<String, Value> = headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                json!(value.to_str().unwrap_or_default()),
+            )
+        })
+        .collect();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let parsed: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    axum::Json(json!({
+        "method": method.as_str(),
+        "path": uri.path(),
+        "headers": headers,
+        "query": query,
+        "body": parsed,
+    }))
+    .into_response()
+}
+
+async fn slow() -> &'static str {
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    "late"
+}
+
+/// Fails with 503 the first `failures` times a key is called, then succeeds.
+async fn flaky(
+    State(counters): State<Counters>,
+    Path((key, failures)): Path<(String, u32)>,
+) -> Response {
+    let call = {
+        let mut calls = counters.calls.lock().expect("the counter lock");
+        let count = calls.entry(key).or_insert(0);
+        *count += 1;
+        *count
+    };
+    if call <= failures {
+        (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({ "call": call }).to_string(),
+        )
+            .into_response()
+    }
+}
+
+async fn redirect(Query(query): Query<HashMap<String, String>>) -> Response {
+    Redirect::temporary(query.get("to").map(String::as_str).unwrap_or("/json")).into_response()
+}

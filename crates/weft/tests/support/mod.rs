@@ -1,0 +1,113 @@
+//! Helpers shared by the tests: running the `weft` binary and a local HTTP server that stands
+//! in for the remote end of `http.request`.
+
+pub mod http_server;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The `weft` binary built for these tests.
+pub fn weft() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+}
+
+/// A recipe file kept in `tests/recipes/`.
+pub fn recipe(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/recipes")
+        .join(name)
+}
+
+/// The repository's `examples/` folder.
+pub fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+/// What one `weft run` did.
+#[derive(Debug)]
+pub struct Ran {
+    pub code: i32,
+    pub record: Value,
+    pub stderr: String,
+}
+
+impl Ran {
+    /// The records of the steps with this id, in run order.
+    pub fn steps(&self, id: &str) -> Vec<&Value> {
+        self.record["steps"]
+            .as_array()
+            .map(|steps| steps.iter().filter(|step| step["id"] == id).collect())
+            .unwrap_or_default()
+    }
+
+    /// The only record of a step.
+    pub fn step(&self, id: &str) -> &Value {
+        let found = self.steps(id);
+        assert_eq!(
+            found.len(),
+            1,
+            "expected one record of step `{id}`, found {}: {:#}",
+            found.len(),
+            self.record
+        );
+        found[0]
+    }
+
+    /// The ids of the step records, in order.
+    pub fn step_ids(&self) -> Vec<String> {
+        self.record["steps"]
+            .as_array()
+            .map(|steps| {
+                steps
+                    .iter()
+                    .map(|step| step["id"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Runs a recipe with an event, allowing loopback (the test server lives there).
+pub fn run(recipe: &Path, event: &Value) -> Ran {
+    run_with(recipe, event, &[])
+}
+
+pub fn run_with(recipe: &Path, event: &Value, extra: &[&str]) -> Ran {
+    let output = weft()
+        .arg("run")
+        .arg(recipe)
+        .arg("--event")
+        .arg(event.to_string())
+        .arg("--allow-private-network")
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the weft binary runs");
+    ran(output)
+}
+
+pub fn ran(output: Output) -> Ran {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let record = if stdout.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&stdout).unwrap_or_else(|error| {
+            panic!("stdout is not a job record ({error}): {stdout}\nstderr: {stderr}")
+        })
+    };
+    Ran {
+        code: output.status.code().unwrap_or(-1),
+        record,
+        stderr,
+    }
+}
+
+/// Writes a recipe into a fresh folder and returns both (the folder lives as long as the guard).
+pub fn write_recipe(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("recipe.yaml");
+    std::fs::write(&path, text).expect("the recipe is written");
+    (dir, path)
+}
