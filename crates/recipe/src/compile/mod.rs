@@ -585,4 +585,6 @@ impl Scope {
 }
 
 #[cfg(test)]
+mod never_panics;
+#[cfg(test)]
 mod tests;

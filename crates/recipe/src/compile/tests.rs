@@ -2,7 +2,7 @@
 
 use super::*;
 
-struct TestCatalog;
+pub struct TestCatalog;
 
 impl Catalog for TestCatalog {
     fn action(&self, connector: &str, action: &str) -> Result<ActionInfo, String> {
