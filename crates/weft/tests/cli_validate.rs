@@ -98,7 +98,6 @@ fn every_example_is_valid() {
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
-        .filter(|path| !path.ends_with("connections.yaml"))
         .collect();
     files.sort();
     assert!(files.len() >= 4, "examples are missing: {files:?}");
