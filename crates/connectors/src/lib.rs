@@ -46,6 +46,27 @@ impl Registry {
     }
 }
 
+/// The property names of an object schema that allows no others.
+fn closed_properties(schema: &serde_json::Value) -> Option<Vec<String>> {
+    if schema.get("additionalProperties") != Some(&serde_json::Value::Bool(false)) {
+        return None;
+    }
+    let properties = schema.get("properties")?.as_object()?;
+    Some(properties.keys().cloned().collect())
+}
+
+fn string_list(value: Option<&serde_json::Value>) -> Vec<String> {
+    value
+        .and_then(serde_json::Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The recipe compiler checks actions against the connectors this process has.
 impl weft_recipe::Catalog for Registry {
     fn action(&self, connector: &str, action: &str) -> Result<weft_recipe::ActionInfo, String> {
@@ -57,15 +78,17 @@ impl weft_recipe::Catalog for Registry {
             ));
         };
         let actions = found.actions();
-        if !actions.iter().any(|spec| spec.name == action) {
+        let Some(spec) = actions.iter().find(|spec| spec.name == action) else {
             let names: Vec<&str> = actions.iter().map(|spec| spec.name).collect();
             return Err(format!(
                 "the {connector} connector has no action `{action}` (it has: {})",
                 names.join(", ")
             ));
-        }
+        };
         Ok(weft_recipe::ActionInfo {
             needs_connection: found.needs_connection(),
+            input_keys: closed_properties(&spec.input_schema),
+            required_input: string_list(spec.input_schema.get("required")),
         })
     }
 

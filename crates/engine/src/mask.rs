@@ -15,23 +15,18 @@ pub const MASKED: &str = "[masked]";
 /// everywhere would destroy the record without protecting anything.
 const MIN_SCRUB_CHARS: usize = 4;
 
-/// Applies the recipe's masks, scrubs secrets and trims the record to its level.
+/// Applies the recipe's masks, scrubs `also_scrub` (connection secrets, masked variables)
+/// wherever it appears, and trims the record to its level.
 pub fn protect_record(
     record: &mut JobRecord,
     masks: &[MaskPath],
-    secrets: &[String],
+    also_scrub: Vec<Value>,
     level: RecordLevel,
 ) {
-    let mut found = Vec::new();
+    let mut found = also_scrub;
     for mask in masks {
         apply_mask(record, mask, &mut found);
     }
-    found.extend(
-        secrets
-            .iter()
-            .filter(|secret| !secret.is_empty())
-            .map(|secret| Value::String(secret.clone())),
-    );
     let needles = scrub_list(found);
     if !needles.is_empty() {
         for_each_value(record, |value| scrub(value, &needles));
@@ -82,16 +77,24 @@ fn apply_mask(record: &mut JobRecord, mask: &MaskPath, found: &mut Vec<Value>) {
                 }
             }
         }
-        "vars" => {
-            // Variables are stored as the outputs of the `set` steps that assign them.
-            for step in &mut record.steps {
-                if step.output.is_object() {
-                    mask_at(&mut step.output, &segments[1..], found);
-                }
-            }
-        }
+        // Variables are not stored as such; their values are scrubbed where they were copied
+        // (see `masked_variable_values`).
         _ => {}
     }
+}
+
+/// The values a `vars.…` mask covers when variable `name` is set to `value`.
+pub fn masked_variable_values(masks: &[MaskPath], name: &str, value: &Value) -> Vec<Value> {
+    let mut found = Vec::new();
+    for mask in masks {
+        let segments = &mask.segments;
+        let covers =
+            segments[0] == "vars" && segments.get(1).is_some_and(|var| var == name || var == "*");
+        if covers {
+            mask_at(&mut value.clone(), &segments[2..], &mut found);
+        }
+    }
+    found
 }
 
 /// Masks the value at a path, `*` matching every key or index.
@@ -240,7 +243,7 @@ mod tests {
         protect_record(
             &mut record,
             &paths(&["trigger.body.card_number", "steps.*.output.token"]),
-            &[],
+            Vec::new(),
             RecordLevel::Masked,
         );
         let text = serde_json::to_string(&record).unwrap();
@@ -261,7 +264,7 @@ mod tests {
         protect_record(
             &mut record,
             &[],
-            &["s3cr3t-value".to_owned()],
+            vec![json!("s3cr3t-value")],
             RecordLevel::Full,
         );
         let text = serde_json::to_string(&record).unwrap();
@@ -269,9 +272,25 @@ mod tests {
     }
 
     #[test]
+    fn a_masked_variable_is_scrubbed_wherever_its_value_went() {
+        let masks = paths(&["vars.api_key", "vars.customer.ssn"]);
+        let mut also = masked_variable_values(&masks, "api_key", &json!("k-123456"));
+        also.extend(masked_variable_values(
+            &masks,
+            "customer",
+            &json!({"ssn": "078-05-1120", "name": "Ann"}),
+        ));
+        assert_eq!(also, vec![json!("k-123456"), json!("078-05-1120")]);
+        let mut record = record();
+        record.output = json!({"text": "key k-123456 for 078-05-1120 (Ann)"});
+        protect_record(&mut record, &masks, also, RecordLevel::Masked);
+        assert_eq!(record.output["text"], "key [masked] for [masked] (Ann)");
+    }
+
+    #[test]
     fn metadata_keeps_no_payloads() {
         let mut record = record();
-        protect_record(&mut record, &[], &[], RecordLevel::Metadata);
+        protect_record(&mut record, &[], Vec::new(), RecordLevel::Metadata);
         assert_eq!(record.trigger, Value::Null);
         assert!(
             record

@@ -71,8 +71,9 @@ pub struct JobRun<'e> {
     depth: usize,
     step_runs: AtomicUsize,
     response: Mutex<Option<Value>>,
-    /// Secret values of the connections this job used: scrubbed from its record.
-    secrets: Mutex<Vec<String>>,
+    /// Values scrubbed from the record wherever they appear: secrets of the connections
+    /// this job used, and values of masked variables.
+    scrub: Mutex<Vec<Value>>,
 }
 
 impl<'e> JobRun<'e> {
@@ -84,7 +85,7 @@ impl<'e> JobRun<'e> {
             depth,
             step_runs: AtomicUsize::new(0),
             response: Mutex::new(None),
-            secrets: Mutex::new(Vec::new()),
+            scrub: Mutex::new(Vec::new()),
         }
     }
 
@@ -123,12 +124,12 @@ impl<'e> JobRun<'e> {
             .retention
             .as_ref()
             .map_or(RecordLevel::Masked, |retention| retention.record);
-        let secrets = self
-            .secrets
+        let scrub = self
+            .scrub
             .lock()
-            .map(|secrets| secrets.clone())
+            .map(|mut scrub| std::mem::take(&mut *scrub))
             .unwrap_or_default();
-        protect_record(&mut record, &self.recipe.mask, &secrets, level);
+        protect_record(&mut record, &self.recipe.mask, scrub, level);
         let response = self
             .response
             .lock()
@@ -142,7 +143,7 @@ impl<'e> JobRun<'e> {
         if let Trigger::Manual(manual) = &self.recipe.trigger
             && let Some(schema) = &manual.input_schema
         {
-            check_schema(schema, scope.trigger()).map_err(|message| Failure {
+            schema.check(scope.trigger()).map_err(|message| Failure {
                 step: String::new(),
                 message,
                 kind: ErrorKind::Validation,
@@ -156,9 +157,20 @@ impl<'e> JobRun<'e> {
                     message: format!("variable `{name}`: {error}"),
                     kind: ErrorKind::Expression,
                 })?;
-            scope.set_var(name, evaluated);
+            self.set_var(scope, name, evaluated);
         }
         Ok(())
+    }
+
+    /// Sets a variable, noting its value for scrubbing when a mask covers it.
+    fn set_var(&self, scope: &mut Scope, name: &str, value: Value) {
+        let masked = crate::mask::masked_variable_values(&self.recipe.mask, name, &value);
+        if !masked.is_empty()
+            && let Ok(mut scrub) = self.scrub.lock()
+        {
+            scrub.extend(masked);
+        }
+        scope.set_var(name, value);
     }
 
     fn finish(&self, flow: Flow, scope: &mut Scope) -> (JobStatus, Option<RecordError>, Value) {
@@ -294,7 +306,7 @@ impl<'e> JobRun<'e> {
                     && let Value::Object(values) = &output
                 {
                     for (name, value) in values {
-                        scope.set_var(name, value.clone());
+                        self.set_var(scope, name, value.clone());
                     }
                 }
                 scope.set_output(&step.id, &output);
@@ -461,8 +473,12 @@ impl<'e> JobRun<'e> {
                     .filter(|field| field.secret)
                     .map(|field| field.name)
                     .collect();
-                if let Ok(mut secrets) = self.secrets.lock() {
-                    secrets.extend(connection.secret_values(&secret_fields).map(str::to_owned));
+                if let Ok(mut scrub) = self.scrub.lock() {
+                    scrub.extend(
+                        connection
+                            .secret_values(&secret_fields)
+                            .map(|secret| Value::String(secret.to_owned())),
+                    );
                 }
                 Some(connection)
             }
@@ -776,7 +792,7 @@ fn render_text(value: &TemplateValue, scope: &mut Scope) -> Result<String, EvalE
 }
 
 fn jq_failure(step: &str, program: &str, failure: JqFailure) -> Failure {
-    let shown: String = program.chars().take(120).collect();
+    let shown = weft_recipe::text::shorten(program, 120);
     match failure {
         JqFailure::Error(error) => Failure::new(
             step,
@@ -821,30 +837,4 @@ fn body_step_ids(steps: &[Step]) -> Vec<String> {
         }
     }
     ids
-}
-
-fn check_schema(schema: &Value, input: &Value) -> Result<(), String> {
-    let validator = jsonschema::validator_for(schema).map_err(|error| {
-        format!("the recipe's input_schema is not a valid JSON Schema: {error}")
-    })?;
-    let problems: Vec<String> = validator
-        .iter_errors(input)
-        .take(10)
-        .map(|error| {
-            let at = error.instance_path().to_string();
-            if at.is_empty() {
-                format!("{error}")
-            } else {
-                format!("at {at}: {error}")
-            }
-        })
-        .collect();
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "the input does not match the recipe's input_schema: {}",
-            problems.join("; ")
-        ))
-    }
 }

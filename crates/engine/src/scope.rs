@@ -35,8 +35,8 @@ pub struct Scope {
     /// `steps.<id>` as templates see it: `{ "output": ... }`.
     steps: BTreeMap<String, Shared>,
     vars: BTreeMap<String, Shared>,
-    /// The loop's `as` name, the item and its index.
-    item: Option<(String, Shared, usize)>,
+    /// The loops this scope is inside, outermost first: each `as` name, item and index.
+    loops: Vec<(String, Shared, usize)>,
     error: Option<Shared>,
     /// The template context, built once and kept until the scope changes.
     cached: Option<MjValue>,
@@ -49,7 +49,7 @@ impl Scope {
             job: Shared::new(job),
             steps: BTreeMap::new(),
             vars: BTreeMap::new(),
-            item: None,
+            loops: Vec::new(),
             error: None,
             cached: None,
         }
@@ -66,8 +66,9 @@ impl Scope {
         self.cached = None;
     }
 
+    /// Enters one iteration of a loop; the names of outer loops stay visible.
     pub fn set_item(&mut self, name: &str, item: Value, index: usize) {
-        self.item = Some((name.to_owned(), Shared::new(item), index));
+        self.loops.push((name.to_owned(), Shared::new(item), index));
         self.cached = None;
     }
 
@@ -86,7 +87,7 @@ impl Scope {
 
     /// The index of the loop iteration this scope belongs to, if any.
     pub fn index(&self) -> Option<usize> {
-        self.item.as_ref().map(|(_, _, index)| *index)
+        self.loops.last().map(|(_, _, index)| *index)
     }
 
     pub fn set_error(&mut self, error: Value) {
@@ -135,10 +136,12 @@ impl Scope {
                     .collect::<BTreeMap<String, MjValue>>(),
             ),
         );
-        if let Some((name, item, index)) = &self.item {
+        for (name, item, _) in &self.loops {
+            context.insert(name.as_str(), item.template.clone());
+        }
+        if let Some((_, item, index)) = self.loops.last() {
             context.insert("item", item.template.clone());
             context.insert("index", MjValue::from(*index));
-            context.insert(name.as_str(), item.template.clone());
         }
         if let Some(error) = &self.error {
             context.insert("error", error.template.clone());
@@ -169,13 +172,13 @@ impl Scope {
             .map(|(name, value)| (name.clone(), (*value.json).clone()))
             .collect();
         context.insert("vars".into(), Value::Object(vars));
-        match &self.item {
-            Some((name, item, index)) => {
+        for (name, item, _) in &self.loops {
+            context.insert(name.clone(), (*item.json).clone());
+        }
+        match self.loops.last() {
+            Some((_, item, index)) => {
                 context.insert("item".into(), (*item.json).clone());
                 context.insert("index".into(), json!(index));
-                if name != "item" {
-                    context.insert(name.clone(), (*item.json).clone());
-                }
             }
             None => {
                 context.insert("item".into(), Value::Null);

@@ -10,6 +10,8 @@ use jaq_json::{Num, Val};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
+use crate::text::shorten;
+
 type Filter = jaq_core::Filter<data::JustLut<Val>>;
 
 /// Most outputs one run may produce: `repeat(1)` stops here instead of filling memory.
@@ -134,13 +136,6 @@ fn run_error(exception: jaq_core::Exn<'_, Val>) -> JqRunError {
     // jq quotes whole values in its messages; a record needs the gist, not the payload.
     JqRunError {
         message: shorten(&message, 300),
-    }
-}
-
-fn shorten(text: &str, chars: usize) -> String {
-    match text.char_indices().nth(chars) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod location;
 pub mod model;
 pub mod node;
 pub mod template;
+pub mod text;
 
 pub use compile::{ActionInfo, Catalog, compile_recipe};
 pub use location::{Problem, Problems, Span};

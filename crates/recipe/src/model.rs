@@ -116,7 +116,57 @@ pub struct SubscribeTrigger {
 
 #[derive(Debug, Clone)]
 pub struct ManualTrigger {
-    pub input_schema: Option<Value>,
+    pub input_schema: Option<InputSchema>,
+}
+
+/// A JSON Schema that a job's input must match, compiled once.
+#[derive(Clone)]
+pub struct InputSchema {
+    pub schema: Value,
+    validator: std::sync::Arc<jsonschema::Validator>,
+}
+
+impl std::fmt::Debug for InputSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "InputSchema({})", self.schema)
+    }
+}
+
+impl InputSchema {
+    /// Compiles a schema; the error says why it is not a valid one.
+    pub fn compile(schema: Value) -> Result<InputSchema, String> {
+        let validator = jsonschema::validator_for(&schema)
+            .map_err(|error| format!("input_schema is not a valid JSON Schema: {error}"))?;
+        Ok(InputSchema {
+            schema,
+            validator: std::sync::Arc::new(validator),
+        })
+    }
+
+    /// Checks an input; the error lists the first few mismatches with where they are.
+    pub fn check(&self, input: &Value) -> Result<(), String> {
+        let problems: Vec<String> = self
+            .validator
+            .iter_errors(input)
+            .take(10)
+            .map(|error| {
+                let at = error.instance_path().to_string();
+                if at.is_empty() {
+                    error.to_string()
+                } else {
+                    format!("at {at}: {error}")
+                }
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "the input does not match the recipe's input_schema: {}",
+                problems.join("; ")
+            ))
+        }
+    }
 }
 
 /// `connector.action`, as written in `action:`.

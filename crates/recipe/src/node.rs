@@ -13,6 +13,8 @@ use crate::location::{Problem, Span};
 pub const MAX_RECIPE_BYTES: usize = 2 * 1024 * 1024;
 /// Deepest nesting of YAML collections accepted.
 pub const MAX_NESTING: usize = 64;
+/// Most values (scalars and collections) in one recipe document.
+pub const MAX_NODES: usize = 200_000;
 
 /// A value in the document with the place it was written.
 #[derive(Debug, Clone)]
@@ -78,8 +80,9 @@ impl Node {
 }
 
 /// Parses recipe text, YAML or JSON, into a located tree. A syntax error is one problem: the
-/// parser cannot go on past it.
-pub fn parse_document(text: &str) -> Result<Node, Problem> {
+/// parser cannot go on past it. The parser recurses once per level of nesting: call this on
+/// a thread with a large stack, as `compile_recipe` does.
+pub(crate) fn parse_document(text: &str) -> Result<Node, Problem> {
     if text.len() > MAX_RECIPE_BYTES {
         return Err(Problem::new(
             Span::new(1, 1),
@@ -91,7 +94,7 @@ pub fn parse_document(text: &str) -> Result<Node, Problem> {
         ));
     }
     let options = serde_saphyr::options! {
-        budget: serde_saphyr::budget! { max_depth: MAX_NESTING, max_nodes: 200_000 },
+        budget: serde_saphyr::budget! { max_depth: MAX_NESTING, max_nodes: MAX_NODES },
         alias_limits: serde_saphyr::alias_limits! { max_total_replayed_events: 100_000 },
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::PassThrough,
         strict_booleans: true,
@@ -113,8 +116,32 @@ fn syntax_problem(error: &serde_saphyr::Error) -> Problem {
         .location()
         .map(|location| span_of(&location))
         .unwrap_or(Span::new(1, 1));
-    let message = DefaultMessageFormatter.format_message(error.without_snippet());
-    Problem::new(span, message.to_string())
+    let message = match error.without_snippet() {
+        serde_saphyr::Error::Budget { breach, .. } => budget_message(breach),
+        serde_saphyr::Error::AliasReplayLimitExceeded { .. }
+        | serde_saphyr::Error::AliasExpansionLimitExceeded { .. }
+        | serde_saphyr::Error::AliasReplayStackDepthExceeded { .. } => {
+            "the recipe's YAML aliases expand to too much data".to_owned()
+        }
+        other => DefaultMessageFormatter.format_message(other).to_string(),
+    };
+    Problem::new(span, message)
+}
+
+fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach;
+    match breach {
+        BudgetBreach::Depth { .. } => {
+            format!("the recipe nests deeper than the limit of {MAX_NESTING} levels")
+        }
+        BudgetBreach::Nodes { .. } | BudgetBreach::Events { .. } => {
+            format!("the recipe has more than the limit of {MAX_NODES} values")
+        }
+        BudgetBreach::Aliases { .. } | BudgetBreach::Anchors { .. } => {
+            "the recipe uses too many YAML anchors or aliases".to_owned()
+        }
+        other => format!("the recipe is beyond a limit of the YAML parser ({other:?})"),
+    }
 }
 
 fn span_of(location: &serde_saphyr::Location) -> Span {
@@ -242,6 +269,22 @@ mod tests {
     fn a_syntax_error_has_a_place() {
         let problem = parse_document("name: x\nsteps: [\n").unwrap_err();
         assert!(problem.span.line >= 2, "{problem}");
+    }
+
+    #[test]
+    fn too_deep_a_document_is_refused_with_the_limit() {
+        let text = format!("a: {}{}", "[".repeat(100), "]".repeat(100));
+        let parse = move || parse_document(&text).unwrap_err();
+        let problem = std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn(parse)
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(
+            problem.message,
+            "the recipe nests deeper than the limit of 64 levels"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock};
 
 use crate::filters;
+use crate::text::shorten;
 
 /// Instructions one evaluation may run before it is cut off: a template that loops forever
 /// stops here with a clear error.
@@ -76,7 +77,7 @@ pub struct EvalError {
 impl EvalError {
     fn new(expression: &str, error: &minijinja::Error) -> Self {
         EvalError {
-            expression: shorten(expression),
+            expression: shorten(expression, QUOTED_CHARS),
             message: describe(error),
         }
     }
@@ -104,13 +105,8 @@ pub fn describe(error: &minijinja::Error) -> String {
     message
 }
 
-fn shorten(text: &str) -> String {
-    const LIMIT: usize = 120;
-    match text.char_indices().nth(LIMIT) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
+/// How much of an expression a message quotes.
+const QUOTED_CHARS: usize = 120;
 
 /// A compiled expression: `if:` conditions, `for_each:` lists and `{{ }}` contents.
 #[derive(Clone)]
@@ -159,7 +155,7 @@ impl Expression {
     pub fn eval(&self, context: &MjValue) -> Result<Value, EvalError> {
         let value = self.eval_raw(context)?;
         to_json(&value).map_err(|message| EvalError {
-            expression: shorten(&self.source),
+            expression: shorten(&self.source, QUOTED_CHARS),
             message,
         })
     }
@@ -266,7 +262,7 @@ impl TemplateValue {
                     }
                     if out.len() > MAX_RESULT_BYTES {
                         return Err(EvalError {
-                            expression: shorten(&parts_source(parts)),
+                            expression: shorten(&parts_source(parts), QUOTED_CHARS),
                             message: format!(
                                 "the text grew past the limit of {MAX_RESULT_BYTES} bytes"
                             ),

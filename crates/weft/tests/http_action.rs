@@ -98,6 +98,14 @@ fn an_error_status_fails_the_step_unless_told_otherwise() {
         "{error}"
     );
 
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains(r#"{"status":404}"#),
+        "the body says why: {error}"
+    );
+
     let tolerated = get("/status/404", json!({"fail_on_status": false}));
     assert_eq!(tolerated.code, 0, "{:#}", tolerated.record);
     assert_eq!(tolerated.record["output"]["status"], 404);
@@ -210,7 +218,7 @@ fn private_addresses_are_refused_unless_allowed() {
         .unwrap();
     let ran = crate::support::ran(output);
     assert_eq!(ran.code, 1);
-    assert_eq!(ran.record["error"]["kind"], "connector");
+    assert_eq!(ran.record["error"]["kind"], "validation");
     let message = ran.record["error"]["message"].as_str().unwrap();
     assert!(
         message.contains("loopback") && message.contains("--allow-private-network"),

@@ -35,3 +35,43 @@ fn an_error_handler_on_a_branch_step_catches_its_body() {
     assert_eq!(ran.step("boom")["status"], "failed");
     assert_eq!(ran.record["output"], "boom");
 }
+
+#[test]
+fn inner_loops_see_the_outer_loops_item() {
+    let (_dir, path) = write_recipe(
+        "name: x\ntrigger: { manual: {} }\nsteps:\n  - id: orders\n    for_each: trigger.orders\n    as: order\n    steps:\n      - id: lines\n        for_each: order.lines\n        as: line\n        steps:\n          - id: pair\n            set: { pair: '{{ order.id }}-{{ line }}-{{ index }}' }\n          - id: by_jq\n            transform: '\"\\(.order.id)/\\(.line)\"'\noutput: '{{ steps.orders.output }}'\n",
+    );
+    let ran = run(
+        &path,
+        &json!({"orders": [{"id": "a", "lines": [1, 2]}, {"id": "b", "lines": [3]}]}),
+    );
+    assert_eq!(ran.code, 0, "{:#}", ran.record);
+    let pairs: Vec<_> = ran
+        .steps("pair")
+        .iter()
+        .map(|step| step["output"]["pair"].clone())
+        .collect();
+    assert_eq!(pairs, vec![json!("a-1-0"), json!("a-2-1"), json!("b-3-0")]);
+    let by_jq: Vec<_> = ran
+        .steps("by_jq")
+        .iter()
+        .map(|step| step["output"].clone())
+        .collect();
+    assert_eq!(by_jq, vec![json!("a/1"), json!("a/2"), json!("b/3")]);
+}
+
+#[test]
+fn a_masked_variable_is_scrubbed_wherever_it_went() {
+    let (_dir, path) = write_recipe(
+        "name: x\ntrigger: { manual: {} }\nvars: { api_key: '{{ trigger.key }}' }\nsteps:\n  - id: use\n    set: { header: 'Key {{ vars.api_key }}', later: '{{ trigger.other }}' }\n  - id: fetched\n    set: { status: 200 }\noutput: '{{ vars }}'\nmask: [vars.api_key, vars.later]\n",
+    );
+    let ran = run(&path, &json!({"key": "k-12345678", "other": "also-secret"}));
+    assert_eq!(ran.code, 0, "{:#}", ran.record);
+    let printed = ran.step("use").to_string() + &ran.record["output"].to_string();
+    assert!(
+        !printed.contains("k-12345678") && !printed.contains("also-secret"),
+        "{printed}"
+    );
+    assert_eq!(ran.step("use")["output"]["header"], "Key [masked]");
+    assert_eq!(ran.step("fetched")["output"]["status"], 200);
+}

@@ -154,3 +154,26 @@ fn masked_fields_never_reach_the_record_even_where_copied() {
     );
     assert_eq!(ran.record["output"]["name"], "Ann");
 }
+
+#[test]
+fn the_examples_that_need_no_network_run_to_success() {
+    for name in [
+        "hello",
+        "loop-lines",
+        "stop-and-respond",
+        "call-parent",
+        "call-child",
+    ] {
+        let examples = crate::support::examples();
+        let output = crate::support::weft()
+            .arg("run")
+            .arg(examples.join(format!("{name}.yaml")))
+            .arg("--event")
+            .arg(examples.join(format!("events/{name}.json")))
+            .output()
+            .unwrap();
+        let ran = crate::support::ran(output);
+        assert_eq!(ran.code, 0, "{name}: {:#}\n{}", ran.record, ran.stderr);
+        assert_eq!(ran.record["status"], "succeeded", "{name}");
+    }
+}

@@ -17,6 +17,7 @@ use crate::connection::Connection;
 use crate::connector::{ActionSpec, CallContext, ConnectionField, Connector};
 use crate::error::ConnectorError;
 use weft_recipe::duration::{format_duration, parse_duration};
+use weft_recipe::text::shorten;
 
 /// Limits and policy of the `http` connector.
 #[derive(Debug, Clone)]
@@ -228,12 +229,16 @@ fn join_relative(base: &Url, path: &str) -> Result<Url, ConnectorError> {
     })
 }
 
+/// A URL for messages: its query may hold an API key, so it is shown as `?…`.
 fn redact_query(url: &Url) -> String {
     let mut shown = url.clone();
-    if shown.query().is_some() {
-        shown.set_query(Some("…"));
+    let had_query = shown.query().is_some();
+    shown.set_query(None);
+    if had_query {
+        format!("{shown}?…")
+    } else {
+        shown.to_string()
     }
-    shown.to_string()
 }
 
 fn string_pairs(
@@ -396,7 +401,7 @@ impl HttpConnector {
         context: &CallContext,
     ) -> Result<Value, ConnectorError> {
         if let Some(refusal) = literal_ip_refusal(&input.url, self.options.network) {
-            return Err(ConnectorError::remote(refusal));
+            return Err(ConnectorError::validation(refusal));
         }
         let timeout = [input.timeout, context.timeout]
             .into_iter()
@@ -447,8 +452,14 @@ impl HttpConnector {
         }
         let body = parse_body(&headers, &bytes);
         if input.fail_on_status && status.as_u16() >= 400 {
+            // The start of the body usually says why; a person fixing the recipe needs it.
+            let said = match &body {
+                Value::Null => String::new(),
+                Value::String(text) => format!(": {}", shorten(text, 300)),
+                other => format!(": {}", shorten(&other.to_string(), 300)),
+            };
             return Err(ConnectorError::remote(format!(
-                "{} {} answered HTTP {}{}",
+                "{} {} answered HTTP {}{}{said}",
                 input.method,
                 redact_query(&input.url),
                 status.as_u16(),
@@ -510,10 +521,12 @@ fn describe_error(error: reqwest::Error, host: &str, timeout: Duration) -> Conne
         ));
     }
     let mut message = format!("the request to {host} failed");
+    let mut refused_by_policy = false;
     let mut source: Option<&dyn std::error::Error> = Some(&error);
     let mut seen = Vec::new();
     while let Some(cause) = source {
         let text = cause.to_string();
+        refused_by_policy |= text.starts_with(network::REFUSED);
         if !text.contains("://") && !seen.contains(&text) {
             message.push_str(": ");
             message.push_str(&text);
@@ -521,7 +534,12 @@ fn describe_error(error: reqwest::Error, host: &str, timeout: Duration) -> Conne
         }
         source = cause.source();
     }
-    ConnectorError::remote(message)
+    // A refused address is the recipe's doing: retrying cannot help.
+    if refused_by_policy {
+        ConnectorError::validation(message)
+    } else {
+        ConnectorError::remote(message)
+    }
 }
 
 fn request_input_schema() -> Value {

@@ -69,10 +69,13 @@ fn internal_v6(ip: Ipv6Addr) -> Option<&'static str> {
     }
 }
 
+/// How a refusal's message starts, so that it can be told apart from network failures.
+pub const REFUSED: &str = "refused to connect to";
+
 /// The message for a refused address. It names the way out for operators.
 pub fn refused_message(host: &str, ip: IpAddr, range: &str) -> String {
     format!(
-        "refused to connect to {host} ({ip}): it is a {range} address; outbound HTTP may only reach \
+        "{REFUSED} {host} ({ip}): it is a {range} address; outbound HTTP may only reach \
          public addresses unless private networks are allowed (--allow-private-network)"
     )
 }

@@ -27,9 +27,13 @@ pub trait Catalog: Sync {
 }
 
 /// What the compiler checks about an action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ActionInfo {
     pub needs_connection: bool,
+    /// The input keys the action takes, when it takes no others.
+    pub input_keys: Option<Vec<String>>,
+    /// Input keys the action cannot do without.
+    pub required_input: Vec<String>,
 }
 
 /// Deepest nesting of steps inside `if`, `for_each` and `on_error`.
@@ -194,7 +198,7 @@ impl<'a> Compiler<'a> {
         map.remaining()
             .into_iter()
             .map(|(key, value)| {
-                self.check_identifier(key, "a variable name");
+                self.check_identifier(key, "variable name");
                 (key.name.clone(), self.template(value, &scope, "a variable"))
             })
             .collect()
@@ -226,9 +230,13 @@ impl<'a> Compiler<'a> {
                 .collect(),
             None => Vec::new(),
         };
-        let call = map
-            .take("call")
-            .and_then(|node| self.string(node, "on_failure.call"));
+        let call = map.take("call").and_then(|node| {
+            let name = self.string(node, "on_failure.call")?;
+            if name.trim().is_empty() {
+                self.problem(node.span, "on_failure.call needs the name of a recipe");
+            }
+            Some(name)
+        });
         map.finish(self, &["notify", "call"]);
         Some(OnFailure { notify, call })
     }

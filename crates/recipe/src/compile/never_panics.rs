@@ -3,18 +3,55 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use super::tests::TestCatalog;
 use super::compile_recipe;
+use super::tests::TestCatalog;
 
 const VALID: &str = include_str!("../../../weft/tests/recipes/every-step.yaml");
 
 /// Words the compiler gives meaning to, so that random documents reach deep into it.
 const WORDS: &[&str] = &[
-    "name", "trigger", "steps", "id", "set", "if", "then", "else", "for_each", "as", "transform",
-    "action", "http.request", "input", "call", "respond", "wait", "stop", "retry", "timeout",
-    "on_error", "continue_on_error", "webhook", "schedule", "cron", "timezone", "poll", "manual",
-    "mask", "output", "vars", "collect", "concurrency", "attempts", "1s", "{{ steps.a.output }}",
-    "{{ trigger.x | upper }}", "{% for x in y %}", ".a | {b: 1}", "steps.*.output", "a", "b",
+    "name",
+    "trigger",
+    "steps",
+    "id",
+    "set",
+    "if",
+    "then",
+    "else",
+    "for_each",
+    "as",
+    "transform",
+    "action",
+    "http.request",
+    "input",
+    "call",
+    "respond",
+    "wait",
+    "stop",
+    "retry",
+    "timeout",
+    "on_error",
+    "continue_on_error",
+    "webhook",
+    "schedule",
+    "cron",
+    "timezone",
+    "poll",
+    "manual",
+    "mask",
+    "output",
+    "vars",
+    "collect",
+    "concurrency",
+    "attempts",
+    "1s",
+    "{{ steps.a.output }}",
+    "{{ trigger.x | upper }}",
+    "{% for x in y %}",
+    ".a | {b: 1}",
+    "steps.*.output",
+    "a",
+    "b",
 ];
 
 fn word() -> impl Strategy<Value = String> {

@@ -3,8 +3,12 @@
 use std::time::Duration;
 
 use crate::compile::reader::MapReader;
-use crate::compile::{Compiler, MAX_STEP_DEPTH, MAX_STEPS, Scope, is_identifier};
+use crate::compile::{
+    ActionInfo, Compiler, MAX_STEP_DEPTH, MAX_STEPS, Scope, closest, is_identifier,
+};
+use crate::location::Span;
 use crate::model::{ActionRef, Backoff, Retry, Step, StepKind};
+use crate::node::Key;
 use crate::node::{Node, NodeValue};
 use crate::template::TemplateValue;
 
@@ -95,18 +99,32 @@ impl Compiler<'_> {
                 None
             }
             [first, second, ..] => {
-                let (key, _) = map.take_entry(second)?;
+                let span = map.take_entry(second).map_or(map.span, |(key, _)| key.span);
                 self.problem(
-                    key.span,
+                    span,
                     format!("a step has one kind, but this one has both `{first}` and `{second}`"),
                 );
+                for kind in &kinds {
+                    map.take(kind);
+                }
                 None
             }
         };
-        let retry = map.take("retry").and_then(|node| self.retry(node));
-        let timeout = map
-            .take("timeout")
-            .and_then(|node| self.duration(node, "timeout"));
+        let retry_entry = map.take_entry("retry");
+        let timeout_entry = map.take_entry("timeout");
+        if let Some(kind) = kind_name.filter(|kind| ["if", "for_each", "stop"].contains(kind)) {
+            for (key, _) in retry_entry.iter().chain(timeout_entry.iter()) {
+                self.problem(
+                    key.span,
+                    format!(
+                        "`{}` applies to steps that do one thing (action, transform, set, call, respond, wait), not to `{kind}`: put it on the steps inside",
+                        key.name
+                    ),
+                );
+            }
+        }
+        let retry = retry_entry.and_then(|(_, node)| self.retry(node));
+        let timeout = timeout_entry.and_then(|(_, node)| self.duration(node, "timeout"));
         if let Some(description) = map.take("description") {
             self.string(description, "description");
         }
@@ -275,16 +293,19 @@ impl Compiler<'_> {
         let connection = map
             .take("connection")
             .and_then(|node| self.string(node, "connection"));
-        let input = match map.take("input") {
+        let input_node = map.take("input");
+        let input = match input_node {
             Some(node) => self.template(node, scope, what),
             None => TemplateValue::Literal(serde_json::json!({})),
         };
         let action = action?;
         match self.catalog.action(&action.connector, &action.action) {
-            Ok(info) if info.needs_connection && connection.is_none() => {
-                self.problem(map.span, format!("`{action}` needs a `connection`"));
+            Ok(info) => {
+                if info.needs_connection && connection.is_none() {
+                    self.problem(map.span, format!("`{action}` needs a `connection`"));
+                }
+                self.check_input_keys(&action, &info, input_node, map.span);
             }
-            Ok(_) => {}
             Err(message) => self.problem(node.span, message),
         }
         Some(StepKind::Action {
@@ -292,6 +313,42 @@ impl Compiler<'_> {
             connection,
             input,
         })
+    }
+
+    /// Checks the keys of an input written as a mapping against what the action takes.
+    fn check_input_keys(
+        &mut self,
+        action: &ActionRef,
+        info: &ActionInfo,
+        input: Option<&Node>,
+        step_span: Span,
+    ) {
+        let entries: &[(Key, Node)] = match input.map(|node| &node.value) {
+            Some(NodeValue::Map(entries)) => entries,
+            None => &[],
+            Some(_) => return,
+        };
+        if let Some(known) = &info.input_keys {
+            for (key, _) in entries {
+                if !known.contains(&key.name) {
+                    let names: Vec<&str> = known.iter().map(String::as_str).collect();
+                    let hint = match closest(&key.name, &names) {
+                        Some(near) => format!("; did you mean `{near}`?"),
+                        None => format!(" (it takes: {})", names.join(", ")),
+                    };
+                    self.problem(
+                        key.span,
+                        format!("`{action}` has no input `{}`{hint}", key.name),
+                    );
+                }
+            }
+        }
+        for required in &info.required_input {
+            if !entries.iter().any(|(key, _)| &key.name == required) {
+                let span = input.map_or(step_span, |node| node.span);
+                self.problem(span, format!("`{action}` needs the input `{required}`"));
+            }
+        }
     }
 
     /// `connector.action`.

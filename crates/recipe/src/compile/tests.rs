@@ -9,9 +9,24 @@ impl Catalog for TestCatalog {
         match (connector, action) {
             ("http", "request") => Ok(ActionInfo {
                 needs_connection: false,
+                input_keys: Some(
+                    [
+                        "method",
+                        "url",
+                        "headers",
+                        "query",
+                        "body",
+                        "timeout",
+                        "fail_on_status",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                ),
+                required_input: vec!["url".to_owned()],
             }),
             ("slack", "post_message") => Ok(ActionInfo {
                 needs_connection: true,
+                ..ActionInfo::default()
             }),
             ("http" | "slack", _) => Err(format!(
                 "the {connector} connector has no action `{action}`"
@@ -24,6 +39,7 @@ impl Catalog for TestCatalog {
         match connector {
             "amqp" => Ok(ActionInfo {
                 needs_connection: true,
+                ..ActionInfo::default()
             }),
             _ => Err(format!("no connector named `{connector}` can subscribe")),
         }
@@ -305,6 +321,14 @@ fn unknown_connector_actions_and_missing_connections() {
         "name: x\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    action: request\n",
         "write `connector.action`",
     );
+    assert_problem(
+        "name: x\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    action: http.request\n    input: { url: /x, header: {} }\n",
+        "6:23: `http.request` has no input `header`; did you mean `headers`?",
+    );
+    assert_problem(
+        "name: x\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    action: http.request\n    input: { method: GET }\n",
+        "6:12: `http.request` needs the input `url`",
+    );
 }
 
 #[test]
@@ -334,5 +358,36 @@ fn json_recipes_compile_too() {
         vec![
             "1:99: unknown key `extra` in a recipe (known keys: name, description, trigger, vars, steps, output, concurrency, on_failure, retention, mask)"
         ]
+    );
+}
+
+#[test]
+fn retry_and_timeout_belong_on_steps_that_do_one_thing() {
+    assert_problem(
+        "name: x\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    for_each: '[1]'\n    timeout: 1s\n    steps:\n      - id: b\n        set: {v: 1}\n",
+        "6:5: `timeout` applies to steps that do one thing",
+    );
+    assert_problem(
+        "name: x\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    if: true\n    retry: { attempts: 2 }\n    then: []\n",
+        "6:5: `retry` applies to steps that do one thing",
+    );
+}
+
+#[test]
+fn an_invalid_input_schema_is_a_problem() {
+    assert_problem(
+        "name: x\ntrigger:\n  manual:\n    input_schema: { type: 5 }\nsteps: []\n",
+        "4:19: input_schema is not a valid JSON Schema",
+    );
+}
+
+#[test]
+fn two_kinds_in_one_step_are_one_problem() {
+    let found = problems(
+        "name: x\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    set: {v: 1}\n    action: http.request\n",
+    );
+    assert_eq!(
+        found,
+        vec!["6:5: a step has one kind, but this one has both `set` and `action`"]
     );
 }

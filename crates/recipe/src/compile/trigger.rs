@@ -6,8 +6,8 @@ use std::time::Duration;
 use crate::compile::reader::MapReader;
 use crate::compile::{Compiler, Scope};
 use crate::model::{
-    ManualTrigger, PollCursor, PollTrigger, ScheduleTrigger, SubscribeTrigger, Trigger,
-    WebhookMode, WebhookSignature, WebhookTrigger,
+    InputSchema, ManualTrigger, PollCursor, PollTrigger, ScheduleTrigger, SubscribeTrigger,
+    Trigger, WebhookMode, WebhookSignature, WebhookTrigger,
 };
 use crate::node::{Node, NodeValue};
 use crate::template::TemplateValue;
@@ -266,7 +266,15 @@ impl Compiler<'_> {
         let input_schema = map
             .take("input_schema")
             .and_then(|schema| match schema.value {
-                NodeValue::Map(_) | NodeValue::Bool(_) => Some(schema.to_json()),
+                NodeValue::Map(_) | NodeValue::Bool(_) => {
+                    match InputSchema::compile(schema.to_json()) {
+                        Ok(compiled) => Some(compiled),
+                        Err(message) => {
+                            self.problem(schema.span, message);
+                            None
+                        }
+                    }
+                }
                 _ => {
                     self.problem(schema.span, "input_schema must be a JSON Schema object");
                     None
@@ -282,7 +290,8 @@ pub fn check_cron(text: &str) -> Result<(), String> {
     let fields = text.split_whitespace().count();
     if !(5..=6).contains(&fields) {
         return Err(format!(
-            "`{text}` is not a cron expression: it has {fields} fields, and a cron expression has 5 (minute hour day month weekday) or 6 (with seconds first)"
+            "`{text}` is not a cron expression: it has {fields} field{}, and a cron expression has 5 (minute hour day month weekday) or 6 (with seconds first)",
+            if fields == 1 { "" } else { "s" }
         ));
     }
     parse_cron(text)

@@ -28,7 +28,7 @@ pub struct RunArgs {
     #[arg(long)]
     connections: Option<PathBuf>,
     /// Let outbound HTTP reach loopback and private addresses (off by default).
-    #[arg(long, env = "WEFT_ALLOW_PRIVATE_NETWORK")]
+    #[arg(long, env = "WEFT_ALLOW_PRIVATE_NETWORK", value_parser = clap::builder::FalseyValueParser::new())]
     allow_private_network: bool,
 }
 
