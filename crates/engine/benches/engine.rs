@@ -61,41 +61,40 @@ fn event() -> serde_json::Value {
 fn main() {
     let registry = registry();
     let recipe = Arc::new(compile_recipe(TEN_STEPS, &registry).expect("the bench recipe is valid"));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime");
+    // `WEFT_BENCH=run` or `validate` measures one part only (for profiling).
+    let only = std::env::var("WEFT_BENCH").unwrap_or_default();
+    if only != "validate" {
+        run_benchmarks(&registry, &recipe, &runtime);
+    }
+    if only != "run" {
+        validate_benchmark(&registry);
+    }
+}
 
+fn run_benchmarks(registry: &Registry, recipe: &Arc<Recipe>, runtime: &tokio::runtime::Runtime) {
     println!(
         "engine: 10-step recipe (5 jq transforms, 5 sets), {} cores",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let threads = Engine::new(
-        registry.clone(),
-        Arc::new(NoConnections),
-        Arc::new(NoRecipes),
-        Limits::default(),
-    );
-    measure_jobs(&runtime, &threads, &recipe, "jq on threads", 1);
-    measure_jobs(&runtime, &threads, &recipe, "jq on threads", 16);
+    let engine = || Engine::new(registry.clone(), Arc::new(NoConnections), Arc::new(NoRecipes), Limits::default());
+    let threads = engine();
+    measure_jobs(runtime, &threads, recipe, "jq on threads", 1);
+    measure_jobs(runtime, &threads, recipe, "jq on threads", 16);
     if let Ok(binary) = std::env::var("WEFT_BIN") {
-        let isolated = Engine::new(
-            registry.clone(),
-            Arc::new(NoConnections),
-            Arc::new(NoRecipes),
-            Limits::default(),
-        )
-        .with_jq_runner(JqRunner::isolated(binary.into()));
-        measure_jobs(&runtime, &isolated, &recipe, "jq in worker processes", 1);
-        measure_jobs(&runtime, &isolated, &recipe, "jq in worker processes", 16);
+        let isolated = engine().with_jq_runner(JqRunner::isolated(binary.into()));
+        measure_jobs(runtime, &isolated, recipe, "jq in worker processes", 1);
+        measure_jobs(runtime, &isolated, recipe, "jq in worker processes", 16);
     }
+}
 
+fn validate_benchmark(registry: &Registry) {
     let big = thousand_steps();
     let rounds = 20;
-    compile_recipe(&big, &registry).expect("the 1,000-step recipe is valid");
+    compile_recipe(&big, registry).expect("the 1,000-step recipe is valid");
     let started = Instant::now();
     for _ in 0..rounds {
-        compile_recipe(&big, &registry).expect("valid");
+        compile_recipe(&big, registry).expect("valid");
     }
     let each = started.elapsed() / rounds;
     println!(
