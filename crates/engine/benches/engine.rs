@@ -40,6 +40,39 @@ steps:
 output: { text: "{{ vars.text }}", flags: "{{ steps.flags.output }}" }
 "#;
 
+/// The two halves of the work, to see what each costs (`WEFT_BENCH_PARTS=1`).
+const SETS_ONLY: &str = r#"
+name: Sets
+trigger: { manual: {} }
+steps:
+  - { id: s1, set: { a: "{{ trigger.body.email | lower }}" } }
+  - { id: s2, set: { b: "{{ vars.a }} x" } }
+  - { id: s3, set: { c: "{{ steps.s1.output.a }}" } }
+  - { id: s4, set: { d: 4 } }
+  - { id: s5, set: { e: "{{ trigger.body.lines | length }}" } }
+  - { id: s6, set: { f: "{{ vars.e * 2 }}" } }
+  - { id: s7, set: { g: "{{ vars.b }}-{{ vars.c }}" } }
+  - { id: s8, set: { h: true } }
+  - { id: s9, set: { i: "{{ vars.f + 1 }}" } }
+  - { id: s10, set: { j: "{{ vars.g }}" } }
+"#;
+
+const TRANSFORMS_ONLY: &str = r#"
+name: Transforms
+trigger: { manual: {} }
+steps:
+  - { id: t1, transform: '.trigger.body.email' }
+  - { id: t2, transform: '.trigger.body.lines | length' }
+  - { id: t3, transform: '.steps.t1.output' }
+  - { id: t4, transform: '1' }
+  - { id: t5, transform: '.steps.t2.output * 2' }
+  - { id: t6, transform: '.trigger.body.email' }
+  - { id: t7, transform: '.trigger.body.lines | length' }
+  - { id: t8, transform: '.steps.t1.output' }
+  - { id: t9, transform: '1' }
+  - { id: t10, transform: '.steps.t2.output * 2' }
+"#;
+
 struct NoRecipes;
 
 impl RecipeLibrary for NoRecipes {
@@ -81,6 +114,12 @@ fn run_benchmarks(registry: &Registry, recipe: &Arc<Recipe>, runtime: &tokio::ru
     let threads = engine();
     measure_jobs(runtime, &threads, recipe, "jq on threads", 1);
     measure_jobs(runtime, &threads, recipe, "jq on threads", 16);
+    if std::env::var("WEFT_BENCH_PARTS").is_ok() {
+        for (label, text) in [("10 sets only", SETS_ONLY), ("10 transforms only", TRANSFORMS_ONLY)] {
+            let part = Arc::new(compile_recipe(text, registry).expect("valid"));
+            measure_jobs(runtime, &threads, &part, label, 1);
+        }
+    }
     if let Ok(binary) = std::env::var("WEFT_BIN") {
         let isolated = engine().with_jq_runner(JqRunner::isolated(binary.into()));
         measure_jobs(runtime, &isolated, recipe, "jq in worker processes", 1);

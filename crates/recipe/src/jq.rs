@@ -8,11 +8,20 @@ use jaq_core::load::{self, Arena, File, Loader, lex, parse};
 use jaq_core::{Ctx, Vars, compile, data};
 use jaq_json::{Num, Val};
 use serde_json::{Map, Value};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use crate::text::shorten;
 
 type Filter = jaq_core::Filter<data::JustLut<Val>>;
+
+/// jq's standard library, parsed once: parsing it anew for every program was most of the
+/// time a recipe took to compile.
+static PRELUDE: LazyLock<Vec<load::parse::Def<&'static str>>> = LazyLock::new(|| {
+    jaq_core::defs()
+        .chain(jaq_std::defs())
+        .chain(jaq_json::defs())
+        .collect()
+});
 
 /// Most outputs one run may produce: `repeat(1)` stops here instead of filling memory.
 pub const MAX_OUTPUTS: usize = 100_000;
@@ -48,9 +57,7 @@ impl JqProgram {
     /// Compiles a program with jq's standard library. Every problem found is returned.
     pub fn compile(source: &str) -> Result<JqProgram, Vec<JqSyntaxError>> {
         let arena = Arena::default();
-        let defs = jaq_core::defs()
-            .chain(jaq_std::defs())
-            .chain(jaq_json::defs());
+        let defs = PRELUDE.iter().cloned();
         let file = File {
             code: source,
             path: (),

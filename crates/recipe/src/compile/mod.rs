@@ -6,7 +6,7 @@ mod references;
 mod steps;
 mod trigger;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use reader::MapReader;
 pub use reader::closest;
@@ -95,13 +95,16 @@ fn compile_on_this_thread(text: &str, catalog: &dyn Catalog) -> Result<Recipe, P
 
 /// The compiler's state while it walks one document.
 pub struct Compiler<'a> {
-    source: &'a str,
+    /// The document's lines, for placing problems inside string values.
+    lines: Vec<&'a str>,
     catalog: &'a dyn Catalog,
     problems: Vec<Problem>,
     /// Every step id seen, with where it was first defined.
     step_ids: HashMap<String, Span>,
     /// Step ids in the order they were defined.
     id_order: Vec<String>,
+    /// Step ids that have run by the place being compiled.
+    visible: HashSet<String>,
     step_count: usize,
     references: ReferenceCheck,
 }
@@ -109,11 +112,12 @@ pub struct Compiler<'a> {
 impl<'a> Compiler<'a> {
     fn new(source: &'a str, catalog: &'a dyn Catalog) -> Self {
         Compiler {
-            source,
+            lines: source.lines().collect(),
             catalog,
             problems: Vec::new(),
             step_ids: HashMap::new(),
             id_order: Vec::new(),
+            visible: HashSet::new(),
             step_count: 0,
             references: ReferenceCheck::default(),
         }
@@ -395,7 +399,7 @@ impl<'a> Compiler<'a> {
         match JqProgram::compile(&text) {
             Ok(program) => {
                 for id in references::jq_step_references(&text) {
-                    self.references.add(Reference::step(&id, node.span, scope));
+                    self.references.add(Reference::step(&id, node.span, scope.after_all || self.visible.contains(&id)));
                 }
                 Some(program)
             }
@@ -425,7 +429,7 @@ impl<'a> Compiler<'a> {
             if root == "steps" {
                 if let Some(id) = segments.next() {
                     let at = self.locate_name(span, text, &format!("steps.{id}"));
-                    self.references.add(Reference::step(id, at, scope));
+                    self.references.add(Reference::step(id, at, scope.after_all || self.visible.contains(id)));
                 }
                 continue;
             }
@@ -457,7 +461,7 @@ impl<'a> Compiler<'a> {
         let line_of_offset = text[..offset].matches('\n').count();
         let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
         let column_chars = text[line_start..offset].chars().count();
-        let lines: Vec<&str> = self.source.lines().collect();
+        let lines = &self.lines;
         let text_line = text[line_start..].lines().next().unwrap_or_default();
         let line_index = span.line as usize - 1;
         if line_of_offset == 0
@@ -514,8 +518,6 @@ pub fn is_identifier(text: &str) -> bool {
 /// What names a template may use at one place in a recipe.
 #[derive(Debug, Clone)]
 pub struct Scope {
-    /// Step ids that have run before this place (in order of the document).
-    pub visible: Vec<String>,
     /// Loop variables in force: the `as` names, plus `item` and `index`.
     pub loop_names: Vec<String>,
     pub in_error_handler: bool,
@@ -529,7 +531,6 @@ pub struct Scope {
 impl Scope {
     fn top() -> Scope {
         Scope {
-            visible: Vec::new(),
             loop_names: Vec::new(),
             in_error_handler: false,
             with_cursor: false,

@@ -3,31 +3,27 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::compile::Scope;
 use crate::location::{Problem, Span};
 
 pub struct Reference {
     id: String,
     span: Span,
-    /// `None` when any step may be read here (the recipe output, mask paths).
-    visible: Option<HashSet<String>>,
+    /// Whether the step has run where it is read, if it exists.
+    has_run: bool,
 }
 
 impl Reference {
-    pub fn step(id: &str, span: Span, scope: &Scope) -> Reference {
+    pub fn step(id: &str, span: Span, has_run: bool) -> Reference {
         Reference {
             id: id.to_owned(),
             span,
-            visible: (!scope.after_all).then(|| scope.visible.iter().cloned().collect()),
+            has_run,
         }
     }
 
+    /// A mask path may name any step.
     pub fn mask(id: &str, span: Span) -> Reference {
-        Reference {
-            id: id.to_owned(),
-            span,
-            visible: None,
-        }
+        Reference::step(id, span, true)
     }
 }
 
@@ -56,10 +52,7 @@ impl ReferenceCheck {
                 ));
                 continue;
             };
-            if reference
-                .visible
-                .is_some_and(|visible| !visible.contains(&reference.id))
-            {
+            if !reference.has_run {
                 problems.push(Problem::new(
                     reference.span,
                     format!(

@@ -63,7 +63,6 @@ impl Compiler<'_> {
             );
             return Vec::new();
         }
-        let mut scope = scope.clone();
         let mut steps = Vec::with_capacity(items.len());
         for item in items {
             self.step_count += 1;
@@ -74,12 +73,11 @@ impl Compiler<'_> {
                 );
             }
             let first_new_id = self.id_order.len();
-            let step = self.step(item, &scope, depth);
+            let step = self.step(item, scope, depth);
             // This step and every step nested in it are visible to the steps after it, even
             // when it has problems of its own, so that one mistake is not reported many times.
-            scope
-                .visible
-                .extend(self.id_order[first_new_id..].iter().cloned());
+            let ran = self.id_order[first_new_id..].to_vec();
+            self.visible.extend(ran);
             steps.extend(step);
         }
         steps
@@ -132,11 +130,14 @@ impl Compiler<'_> {
             .take("continue_on_error")
             .and_then(|node| self.boolean(node, "continue_on_error"))
             .unwrap_or(false);
+        let kind =
+            kind_name.and_then(|kind| self.step_kind(kind, &mut map, scope, id.as_deref(), depth));
+        // After the step's own body: the handler may read what ran in it, and the step itself.
         let on_error = map.take("on_error").map(|node| {
             let mut handler_scope = scope.clone();
             handler_scope.in_error_handler = true;
             if let Some(id) = &id {
-                handler_scope.visible.push(id.clone());
+                self.visible.insert(id.clone());
             }
             self.step_list(node, &handler_scope, depth + 1)
         });
@@ -146,8 +147,6 @@ impl Compiler<'_> {
                 "a step has either on_error or continue_on_error, not both",
             );
         }
-        let kind =
-            kind_name.and_then(|kind| self.step_kind(kind, &mut map, scope, id.as_deref(), depth));
         let mut known: Vec<&str> = COMMON_KEYS.to_vec();
         known.extend(kind_name.map(kind_keys).unwrap_or(KINDS));
         map.finish(self, &known);
@@ -230,14 +229,21 @@ impl Compiler<'_> {
                 let condition = map.take("if").and_then(|node| {
                     self.expression(node, scope, &format!("the condition of {what}"))
                 });
+                let first_then_id = self.id_order.len();
                 let then = match map.require(self, "then") {
                     Some(node) => self.step_list(node, scope, depth + 1),
                     None => Vec::new(),
                 };
+                // The `then` branch has not run where the `else` branch runs.
+                let then_ids = self.id_order[first_then_id..].to_vec();
+                for id in &then_ids {
+                    self.visible.remove(id);
+                }
                 let otherwise = match map.take("else") {
                     Some(node) => self.step_list(node, scope, depth + 1),
                     None => Vec::new(),
                 };
+                self.visible.extend(then_ids);
                 Some(StepKind::If {
                     condition: condition?,
                     then,

@@ -391,3 +391,16 @@ fn two_kinds_in_one_step_are_one_problem() {
         vec!["6:5: a step has one kind, but this one has both `set` and `action`"]
     );
 }
+
+#[test]
+fn the_else_branch_cannot_read_the_then_branch() {
+    assert_problem(
+        "name: x\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    if: true\n    then:\n      - id: yes_branch\n        set: {v: 1}\n    else:\n      - id: no_branch\n        set: { w: '{{ steps.yes_branch.output }}' }\n",
+        "step `yes_branch` (line 7) has not run yet here",
+    );
+    // An error handler may read what ran inside its step.
+    assert_eq!(
+        problems("name: x\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    if: true\n    then:\n      - id: inner\n        set: {v: 1}\n    on_error:\n      - id: h\n        set: { w: '{{ steps.inner.output }} {{ steps.a.output }}' }\n"),
+        Vec::<String>::new()
+    );
+}
