@@ -94,7 +94,10 @@ fn event() -> serde_json::Value {
 fn main() {
     let registry = registry();
     let recipe = Arc::new(compile_recipe(TEN_STEPS, &registry).expect("the bench recipe is valid"));
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
     // `WEFT_BENCH=run` or `validate` measures one part only (for profiling).
     let only = std::env::var("WEFT_BENCH").unwrap_or_default();
     if only != "validate" {
@@ -110,12 +113,22 @@ fn run_benchmarks(registry: &Registry, recipe: &Arc<Recipe>, runtime: &tokio::ru
         "engine: 10-step recipe (5 jq transforms, 5 sets), {} cores",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    let engine = || Engine::new(registry.clone(), Arc::new(NoConnections), Arc::new(NoRecipes), Limits::default());
+    let engine = || {
+        Engine::new(
+            registry.clone(),
+            Arc::new(NoConnections),
+            Arc::new(NoRecipes),
+            Limits::default(),
+        )
+    };
     let threads = engine();
     measure_jobs(runtime, &threads, recipe, "jq on threads", 1);
     measure_jobs(runtime, &threads, recipe, "jq on threads", 16);
     if std::env::var("WEFT_BENCH_PARTS").is_ok() {
-        for (label, text) in [("10 sets only", SETS_ONLY), ("10 transforms only", TRANSFORMS_ONLY)] {
+        for (label, text) in [
+            ("10 sets only", SETS_ONLY),
+            ("10 transforms only", TRANSFORMS_ONLY),
+        ] {
             let part = Arc::new(compile_recipe(text, registry).expect("valid"));
             measure_jobs(runtime, &threads, &part, label, 1);
         }

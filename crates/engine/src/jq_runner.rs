@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use weft_recipe::jq::{JqProgram, JqRunError};
@@ -252,6 +252,26 @@ fn limit_memory(bytes: u64) {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// How long a jq thread looks for its next job before it sleeps: a job's next transform
+/// usually follows within microseconds.
+const HANDOFF_SPIN: Duration = Duration::from_micros(200);
+/// How long a step looks for its answer before it yields its task: short, because the task's
+/// thread could run other jobs meanwhile.
+const ANSWER_SPIN: Duration = Duration::from_micros(100);
+
+/// The next job: looked for briefly, then waited for. `None` when the pool is gone.
+fn next_job(jobs: &mpsc::Receiver<Job>) -> Option<Job> {
+    let spin_until = Instant::now() + HANDOFF_SPIN;
+    while Instant::now() < spin_until {
+        match jobs.try_recv() {
+            Ok(job) => return Some(job),
+            Err(mpsc::TryRecvError::Empty) => std::thread::yield_now(),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+        }
+    }
+    jobs.recv().ok()
+}
+
 /// Threads with large stacks, reused. A thread whose program runs past its deadline is left
 /// to finish on its own and leaves the pool.
 #[derive(Clone, Default)]
@@ -273,6 +293,17 @@ impl ThreadPool {
             let _ = reply.send(run_program(&program, &input, collect));
         });
         self.dispatch(job)?;
+        let mut answer = answer;
+        // Most programs take microseconds, and waking a parked task costs far more on busy or
+        // virtual machines: look for the answer for a moment before waiting for it.
+        let spin_until = Instant::now() + ANSWER_SPIN;
+        while Instant::now() < spin_until {
+            match answer.try_recv() {
+                Ok(result) => return result.map_err(JqFailure::Error),
+                Err(tokio::sync::oneshot::error::TryRecvError::Empty) => std::thread::yield_now(),
+                Err(tokio::sync::oneshot::error::TryRecvError::Closed) => break,
+            }
+        }
         match tokio::time::timeout(limit, answer).await {
             Ok(Ok(Ok(value))) => Ok(value),
             Ok(Ok(Err(error))) => Err(JqFailure::Error(error)),
@@ -303,9 +334,9 @@ impl ThreadPool {
                     if let Ok(mut pool) = idle.lock() {
                         pool.push(sender.clone());
                     }
-                    match jobs.recv() {
-                        Ok(job) => job(),
-                        Err(_) => return,
+                    match next_job(&jobs) {
+                        Some(job) => job(),
+                        None => return,
                     }
                 }
             })

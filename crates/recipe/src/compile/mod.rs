@@ -399,7 +399,11 @@ impl<'a> Compiler<'a> {
         match JqProgram::compile(&text) {
             Ok(program) => {
                 for id in references::jq_step_references(&text) {
-                    self.references.add(Reference::step(&id, node.span, scope.after_all || self.visible.contains(&id)));
+                    self.references.add(Reference::step(
+                        &id,
+                        node.span,
+                        scope.after_all || self.visible.contains(&id),
+                    ));
                 }
                 Some(program)
             }
@@ -429,7 +433,11 @@ impl<'a> Compiler<'a> {
             if root == "steps" {
                 if let Some(id) = segments.next() {
                     let at = self.locate_name(span, text, &format!("steps.{id}"));
-                    self.references.add(Reference::step(id, at, scope.after_all || self.visible.contains(id)));
+                    self.references.add(Reference::step(
+                        id,
+                        at,
+                        scope.after_all || self.visible.contains(id),
+                    ));
                 }
                 continue;
             }

@@ -400,7 +400,9 @@ fn the_else_branch_cannot_read_the_then_branch() {
     );
     // An error handler may read what ran inside its step.
     assert_eq!(
-        problems("name: x\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    if: true\n    then:\n      - id: inner\n        set: {v: 1}\n    on_error:\n      - id: h\n        set: { w: '{{ steps.inner.output }} {{ steps.a.output }}' }\n"),
+        problems(
+            "name: x\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    if: true\n    then:\n      - id: inner\n        set: {v: 1}\n    on_error:\n      - id: h\n        set: { w: '{{ steps.inner.output }} {{ steps.a.output }}' }\n"
+        ),
         Vec::<String>::new()
     );
 }
