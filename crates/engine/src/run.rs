@@ -574,6 +574,19 @@ impl<'e> JobRun<'e> {
         Ok(response)
     }
 
+    /// A step's own expression (a condition, a loop's list) failed.
+    async fn fail_expression(
+        &self,
+        step: &Step,
+        scope: &mut Scope,
+        journal: &mut Vec<StepRecord>,
+        slot: usize,
+        error: EvalError,
+    ) -> Flow {
+        let failure = Failure::expression(&step.id, error);
+        self.fail_step(step, scope, journal, slot, failure).await
+    }
+
     /// After a step failed: its `on_error` steps, or `continue_on_error`, or the job fails.
     async fn fail_step(
         &self,
@@ -623,13 +636,7 @@ impl<'e> JobRun<'e> {
             Ok(chosen) => chosen,
             Err(error) => {
                 return self
-                    .fail_step(
-                        step,
-                        scope,
-                        journal,
-                        slot,
-                        Failure::expression(&step.id, error),
-                    )
+                    .fail_expression(step, scope, journal, slot, error)
                     .await;
             }
         };
@@ -676,13 +683,7 @@ impl<'e> JobRun<'e> {
             }
             Err(error) => {
                 return self
-                    .fail_step(
-                        step,
-                        scope,
-                        journal,
-                        slot,
-                        Failure::expression(&step.id, error),
-                    )
+                    .fail_expression(step, scope, journal, slot, error)
                     .await;
             }
         };

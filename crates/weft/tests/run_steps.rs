@@ -177,3 +177,24 @@ fn the_examples_that_need_no_network_run_to_success() {
         assert_eq!(ran.record["status"], "succeeded", "{name}");
     }
 }
+
+#[test]
+fn a_recipe_can_be_written_in_json() {
+    let ran = run(&recipe("json-recipe.json"), &json!({"n": 21}));
+    assert_eq!(ran.code, 0, "{:#}", ran.record);
+    assert_eq!(ran.record["output"], "21 doubled is 42");
+    let (_dir, broken) = crate::support::write_recipe(
+        "{\"name\": \"x\", \"trigger\": {\"manual\": {}},\n \"steps\": [{\"id\": \"a\", \"sett\": {}}]}",
+    );
+    let output = crate::support::weft()
+        .arg("validate")
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(":2:24: unknown key `sett` in a step"),
+        "{stderr}"
+    );
+}
