@@ -67,9 +67,11 @@ impl Default for JqRunner {
 impl JqRunner {
     /// Programs run in worker processes started as `program __jq-worker`.
     pub fn isolated(program: PathBuf) -> JqRunner {
+        let cores = std::thread::available_parallelism().map_or(2, |cores| cores.get());
         JqRunner::Isolated(Arc::new(WorkerPool {
             program,
             idle: Mutex::new(Vec::new()),
+            running: tokio::sync::Semaphore::new((2 * cores).max(4)),
         }))
     }
 
@@ -100,6 +102,9 @@ fn run_program(program: &JqProgram, input: &Value, collect: bool) -> Result<Valu
 pub struct WorkerPool {
     program: PathBuf,
     idle: Mutex<Vec<Worker>>,
+    /// Bounds the workers alive at once: a loop with high concurrency waits for a worker
+    /// rather than starting a process per iteration.
+    running: tokio::sync::Semaphore,
 }
 
 struct Worker {
@@ -117,6 +122,11 @@ impl WorkerPool {
         collect: bool,
         limit: Duration,
     ) -> Result<Value, JqFailure> {
+        let _permit = self
+            .running
+            .acquire()
+            .await
+            .map_err(|_| JqFailure::Unavailable("the jq workers are shut down".to_owned()))?;
         let mut worker = match self.idle.lock().ok().and_then(|mut idle| idle.pop()) {
             Some(worker) => worker,
             None => self.start()?,

@@ -22,7 +22,8 @@ pub use jq_runner::{JqRunner, serve_jq_worker};
 
 /// Finds connections by the name recipes use.
 pub trait Connections: Send + Sync {
-    fn get(&self, name: &str) -> Option<Connection>;
+    /// The connection with this name, ready to use; the error says why there is none.
+    fn get(&self, name: &str) -> Result<Connection, String>;
 }
 
 /// Finds recipes by name, for `call` steps.
@@ -35,8 +36,8 @@ pub trait RecipeLibrary: Send + Sync {
 pub struct NoConnections;
 
 impl Connections for NoConnections {
-    fn get(&self, _name: &str) -> Option<Connection> {
-        None
+    fn get(&self, name: &str) -> Result<Connection, String> {
+        Err(format!("no connection named `{name}`"))
     }
 }
 

@@ -450,13 +450,11 @@ impl<'e> JobRun<'e> {
             })?;
         let connection = match connection_name {
             Some(name) => {
-                let connection = self.engine.connections.get(name).ok_or_else(|| {
-                    Failure::new(
-                        id,
-                        ErrorKind::Validation,
-                        format!("no connection named `{name}`"),
-                    )
-                })?;
+                let connection = self
+                    .engine
+                    .connections
+                    .get(name)
+                    .map_err(|message| Failure::new(id, ErrorKind::Validation, message))?;
                 if connection.connector != action.connector {
                     return Err(Failure::new(
                         id,
@@ -727,7 +725,7 @@ impl<'e> JobRun<'e> {
         let mut ending = Flow::Next;
         for (iteration, records, flow, last) in iterations.into_iter().flatten() {
             journal.extend(records);
-            scope.absorb(&iteration, &body_ids);
+            scope.absorb(&iteration, &base, &body_ids);
             outputs.push(last);
             if matches!(ending, Flow::Next) {
                 ending = flow;

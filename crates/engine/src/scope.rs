@@ -98,14 +98,22 @@ impl Scope {
     /// Takes what a loop iteration changed into the scope after the loop: the outputs of the
     /// body's steps and the variables it set. Iterations are taken in input order, so the last
     /// one wins.
-    pub fn absorb(&mut self, iteration: &Scope, body_ids: &[String]) {
+    pub fn absorb(&mut self, iteration: &Scope, before_loop: &Scope, body_ids: &[String]) {
         for id in body_ids {
             if let Some(step) = iteration.steps.get(id) {
                 self.steps.insert(id.clone(), step.clone());
             }
         }
         for (name, value) in &iteration.vars {
-            self.vars.insert(name.clone(), value.clone());
+            // A variable the iteration did not set still shares its value with the scope the
+            // loop started from.
+            let unchanged = before_loop
+                .vars
+                .get(name)
+                .is_some_and(|before| Arc::ptr_eq(&before.json, &value.json));
+            if !unchanged {
+                self.vars.insert(name.clone(), value.clone());
+            }
         }
         self.cached = None;
     }

@@ -314,3 +314,48 @@ fn a_missing_connection_is_a_validation_error() {
             .contains("no connection named `api`")
     );
 }
+
+#[test]
+fn private_networks_can_be_allowed_from_the_environment() {
+    let event = json!({"base": server(), "path": "/json"}).to_string();
+    let allowed = weft()
+        .args([
+            "run",
+            recipe("http-get.yaml").to_str().unwrap(),
+            "--event",
+            &event,
+        ])
+        .env("WEFT_ALLOW_PRIVATE_NETWORK", "1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        allowed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
+    let unclear = weft()
+        .args([
+            "run",
+            recipe("http-get.yaml").to_str().unwrap(),
+            "--event",
+            &event,
+        ])
+        .env("WEFT_ALLOW_PRIVATE_NETWORK", "maybe")
+        .output()
+        .unwrap();
+    assert_eq!(unclear.status.code(), Some(2));
+}
+
+#[test]
+fn only_the_connections_a_job_uses_need_their_variables() {
+    let ran = with_connection(
+        &format!(
+            "  connector: http\n  base_url: {}/echo\n  auth: bearer\n  token: plain-token-value\nunused:\n  connector: http\n  token: ${{NOT_SET_ANYWHERE}}\n",
+            server()
+        ),
+        "/x",
+        &[],
+    );
+    assert_eq!(ran.code, 0, "{:#}\n{}", ran.record, ran.stderr);
+}

@@ -75,3 +75,13 @@ fn a_masked_variable_is_scrubbed_wherever_it_went() {
     assert_eq!(ran.step("use")["output"]["header"], "Key [masked]");
     assert_eq!(ran.step("fetched")["output"]["status"], 200);
 }
+
+#[test]
+fn a_variable_set_by_one_iteration_survives_the_loop() {
+    let (_dir, path) = write_recipe(
+        "name: x\ntrigger: { manual: {} }\nvars: { found: none }\nsteps:\n  - id: each\n    for_each: trigger.items\n    steps:\n      - id: check\n        if: item == 'b'\n        then:\n          - id: remember\n            set: { found: '{{ item }}' }\noutput: '{{ vars.found }}'\n",
+    );
+    let ran = run(&path, &json!({"items": ["a", "b", "c"]}));
+    assert_eq!(ran.code, 0, "{:#}", ran.record);
+    assert_eq!(ran.record["output"], "b");
+}

@@ -455,6 +455,7 @@ impl HttpConnector {
             // The start of the body usually says why; a person fixing the recipe needs it.
             let said = match &body {
                 Value::Null => String::new(),
+                Value::String(text) if text.trim().is_empty() => String::new(),
                 Value::String(text) => format!(": {}", shorten(text, 300)),
                 other => format!(": {}", shorten(&other.to_string(), 300)),
             };

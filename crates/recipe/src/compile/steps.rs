@@ -322,7 +322,7 @@ impl Compiler<'_> {
     }
 
     /// Checks the keys of an input written as a mapping against what the action takes.
-    fn check_input_keys(
+    pub(super) fn check_input_keys(
         &mut self,
         action: &ActionRef,
         info: &ActionInfo,

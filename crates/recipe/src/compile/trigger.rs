@@ -171,16 +171,19 @@ impl Compiler<'_> {
         let connection = map
             .take("connection")
             .and_then(|node| self.string(node, "poll.connection"));
+        let input_node = map.take("input");
         if let (Some(node), Some(action)) = (action_node, &action) {
             match self.catalog.action(&action.connector, &action.action) {
-                Ok(info) if info.needs_connection && connection.is_none() => {
-                    self.problem(node.span, format!("`{action}` needs a `connection`"));
+                Ok(info) => {
+                    if info.needs_connection && connection.is_none() {
+                        self.problem(node.span, format!("`{action}` needs a `connection`"));
+                    }
+                    self.check_input_keys(action, &info, input_node, map.span);
                 }
-                Ok(_) => {}
                 Err(message) => self.problem(node.span, message),
             }
         }
-        let input = match map.take("input") {
+        let input = match input_node {
             Some(node) => self.template(node, &scope, "the poll input"),
             None => TemplateValue::Literal(serde_json::json!({})),
         };

@@ -28,7 +28,7 @@ pub struct RunArgs {
     #[arg(long)]
     connections: Option<PathBuf>,
     /// Let outbound HTTP reach loopback and private addresses (off by default).
-    #[arg(long, env = "WEFT_ALLOW_PRIVATE_NETWORK", value_parser = clap::builder::FalseyValueParser::new())]
+    #[arg(long, env = "WEFT_ALLOW_PRIVATE_NETWORK", value_parser = clap::builder::BoolishValueParser::new())]
     allow_private_network: bool,
 }
 
@@ -89,12 +89,24 @@ fn prepare_and_run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let outcome = runtime.block_on(engine.run_job(Arc::new(*recipe), event));
     let printed =
         serde_json::to_string_pretty(&outcome.record).context("cannot print the job record")?;
-    println!("{printed}");
+    print_record(&printed)?;
     runtime.shutdown_background();
     Ok(match outcome.record.status {
         JobStatus::Succeeded => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
     })
+}
+
+/// Prints the record; a reader that stops early (`weft run … | head`) is not an error.
+fn print_record(printed: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{printed}").and_then(|()| stdout.flush()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(error).context("cannot print the job record")
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The event: a file, standard input, or JSON written on the command line.
