@@ -1,6 +1,14 @@
-//! Weft's storage layer. For now it holds the job record, the shape every layer shares; the
-//! SQLite and PostgreSQL stores arrive with `weft serve`.
+//! Weft's storage layer: the job record every layer shares, and the store of users, tokens,
+//! recipes and jobs on SQLite (the default, in the data folder) or PostgreSQL.
 
+mod db;
 pub mod record;
 
+pub use db::{
+    ClaimedJob, JobFilter, JobSummary, RecipeVersion, Result, Store, StoreError, StoredRecipe,
+    User, new_id, parse_status, status_text,
+};
 pub use record::{ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, StepStatus};
+
+#[cfg(test)]
+mod tests;

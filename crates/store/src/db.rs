@@ -1,0 +1,725 @@
+//! The store: SQLite in the data folder by default, or PostgreSQL. One interface; the SQL is
+//! shared where the two agree, and each backend has its own migrations folder.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::{PgPool, Row, SqlitePool};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::record::{JobRecord, JobStatus, RecordError, StepRecord};
+
+/// Runs the same statement on whichever pool the store has. The statement is written once and
+/// compiled for both backends.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &*$store.backend {
+            Backend::Sqlite($pool) => $body,
+            Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// A recipe with the source of its current version; queries add their own `WHERE`.
+macro_rules! recipe_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT r.id, r.name, r.enabled, r.current_version, v.source, r.webhook_path, r.created_at, r.updated_at \
+             FROM recipes r JOIN recipe_versions v ON v.recipe_id = r.id AND v.version = r.current_version ",
+            $rest
+        )
+    };
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database could not be reached or answered with an error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("the database schema could not be brought up to date: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("the stored data is not valid: {0}")]
+    Corrupt(String),
+    #[error("cannot use the data folder {path}: {source}")]
+    DataFolder {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// Turns a unique-constraint violation into a conflict naming what is taken.
+    fn or_conflict(error: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
+        match &error {
+            sqlx::Error::Database(database) if database.is_unique_violation() => {
+                StoreError::Conflict(what())
+            }
+            _ => StoreError::Database(error),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A handle on the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    backend: std::sync::Arc<Backend>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub password_hash: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecipe {
+    pub id: String,
+    pub name: String,
+    pub enabled: bool,
+    pub version: i64,
+    pub source: String,
+    pub webhook_path: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecipeVersion {
+    pub version: i64,
+    pub source: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A job claimed by a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedJob {
+    pub id: String,
+    pub recipe_id: String,
+    pub recipe_version: i64,
+    pub trigger: Value,
+    pub attempt: i64,
+}
+
+/// What a list of jobs is narrowed to.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub recipe_id: Option<String>,
+    pub status: Option<JobStatus>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Jobs created before this job id (ids sort by time): the next page.
+    pub before: Option<String>,
+    pub limit: i64,
+}
+
+/// One line of a job list.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct JobSummary {
+    pub id: String,
+    pub recipe_id: String,
+    pub recipe: String,
+    pub recipe_version: i64,
+    pub status: JobStatus,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    /// Opens SQLite in a data folder, creating both on first start.
+    pub async fn open_data_folder(folder: &Path) -> Result<Store> {
+        std::fs::create_dir_all(folder).map_err(|source| StoreError::DataFolder {
+            path: folder.display().to_string(),
+            source,
+        })?;
+        let file = folder.join("weft.db");
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&file)
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        Ok(Store {
+            backend: std::sync::Arc::new(Backend::Sqlite(pool)),
+        })
+    }
+
+    /// Connects to a database URL: `postgres://…`, or `sqlite://PATH`.
+    pub async fn connect(url: &str) -> Result<Store> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = sqlx::postgres::PgConnectOptions::from_str(url)?;
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(10)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            return Ok(Store {
+                backend: std::sync::Arc::new(Backend::Postgres(pool)),
+            });
+        }
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .foreign_keys(true);
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        Ok(Store {
+            backend: std::sync::Arc::new(Backend::Sqlite(pool)),
+        })
+    }
+
+    /// Which backend this is, for messages and health checks.
+    pub fn backend_name(&self) -> &'static str {
+        match *self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Brings the schema up to date. Safe to run at every start.
+    pub async fn migrate(&self) -> Result<()> {
+        match &*self.backend {
+            Backend::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+            Backend::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Runs a statement of the tests' own making (schema setup).
+    #[cfg(test)]
+    pub(crate) async fn execute_raw(&self, sql: &str) -> Result<()> {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        on_pool!(self, pool => sqlx::query(sql).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// True when the database answers.
+    pub async fn ping(&self) -> bool {
+        let ping = on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()));
+        ping.is_ok()
+    }
+
+    pub async fn create_user(&self, email: &str, name: &str, password_hash: &str) -> Result<User> {
+        let user = User {
+            id: new_id(),
+            email: email.to_owned(),
+            name: name.to_owned(),
+            password_hash: password_hash.to_owned(),
+            created_at: Utc::now(),
+        };
+        let sql = "INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(&user.id).bind(&user.email).bind(&user.name).bind(&user.password_hash).bind(user.created_at)
+            .execute(pool).await.map(|_| ()))
+        .map_err(|error| StoreError::or_conflict(error, || format!("a user with email {email}")))?;
+        Ok(user)
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let sql = "SELECT id, email, name, password_hash, created_at FROM users WHERE email = $1";
+        Ok(
+            on_pool!(self, pool => sqlx::query(sql).bind(email).fetch_optional(pool).await?
+            .map(|row| user_from(&row)).transpose()?),
+        )
+    }
+
+    /// Stores an API token by its hash; the token itself is never stored.
+    pub async fn create_token(&self, user_id: &str, token_hash: &str) -> Result<String> {
+        let id = new_id();
+        let sql =
+            "INSERT INTO api_tokens (id, user_id, token_hash, created_at) VALUES ($1, $2, $3, $4)";
+        on_pool!(self, pool => sqlx::query(sql).bind(&id).bind(user_id).bind(token_hash).bind(Utc::now())
+            .execute(pool).await.map(|_| ()))?;
+        Ok(id)
+    }
+
+    pub async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>> {
+        let sql = "SELECT u.id, u.email, u.name, u.password_hash, u.created_at FROM api_tokens t \
+                   JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1";
+        Ok(
+            on_pool!(self, pool => sqlx::query(sql).bind(token_hash).fetch_optional(pool).await?
+            .map(|row| user_from(&row)).transpose()?),
+        )
+    }
+
+    /// Saves a new recipe as version 1.
+    pub async fn create_recipe(
+        &self,
+        name: &str,
+        source: &str,
+        webhook_path: Option<&str>,
+    ) -> Result<StoredRecipe> {
+        let now = Utc::now();
+        let recipe = StoredRecipe {
+            id: new_id(),
+            name: name.to_owned(),
+            enabled: true,
+            version: 1,
+            source: source.to_owned(),
+            webhook_path: webhook_path.map(str::to_owned),
+            created_at: now,
+            updated_at: now,
+        };
+        let insert = "INSERT INTO recipes (id, name, enabled, current_version, webhook_path, created_at, updated_at) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        let version = "INSERT INTO recipe_versions (recipe_id, version, source, created_at) VALUES ($1, $2, $3, $4)";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(insert)
+                .bind(&recipe.id).bind(&recipe.name).bind(true).bind(1_i64).bind(webhook_path).bind(now).bind(now)
+                .execute(&mut *tx).await
+                .map_err(|error| conflict_for(error, name, webhook_path))?;
+            sqlx::query(version).bind(&recipe.id).bind(1_i64).bind(source).bind(now).execute(&mut *tx).await?;
+            tx.commit().await?;
+        });
+        Ok(recipe)
+    }
+
+    /// Saves a new version of a recipe; `None` when there is no such recipe.
+    pub async fn update_recipe(
+        &self,
+        id: &str,
+        name: &str,
+        source: &str,
+        webhook_path: Option<&str>,
+    ) -> Result<Option<StoredRecipe>> {
+        let now = Utc::now();
+        let bump = "UPDATE recipes SET name = $2, webhook_path = $3, current_version = current_version + 1, updated_at = $4 \
+                    WHERE id = $1 RETURNING current_version";
+        let version = "INSERT INTO recipe_versions (recipe_id, version, source, created_at) VALUES ($1, $2, $3, $4)";
+        let saved: Option<i64> = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let row = sqlx::query(bump).bind(id).bind(name).bind(webhook_path).bind(now)
+                .fetch_optional(&mut *tx).await
+                .map_err(|error| conflict_for(error, name, webhook_path))?;
+            match row {
+                Some(row) => {
+                    let number: i64 = row.try_get(0)?;
+                    sqlx::query(version).bind(id).bind(number).bind(source).bind(now).execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    Some(number)
+                }
+                None => None,
+            }
+        });
+        match saved {
+            Some(_) => self.recipe(id).await,
+            None => Ok(None),
+        }
+    }
+
+    pub async fn recipe(&self, id: &str) -> Result<Option<StoredRecipe>> {
+        let sql = recipe_select!("WHERE r.id = $1");
+        Ok(
+            on_pool!(self, pool => sqlx::query(sql).bind(id).fetch_optional(pool).await?
+            .map(|row| recipe_from(&row)).transpose()?),
+        )
+    }
+
+    pub async fn recipe_by_name(&self, name: &str) -> Result<Option<StoredRecipe>> {
+        let sql = recipe_select!("WHERE r.name = $1");
+        Ok(
+            on_pool!(self, pool => sqlx::query(sql).bind(name).fetch_optional(pool).await?
+            .map(|row| recipe_from(&row)).transpose()?),
+        )
+    }
+
+    /// The enabled recipe that listens on a webhook path.
+    pub async fn recipe_for_webhook(&self, path: &str) -> Result<Option<StoredRecipe>> {
+        let sql = recipe_select!("WHERE r.webhook_path = $1 AND r.enabled = $2");
+        Ok(
+            on_pool!(self, pool => sqlx::query(sql).bind(path).bind(true).fetch_optional(pool).await?
+            .map(|row| recipe_from(&row)).transpose()?),
+        )
+    }
+
+    pub async fn recipes(&self) -> Result<Vec<StoredRecipe>> {
+        let sql = recipe_select!("ORDER BY r.name");
+        on_pool!(self, pool => sqlx::query(sql).fetch_all(pool).await?
+            .iter().map(recipe_from).collect())
+    }
+
+    pub async fn recipe_version(&self, id: &str, version: i64) -> Result<Option<RecipeVersion>> {
+        let sql = "SELECT version, source, created_at FROM recipe_versions WHERE recipe_id = $1 AND version = $2";
+        on_pool!(self, pool => sqlx::query(sql).bind(id).bind(version).fetch_optional(pool).await?
+            .map(|row| version_from(&row)).transpose())
+    }
+
+    pub async fn recipe_versions(&self, id: &str) -> Result<Vec<RecipeVersion>> {
+        let sql = "SELECT version, source, created_at FROM recipe_versions WHERE recipe_id = $1 ORDER BY version";
+        on_pool!(self, pool => sqlx::query(sql).bind(id).fetch_all(pool).await?
+            .iter().map(version_from).collect())
+    }
+
+    /// Turns a recipe on or off; false when there is no such recipe.
+    pub async fn set_recipe_enabled(&self, id: &str, enabled: bool) -> Result<bool> {
+        let sql = "UPDATE recipes SET enabled = $2, updated_at = $3 WHERE id = $1";
+        let done = on_pool!(self, pool => sqlx::query(sql).bind(id).bind(enabled).bind(Utc::now())
+            .execute(pool).await?.rows_affected());
+        Ok(done > 0)
+    }
+
+    /// Deletes a recipe and its versions; its jobs stay in the history. False when absent.
+    pub async fn delete_recipe(&self, id: &str) -> Result<bool> {
+        let sql = "DELETE FROM recipes WHERE id = $1";
+        let done =
+            on_pool!(self, pool => sqlx::query(sql).bind(id).execute(pool).await?.rows_affected());
+        Ok(done > 0)
+    }
+
+    /// Queues a job. When this returns, the event is committed and may be acknowledged.
+    pub async fn enqueue_job(&self, recipe: &StoredRecipe, trigger: &Value) -> Result<String> {
+        let id = new_id();
+        let now = Utc::now();
+        let sql = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after) \
+                   VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $6)";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(&id).bind(&recipe.id).bind(&recipe.name).bind(recipe.version).bind(Json(trigger)).bind(now)
+            .execute(pool).await.map(|_| ()))?;
+        Ok(id)
+    }
+
+    /// Claims the oldest job that is ready, or whose worker's lease ran out, for `lease`.
+    pub async fn claim_job(&self, owner: &str, lease: Duration) -> Result<Option<ClaimedJob>> {
+        let now = Utc::now();
+        let until =
+            now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
+        let pick = "SELECT id FROM jobs WHERE (status = 'queued' AND run_after <= $1) \
+                    OR (status = 'running' AND lease_until < $1) ORDER BY run_after LIMIT 1";
+        let claim = "UPDATE jobs SET status = 'running', lease_owner = $2, lease_until = $3, attempt = attempt + 1, \
+                     started_at = COALESCE(started_at, $4) WHERE id = $1 \
+                     RETURNING id, recipe_id, recipe_version, trigger, attempt";
+        let row = match &*self.backend {
+            Backend::Sqlite(pool) => {
+                // One writer: BEGIN IMMEDIATE takes the write lock before the pick.
+                let mut connection = pool.acquire().await?;
+                sqlx::query("BEGIN IMMEDIATE")
+                    .execute(&mut *connection)
+                    .await?;
+                let picked = sqlx::query(pick)
+                    .bind(now)
+                    .fetch_optional(&mut *connection)
+                    .await;
+                let claimed = match picked {
+                    Ok(Some(row)) => {
+                        let id: String = row.try_get(0)?;
+                        sqlx::query(claim)
+                            .bind(id)
+                            .bind(owner)
+                            .bind(until)
+                            .bind(now)
+                            .fetch_optional(&mut *connection)
+                            .await
+                    }
+                    Ok(None) => Ok(None),
+                    Err(error) => Err(error),
+                };
+                let end = if claimed.is_ok() {
+                    "COMMIT"
+                } else {
+                    "ROLLBACK"
+                };
+                sqlx::query(end).execute(&mut *connection).await?;
+                claimed?.map(|row| claimed_from_sqlite(&row)).transpose()?
+            }
+            Backend::Postgres(pool) => {
+                // Many processes: the pick skips rows another worker is claiming.
+                let sql = "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = $2, attempt = attempt + 1, \
+                     started_at = COALESCE(started_at, $3) WHERE id = (SELECT id FROM jobs \
+                     WHERE (status = 'queued' AND run_after <= $3) OR (status = 'running' AND lease_until < $3) \
+                     ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                     RETURNING id, recipe_id, recipe_version, trigger, attempt";
+                sqlx::query(sql)
+                    .bind(owner)
+                    .bind(until)
+                    .bind(now)
+                    .fetch_optional(pool)
+                    .await?
+                    .map(|row| claimed_from_postgres(&row))
+                    .transpose()?
+            }
+        };
+        Ok(row)
+    }
+
+    /// Writes a finished job's record: its status, output, error and every step.
+    pub async fn finish_job(&self, record: &JobRecord) -> Result<()> {
+        let update = "UPDATE jobs SET status = $2, output = $3, error = $4, finished_at = $5, lease_owner = NULL, \
+                      lease_until = NULL WHERE id = $1";
+        let clear = "DELETE FROM job_steps WHERE job_id = $1";
+        let step = "INSERT INTO job_steps (job_id, seq, record) VALUES ($1, $2, $3)";
+        let error = record.error.as_ref().map(Json);
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(update)
+                .bind(&record.id).bind(status_text(record.status)).bind(Json(&record.output)).bind(error)
+                .bind(record.finished_at)
+                .execute(&mut *tx).await?;
+            sqlx::query(clear).bind(&record.id).execute(&mut *tx).await?;
+            for (seq, step_record) in record.steps.iter().enumerate() {
+                sqlx::query(step).bind(&record.id).bind(seq as i64).bind(Json(step_record)).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// A job's record as the API shows it.
+    pub async fn job(&self, id: &str) -> Result<Option<JobRecord>> {
+        let sql = "SELECT id, recipe_name, status, output, trigger, error, created_at, started_at, finished_at \
+                   FROM jobs WHERE id = $1";
+        let steps = "SELECT record FROM job_steps WHERE job_id = $1 ORDER BY seq";
+        on_pool!(self, pool => {
+            let Some(row) = sqlx::query(sql).bind(id).fetch_optional(pool).await? else {
+                return Ok(None);
+            };
+            let mut record = job_from(&row)?;
+            for row in sqlx::query(steps).bind(id).fetch_all(pool).await? {
+                let Json(step): Json<StepRecord> = row.try_get(0)?;
+                record.steps.push(step);
+            }
+            Ok(Some(record))
+        })
+    }
+
+    /// Jobs, newest first, narrowed by a filter.
+    pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<JobSummary>> {
+        let mut sql = String::from(
+            "SELECT id, recipe_id, recipe_name, recipe_version, status, created_at, finished_at FROM jobs WHERE 1 = 1",
+        );
+        let mut binds: Vec<Bind> = Vec::new();
+        let mut add = |clause: &str, value: Bind| {
+            binds.push(value);
+            sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
+        };
+        if let Some(recipe) = &filter.recipe_id {
+            add(" AND recipe_id = ?", Bind::Text(recipe.clone()));
+        }
+        if let Some(status) = filter.status {
+            add(
+                " AND status = ?",
+                Bind::Text(status_text(status).to_owned()),
+            );
+        }
+        if let Some(since) = filter.since {
+            add(" AND created_at >= ?", Bind::Time(since));
+        }
+        if let Some(until) = filter.until {
+            add(" AND created_at < ?", Bind::Time(until));
+        }
+        if let Some(before) = &filter.before {
+            add(" AND id < ?", Bind::Text(before.clone()));
+        }
+        let limit = filter.limit.clamp(1, 1000);
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT {limit}"));
+        on_pool!(self, pool => {
+            // Only fixed fragments and a number are joined here; every value is a bind.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            for bind in &binds {
+                query = match bind {
+                    Bind::Text(text) => query.bind(text.as_str()),
+                    Bind::Time(time) => query.bind(*time),
+                };
+            }
+            query.fetch_all(pool).await?.iter().map(summary_from).collect()
+        })
+    }
+
+    /// Jobs waiting to run, for metrics.
+    pub async fn queue_depth(&self) -> Result<i64> {
+        let sql = "SELECT COUNT(*) FROM jobs WHERE status = 'queued'";
+        Ok(on_pool!(self, pool => sqlx::query(sql).fetch_one(pool).await?.try_get(0)?))
+    }
+}
+
+enum Bind {
+    Text(String),
+    Time(DateTime<Utc>),
+}
+
+fn conflict_for(error: sqlx::Error, name: &str, webhook_path: Option<&str>) -> StoreError {
+    let message = error
+        .as_database_error()
+        .map(|database| database.message().to_owned())
+        .unwrap_or_default();
+    StoreError::or_conflict(error, || {
+        if message.contains("webhook_path") {
+            format!(
+                "the webhook path `{}` is taken by another recipe",
+                webhook_path.unwrap_or_default()
+            )
+        } else {
+            format!("a recipe named `{name}`")
+        }
+    })
+}
+
+/// Ids that sort by creation time, so that paging by id is paging by time.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+pub fn status_text(status: JobStatus) -> &'static str {
+    match status {
+        JobStatus::Queued => "queued",
+        JobStatus::Running => "running",
+        JobStatus::Waiting => "waiting",
+        JobStatus::Succeeded => "succeeded",
+        JobStatus::Failed => "failed",
+    }
+}
+
+pub fn parse_status(text: &str) -> Option<JobStatus> {
+    Some(match text {
+        "queued" => JobStatus::Queued,
+        "running" => JobStatus::Running,
+        "waiting" => JobStatus::Waiting,
+        "succeeded" => JobStatus::Succeeded,
+        "failed" => JobStatus::Failed,
+        _ => return None,
+    })
+}
+
+fn status_from(text: &str) -> Result<JobStatus> {
+    parse_status(text).ok_or_else(|| StoreError::Corrupt(format!("unknown job status `{text}`")))
+}
+
+fn user_from<R: Row>(row: &R) -> Result<User>
+where
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> DateTime<Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    Ok(User {
+        id: row.try_get(0)?,
+        email: row.try_get(1)?,
+        name: row.try_get(2)?,
+        password_hash: row.try_get(3)?,
+        created_at: row.try_get(4)?,
+    })
+}
+
+fn recipe_from<R: Row>(row: &R) -> Result<StoredRecipe>
+where
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> DateTime<Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    Ok(StoredRecipe {
+        id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        enabled: row.try_get(2)?,
+        version: row.try_get(3)?,
+        source: row.try_get(4)?,
+        webhook_path: row.try_get(5)?,
+        created_at: row.try_get(6)?,
+        updated_at: row.try_get(7)?,
+    })
+}
+
+fn version_from<R: Row>(row: &R) -> Result<RecipeVersion>
+where
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> DateTime<Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    Ok(RecipeVersion {
+        version: row.try_get(0)?,
+        source: row.try_get(1)?,
+        created_at: row.try_get(2)?,
+    })
+}
+
+fn claimed_from_sqlite(row: &sqlx::sqlite::SqliteRow) -> Result<ClaimedJob> {
+    let Json(trigger): Json<Value> = row.try_get(3)?;
+    Ok(ClaimedJob {
+        id: row.try_get(0)?,
+        recipe_id: row.try_get(1)?,
+        recipe_version: row.try_get(2)?,
+        trigger,
+        attempt: row.try_get(4)?,
+    })
+}
+
+fn claimed_from_postgres(row: &sqlx::postgres::PgRow) -> Result<ClaimedJob> {
+    let Json(trigger): Json<Value> = row.try_get(3)?;
+    Ok(ClaimedJob {
+        id: row.try_get(0)?,
+        recipe_id: row.try_get(1)?,
+        recipe_version: row.try_get(2)?,
+        trigger,
+        attempt: row.try_get(4)?,
+    })
+}
+
+fn job_from<R: Row>(row: &R) -> Result<JobRecord>
+where
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Json<Value>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<Json<Value>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<Json<RecordError>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> DateTime<Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<DateTime<Utc>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    let status: String = row.try_get(2)?;
+    let output: Option<Json<Value>> = row.try_get(3)?;
+    let Json(trigger): Json<Value> = row.try_get(4)?;
+    let error: Option<Json<RecordError>> = row.try_get(5)?;
+    let created_at: DateTime<Utc> = row.try_get(6)?;
+    let started_at: Option<DateTime<Utc>> = row.try_get(7)?;
+    Ok(JobRecord {
+        id: row.try_get(0)?,
+        recipe: row.try_get(1)?,
+        status: status_from(&status)?,
+        output: output.map(|Json(value)| value).unwrap_or(Value::Null),
+        trigger,
+        error: error.map(|Json(error)| error),
+        started_at: started_at.unwrap_or(created_at),
+        finished_at: row.try_get(8)?,
+        steps: Vec::new(),
+    })
+}
+
+fn summary_from<R: Row>(row: &R) -> Result<JobSummary>
+where
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> DateTime<Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<DateTime<Utc>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    let status: String = row.try_get(4)?;
+    Ok(JobSummary {
+        id: row.try_get(0)?,
+        recipe_id: row.try_get(1)?,
+        recipe: row.try_get(2)?,
+        recipe_version: row.try_get(3)?,
+        status: status_from(&status)?,
+        created_at: row.try_get(5)?,
+        finished_at: row.try_get(6)?,
+    })
+}

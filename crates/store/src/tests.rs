@@ -1,0 +1,353 @@
+//! One test suite, run against both backends: SQLite in a temporary data folder, and the real
+//! PostgreSQL server (its own schema per test). PostgreSQL tests skip with a printed reason
+//! when no server answers, unless `WEFT_REQUIRE_SERVICES=1`.
+
+use chrono::Utc;
+use serde_json::json;
+use std::time::Duration;
+
+use crate::{JobFilter, JobRecord, JobStatus, Store, StoreError};
+
+/// Where the PostgreSQL of the tests is: `WEFT_TEST_POSTGRES_URL`, or the local server.
+fn postgres_url() -> String {
+    std::env::var("WEFT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned())
+}
+
+async fn sqlite() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let store = Store::open_data_folder(&dir.path().join("data"))
+        .await
+        .expect("SQLite opens");
+    store.migrate().await.expect("the schema is created");
+    (dir, store)
+}
+
+/// A store in a fresh PostgreSQL schema, or `None` (with the reason printed) without a server.
+async fn postgres() -> Option<Store> {
+    let url = postgres_url();
+    let admin = match Store::connect(&url).await {
+        Ok(store) => store,
+        Err(error) => {
+            assert!(
+                std::env::var("WEFT_REQUIRE_SERVICES").as_deref() != Ok("1"),
+                "PostgreSQL is required (WEFT_REQUIRE_SERVICES=1) but {url} cannot be reached: {error}"
+            );
+            eprintln!("skipped: PostgreSQL at {url} cannot be reached ({error})");
+            return None;
+        }
+    };
+    let schema = format!("weft_test_{}", crate::new_id().replace('-', "_"));
+    admin
+        .execute_raw(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("a test schema");
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let store = Store::connect(&format!("{url}{separator}options=-csearch_path%3D{schema}"))
+        .await
+        .expect("PostgreSQL connects");
+    store.migrate().await.expect("the schema is created");
+    Some(store)
+}
+
+/// Runs a test body against SQLite, then PostgreSQL.
+macro_rules! both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                let (_dir, store) = super::sqlite().await;
+                ($body)(store).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(store) = super::postgres().await {
+                    ($body)(store).await;
+                }
+            }
+        }
+    };
+}
+
+both_backends!(migrations_run_twice, |store: Store| async move {
+    store.migrate().await.expect("a second run changes nothing");
+    assert!(store.ping().await);
+});
+
+both_backends!(users_and_tokens, |store: Store| async move {
+    let user = store
+        .create_user("ann@example.com", "Ann", "hash")
+        .await
+        .unwrap();
+    let again = store
+        .create_user("ann@example.com", "Other", "hash")
+        .await
+        .unwrap_err();
+    assert!(matches!(again, StoreError::Conflict(_)), "{again}");
+    assert_eq!(
+        store
+            .user_by_email("ann@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        user.id
+    );
+    store.create_token(&user.id, "tokenhash").await.unwrap();
+    assert_eq!(
+        store
+            .user_by_token_hash("tokenhash")
+            .await
+            .unwrap()
+            .unwrap()
+            .email,
+        "ann@example.com"
+    );
+    assert!(store.user_by_token_hash("other").await.unwrap().is_none());
+});
+
+both_backends!(recipes_keep_numbered_versions, |store: Store| async move {
+    let created = store
+        .create_recipe("Orders", "name: Orders v1", Some("orders/new"))
+        .await
+        .unwrap();
+    assert_eq!(created.version, 1);
+    let updated = store
+        .update_recipe(&created.id, "Orders", "name: Orders v2", Some("orders/new"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(updated.version, 2);
+    assert_eq!(updated.source, "name: Orders v2");
+    let versions = store.recipe_versions(&created.id).await.unwrap();
+    assert_eq!(
+        versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(
+        store
+            .recipe_version(&created.id, 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .source,
+        "name: Orders v1"
+    );
+    assert_eq!(
+        store
+            .recipe_for_webhook("orders/new")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        created.id
+    );
+
+    let taken = store
+        .create_recipe("Other", "x", Some("orders/new"))
+        .await
+        .unwrap_err();
+    assert!(
+        taken
+            .to_string()
+            .contains("webhook path `orders/new` is taken"),
+        "{taken}"
+    );
+    let named = store.create_recipe("Orders", "x", None).await.unwrap_err();
+    assert!(
+        named.to_string().contains("a recipe named `Orders`"),
+        "{named}"
+    );
+
+    assert!(store.set_recipe_enabled(&created.id, false).await.unwrap());
+    assert!(
+        store
+            .recipe_for_webhook("orders/new")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.delete_recipe(&created.id).await.unwrap());
+    assert!(store.recipe(&created.id).await.unwrap().is_none());
+    assert!(
+        store
+            .update_recipe(&created.id, "Orders", "x", None)
+            .await
+            .unwrap()
+            .is_none()
+    );
+});
+
+both_backends!(
+    jobs_are_queued_claimed_once_and_recorded,
+    |store: Store| async move {
+        let recipe = store
+            .create_recipe("Orders", "name: Orders", None)
+            .await
+            .unwrap();
+        let first = store.enqueue_job(&recipe, &json!({"n": 1})).await.unwrap();
+        let second = store.enqueue_job(&recipe, &json!({"n": 2})).await.unwrap();
+        assert_eq!(store.queue_depth().await.unwrap(), 2);
+
+        let claimed = store
+            .claim_job("worker-a", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claimed.id, first);
+        assert_eq!(claimed.trigger, json!({"n": 1}));
+        assert_eq!(claimed.attempt, 1);
+        let next = store
+            .claim_job("worker-b", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.id, second);
+        assert!(
+            store
+                .claim_job("worker-c", Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let now = Utc::now();
+        let record = JobRecord {
+            id: first.clone(),
+            recipe: "Orders".into(),
+            status: JobStatus::Succeeded,
+            output: json!({"ok": true}),
+            trigger: json!({"n": 1}),
+            error: None,
+            started_at: now,
+            finished_at: Some(now),
+            steps: vec![crate::StepRecord {
+                id: "a".into(),
+                status: crate::StepStatus::Succeeded,
+                index: None,
+                attempts: 1,
+                input: json!(null),
+                output: json!(42),
+                error: None,
+                started_at: now,
+                finished_at: now,
+            }],
+        };
+        store.finish_job(&record).await.unwrap();
+        let stored = store.job(&first).await.unwrap().unwrap();
+        assert_eq!(stored.status, JobStatus::Succeeded);
+        assert_eq!(stored.output, json!({"ok": true}));
+        assert_eq!(stored.steps, record.steps);
+
+        let all = store
+            .jobs(&JobFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            all.iter().map(|job| job.id.clone()).collect::<Vec<_>>(),
+            vec![second.clone(), first.clone()]
+        );
+        let done = store
+            .jobs(&JobFilter {
+                status: Some(JobStatus::Succeeded),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(done.len(), 1);
+        let page = store
+            .jobs(&JobFilter {
+                before: Some(second.clone()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page[0].id, first);
+    }
+);
+
+both_backends!(
+    a_job_whose_lease_ran_out_is_claimed_again,
+    |store: Store| async move {
+        let recipe = store
+            .create_recipe("Orders", "name: Orders", None)
+            .await
+            .unwrap();
+        let id = store.enqueue_job(&recipe, &json!({})).await.unwrap();
+        let first = store
+            .claim_job("dies", Duration::from_millis(1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.id, id);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let again = store
+            .claim_job("survives", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.id, id);
+        assert_eq!(again.attempt, 2);
+    }
+);
+
+#[tokio::test]
+async fn postgres_claims_each_job_once_under_concurrent_workers() {
+    let Some(store) = postgres().await else {
+        return;
+    };
+    let recipe = store
+        .create_recipe("Orders", "name: Orders", None)
+        .await
+        .unwrap();
+    for n in 0..200 {
+        store.enqueue_job(&recipe, &json!({"n": n})).await.unwrap();
+    }
+    let workers = (0..8).map(|worker| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(job) = store
+                .claim_job(&format!("w{worker}"), Duration::from_secs(60))
+                .await
+                .unwrap()
+            {
+                mine.push(job.id);
+            }
+            mine
+        })
+    });
+    let mut claimed = Vec::new();
+    for worker in workers {
+        claimed.extend(worker.await.unwrap());
+    }
+    let unique: std::collections::HashSet<_> = claimed.iter().collect();
+    assert_eq!(claimed.len(), 200);
+    assert_eq!(unique.len(), 200);
+}
+
+#[test]
+fn both_backends_have_the_same_migration_versions() {
+    let versions = |folder: &str| {
+        let mut names: Vec<String> =
+            std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(folder))
+                .expect("the migrations folder")
+                .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+                .map(|name| name.split('_').next().unwrap_or_default().to_owned())
+                .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        versions("migrations/sqlite"),
+        versions("migrations/postgres")
+    );
+}
