@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weft_connectors::{ConnectorOptions, Registry};
-use weft_engine::{Engine, JqRunner, Limits, NoConnections, RecipeLibrary};
+use weft_engine::{Engine, JqRunner, Limits, NoConnections, NoRecipes};
 use weft_recipe::{Recipe, compile_recipe};
 use weft_store::JobStatus;
 
@@ -72,14 +72,6 @@ steps:
   - { id: t9, transform: '1' }
   - { id: t10, transform: '.steps.t2.output * 2' }
 "#;
-
-struct NoRecipes;
-
-impl RecipeLibrary for NoRecipes {
-    fn find(&self, name: &str) -> Result<Arc<Recipe>, String> {
-        Err(format!("no recipe `{name}`"))
-    }
-}
 
 fn registry() -> Registry {
     Registry::builtin(&ConnectorOptions::default()).expect("the built-in connectors")

@@ -27,9 +27,20 @@ pub trait Connections: Send + Sync {
 }
 
 /// Finds recipes by name, for `call` steps.
+#[async_trait::async_trait]
 pub trait RecipeLibrary: Send + Sync {
     /// The recipe with this name; the error says why there is none.
-    fn find(&self, name: &str) -> Result<Arc<Recipe>, String>;
+    async fn find(&self, name: &str) -> Result<Arc<Recipe>, String>;
+}
+
+/// No recipes to call.
+pub struct NoRecipes;
+
+#[async_trait::async_trait]
+impl RecipeLibrary for NoRecipes {
+    async fn find(&self, name: &str) -> Result<Arc<Recipe>, String> {
+        Err(format!("no recipe named `{name}`"))
+    }
 }
 
 /// No connections at all.
@@ -106,5 +117,18 @@ impl Engine {
     /// Runs one job of `recipe` with `trigger` as its event, to the end.
     pub async fn run_job(&self, recipe: Arc<Recipe>, trigger: Value) -> JobOutcome {
         run::JobRun::new(self, recipe, 0).run(trigger).await
+    }
+
+    /// Runs a job that the store already knows by its id; `attempt` counts from 1.
+    pub async fn run_job_as(
+        &self,
+        recipe: Arc<Recipe>,
+        trigger: Value,
+        job_id: &str,
+        attempt: u32,
+    ) -> JobOutcome {
+        let mut run = run::JobRun::new(self, recipe, 0);
+        run.identify(job_id, attempt);
+        run.run(trigger).await
     }
 }

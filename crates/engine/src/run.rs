@@ -68,6 +68,7 @@ pub struct JobRun<'e> {
     engine: &'e Engine,
     recipe: Arc<Recipe>,
     job_id: String,
+    attempt: u32,
     depth: usize,
     step_runs: AtomicUsize,
     response: Mutex<Option<Value>>,
@@ -82,11 +83,18 @@ impl<'e> JobRun<'e> {
             engine,
             recipe,
             job_id: uuid::Uuid::now_v7().to_string(),
+            attempt: 1,
             depth,
             step_runs: AtomicUsize::new(0),
             response: Mutex::new(None),
             scrub: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Gives the run the id and attempt the store gave its job.
+    pub fn identify(&mut self, job_id: &str, attempt: u32) {
+        self.job_id = job_id.to_owned();
+        self.attempt = attempt;
     }
 
     pub async fn run(self, trigger: Value) -> JobOutcome {
@@ -95,7 +103,7 @@ impl<'e> JobRun<'e> {
             "id": self.job_id,
             "recipe": self.recipe.name,
             "started_at": started_at,
-            "attempt": 1,
+            "attempt": self.attempt,
         });
         let mut scope = Scope::new(trigger.clone(), job);
         let mut journal = Vec::new();
@@ -514,6 +522,7 @@ impl<'e> JobRun<'e> {
             .engine
             .recipes
             .find(name)
+            .await
             .map_err(|message| Failure::new(id, ErrorKind::Validation, message))?;
         let child = JobRun::new(self.engine, recipe, self.depth + 1);
         let outcome = Box::pin(child.run(input)).await;

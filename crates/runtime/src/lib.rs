@@ -1,1 +1,187 @@
-//! This layer grows with `weft serve`; see DESIGN.md for its place.
+//! Weft's runtime: the workers that claim queued jobs from the store, run them with the engine
+//! and write their records back; compiled recipes cached per version; and the hand-back of a
+//! finished job to a caller waiting for it (sync webhooks).
+
+mod recipes;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, oneshot, watch};
+use weft_engine::{Engine, JobOutcome};
+use weft_store::{ClaimedJob, ErrorKind, JobRecord, JobStatus, RecordError, Store};
+
+pub use recipes::{RecipeCache, StoreLibrary};
+
+/// How long a claimed job is a worker's before another may take it over; renewed while the
+/// job runs, so it only runs out when the worker is gone.
+pub const LEASE: Duration = Duration::from_secs(30);
+/// How often an idle worker looks at the queue when nothing woke it.
+const POLL_EVERY: Duration = Duration::from_millis(500);
+
+/// The runtime of one process: its store, engine, and the callers waiting for jobs.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    engine: Arc<Engine>,
+    recipes: RecipeCache,
+    owner: String,
+    wake: Notify,
+    waiting: Mutex<HashMap<String, oneshot::Sender<JobOutcome>>>,
+}
+
+impl Runtime {
+    pub fn new(store: Store, engine: Arc<Engine>, recipes: RecipeCache) -> Runtime {
+        Runtime {
+            inner: Arc::new(Inner {
+                store,
+                engine,
+                recipes,
+                owner: format!("worker-{}", weft_store::new_id()),
+                wake: Notify::new(),
+                waiting: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn recipes(&self) -> &RecipeCache {
+        &self.inner.recipes
+    }
+
+    /// Tells an idle worker that a job was queued.
+    pub fn job_queued(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Registers interest in a job before it is queued: the receiver gets the outcome when a
+    /// worker of this process finishes it.
+    pub fn wait_for(&self, job_id: &str) -> oneshot::Receiver<JobOutcome> {
+        let (sender, receiver) = oneshot::channel();
+        if let Ok(mut waiting) = self.inner.waiting.lock() {
+            waiting.insert(job_id.to_owned(), sender);
+        }
+        receiver
+    }
+
+    /// Drops interest in a job, when the caller stopped waiting.
+    pub fn stop_waiting(&self, job_id: &str) {
+        if let Ok(mut waiting) = self.inner.waiting.lock() {
+            waiting.remove(job_id);
+        }
+    }
+
+    /// Starts `count` workers; they stop taking jobs when `shutdown` turns true and end after
+    /// the job in hand.
+    pub fn spawn_workers(
+        &self,
+        count: usize,
+        shutdown: watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..count)
+            .map(|_| {
+                let runtime = self.clone();
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move { runtime.work(shutdown).await })
+            })
+            .collect()
+    }
+
+    async fn work(&self, mut shutdown: watch::Receiver<bool>) {
+        while !*shutdown.borrow() {
+            match self.inner.store.claim_job(&self.inner.owner, LEASE).await {
+                Ok(Some(job)) => self.run(job).await,
+                Ok(None) => {
+                    tokio::select! {
+                        _ = self.inner.wake.notified() => {}
+                        _ = tokio::time::sleep(POLL_EVERY) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot claim a job; trying again shortly");
+                    tokio::time::sleep(POLL_EVERY).await;
+                }
+            }
+        }
+    }
+
+    async fn run(&self, job: ClaimedJob) {
+        let renewing = self.keep_lease(&job.id);
+        let outcome = match self
+            .inner
+            .recipes
+            .version(&job.recipe_id, job.recipe_version)
+            .await
+        {
+            Ok(recipe) => {
+                self.inner
+                    .engine
+                    .run_job_as(recipe, job.trigger.clone(), &job.id, job.attempt as u32)
+                    .await
+            }
+            Err(message) => JobOutcome {
+                record: unrunnable(&job, message),
+                response: None,
+            },
+        };
+        renewing.abort();
+        if let Err(error) = self.inner.store.finish_job(&outcome.record).await {
+            // The lease runs out and another worker takes the job over.
+            tracing::error!(%error, job = %job.id, "cannot write a finished job; it will be run again");
+            return;
+        }
+        let waiter = self
+            .inner
+            .waiting
+            .lock()
+            .ok()
+            .and_then(|mut waiting| waiting.remove(&job.id));
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(outcome);
+        }
+    }
+
+    /// Renews a job's lease while it runs.
+    fn keep_lease(&self, job_id: &str) -> tokio::task::JoinHandle<()> {
+        let store = self.inner.store.clone();
+        let owner = self.inner.owner.clone();
+        let job_id = job_id.to_owned();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE / 3).await;
+                if let Err(error) = store.renew_lease(&job_id, &owner, LEASE).await {
+                    tracing::warn!(%error, job = %job_id, "cannot renew a job's lease");
+                }
+            }
+        })
+    }
+}
+
+/// The record of a job whose recipe cannot be loaded.
+fn unrunnable(job: &ClaimedJob, message: String) -> JobRecord {
+    let now = chrono::Utc::now();
+    JobRecord {
+        id: job.id.clone(),
+        recipe: job.recipe_id.clone(),
+        status: JobStatus::Failed,
+        output: serde_json::Value::Null,
+        trigger: job.trigger.clone(),
+        error: Some(RecordError {
+            step: None,
+            message,
+            kind: ErrorKind::Internal,
+        }),
+        started_at: now,
+        finished_at: Some(now),
+        steps: Vec::new(),
+    }
+}

@@ -39,7 +39,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("the database schema could not be brought up to date: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
-    #[error("{0} already exists")]
+    /// A unique name or path is taken; the message says which.
+    #[error("{0}")]
     Conflict(String),
     #[error("the stored data is not valid: {0}")]
     Corrupt(String),
@@ -204,9 +205,20 @@ impl Store {
         Ok(())
     }
 
-    /// Runs a statement of the tests' own making (schema setup).
-    #[cfg(test)]
-    pub(crate) async fn execute_raw(&self, sql: &str) -> Result<()> {
+    /// Creates a PostgreSQL schema, for installations (and tests) that share one database:
+    /// point a store at it with `?options=-csearch_path%3DNAME` in its URL.
+    pub async fn create_schema(&self, name: &str) -> Result<()> {
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || name.is_empty() {
+            return Err(StoreError::Corrupt(format!(
+                "`{name}` is not a schema name"
+            )));
+        }
+        self.execute_raw(&format!("CREATE SCHEMA IF NOT EXISTS {name}"))
+            .await
+    }
+
+    /// Runs a statement of our own making (no outside input reaches it).
+    async fn execute_raw(&self, sql: &str) -> Result<()> {
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
         on_pool!(self, pool => sqlx::query(sql).execute(pool).await.map(|_| ()))?;
         Ok(())
@@ -230,7 +242,7 @@ impl Store {
         on_pool!(self, pool => sqlx::query(sql)
             .bind(&user.id).bind(&user.email).bind(&user.name).bind(&user.password_hash).bind(user.created_at)
             .execute(pool).await.map(|_| ()))
-        .map_err(|error| StoreError::or_conflict(error, || format!("a user with email {email}")))?;
+        .map_err(|error| StoreError::or_conflict(error, || format!("a user with email {email} already exists")))?;
         Ok(user)
     }
 
@@ -389,13 +401,34 @@ impl Store {
     /// Queues a job. When this returns, the event is committed and may be acknowledged.
     pub async fn enqueue_job(&self, recipe: &StoredRecipe, trigger: &Value) -> Result<String> {
         let id = new_id();
+        self.enqueue_job_as(&id, recipe, trigger).await?;
+        Ok(id)
+    }
+
+    /// Queues a job under an id chosen beforehand (a caller waits for it by that id).
+    pub async fn enqueue_job_as(
+        &self,
+        id: &str,
+        recipe: &StoredRecipe,
+        trigger: &Value,
+    ) -> Result<()> {
         let now = Utc::now();
         let sql = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after) \
                    VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $6)";
         on_pool!(self, pool => sqlx::query(sql)
-            .bind(&id).bind(&recipe.id).bind(&recipe.name).bind(recipe.version).bind(Json(trigger)).bind(now)
+            .bind(id).bind(&recipe.id).bind(&recipe.name).bind(recipe.version).bind(Json(trigger)).bind(now)
             .execute(pool).await.map(|_| ()))?;
-        Ok(id)
+        Ok(())
+    }
+
+    /// Extends a running job's lease, if this worker still holds it.
+    pub async fn renew_lease(&self, job_id: &str, owner: &str, lease: Duration) -> Result<bool> {
+        let until =
+            Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
+        let sql = "UPDATE jobs SET lease_until = $3 WHERE id = $1 AND lease_owner = $2 AND status = 'running'";
+        let done = on_pool!(self, pool => sqlx::query(sql).bind(job_id).bind(owner).bind(until)
+            .execute(pool).await?.rows_affected());
+        Ok(done > 0)
     }
 
     /// Claims the oldest job that is ready, or whose worker's lease ran out, for `lease`.
@@ -568,7 +601,7 @@ fn conflict_for(error: sqlx::Error, name: &str, webhook_path: Option<&str>) -> S
                 webhook_path.unwrap_or_default()
             )
         } else {
-            format!("a recipe named `{name}`")
+            format!("a recipe named `{name}` already exists")
         }
     })
 }

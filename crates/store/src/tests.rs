@@ -38,10 +38,7 @@ async fn postgres() -> Option<Store> {
         }
     };
     let schema = format!("weft_test_{}", crate::new_id().replace('-', "_"));
-    admin
-        .execute_raw(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .expect("a test schema");
+    admin.create_schema(&schema).await.expect("a test schema");
     let separator = if url.contains('?') { '&' } else { '?' };
     let store = Store::connect(&format!("{url}{separator}options=-csearch_path%3D{schema}"))
         .await
@@ -158,7 +155,9 @@ both_backends!(recipes_keep_numbered_versions, |store: Store| async move {
     );
     let named = store.create_recipe("Orders", "x", None).await.unwrap_err();
     assert!(
-        named.to_string().contains("a recipe named `Orders`"),
+        named
+            .to_string()
+            .contains("a recipe named `Orders` already exists"),
         "{named}"
     );
 

@@ -29,6 +29,14 @@ enum Command {
     },
     /// Run one job of a recipe in this process and print its job record.
     Run(commands::run::RunArgs),
+    /// Run the platform: webhooks, the API, workers and the store.
+    Serve(commands::serve::ServeArgs),
+    /// Manage the database schema.
+    #[command(subcommand)]
+    Db(commands::db::DbCommand),
+    /// Create users and API tokens.
+    #[command(subcommand)]
+    Admin(commands::admin::AdminCommand),
     /// Runs jq programs for a parent weft process (internal).
     #[command(name = "__jq-worker", hide = true)]
     JqWorker,
@@ -36,10 +44,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(matches!(cli.command, Command::Serve(_)));
     match cli.command {
         Command::Validate { files } => commands::validate::validate(&files),
         Command::Run(args) => commands::run::run(args),
+        Command::Serve(args) => on_runtime(commands::serve::run(args)),
+        Command::Db(command) => on_runtime(commands::db::run(command)),
+        Command::Admin(command) => on_runtime(commands::admin::run(command)),
         Command::JqWorker => match weft_engine::serve_jq_worker() {
             Ok(()) => ExitCode::SUCCESS,
             Err(_) => ExitCode::FAILURE,
@@ -47,11 +58,40 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// Runs an async command to its end; errors are printed and exit 1.
+fn on_runtime(command: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("weft: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("weft: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to standard error, as text or (`WEFT_LOG_FORMAT=json`) JSON lines; `WEFT_LOG`
+/// sets the level. The server logs at `info` by default, other commands at `warn`.
+fn init_logging(serving: bool) {
+    let default = if serving { "info" } else { "warn" };
     let filter =
-        tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG").unwrap_or_else(|_| "warn".into());
-    tracing_subscriber::fmt()
+        tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG").unwrap_or_else(|_| default.into());
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if std::env::var("WEFT_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
 }

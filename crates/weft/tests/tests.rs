@@ -8,3 +8,4 @@ mod http_action;
 mod run_control_flow;
 mod run_errors;
 mod run_steps;
+mod serve;

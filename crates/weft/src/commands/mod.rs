@@ -1,6 +1,10 @@
 //! One module per command.
 
+pub mod admin;
+pub mod db;
 pub mod run;
+pub mod serve;
+pub mod store_args;
 pub mod validate;
 
 use std::path::Path;

@@ -2,6 +2,7 @@
 //! in for the remote end of `http.request`.
 
 pub mod http_server;
+pub mod server;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,90 @@
+//! Compiled recipes, cached per version: a version never changes, so a compiled one is good
+//! for as long as the process lives.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use weft_connectors::Registry;
+use weft_engine::RecipeLibrary;
+use weft_recipe::{Recipe, compile_recipe};
+use weft_store::Store;
+
+/// A recipe version: its id and number.
+type VersionKey = (String, i64);
+
+#[derive(Clone)]
+pub struct RecipeCache {
+    store: Store,
+    registry: Registry,
+    compiled: Arc<Mutex<HashMap<VersionKey, Arc<Recipe>>>>,
+}
+
+impl RecipeCache {
+    pub fn new(store: Store, registry: Registry) -> RecipeCache {
+        RecipeCache {
+            store,
+            registry,
+            compiled: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// A version of a recipe, compiled; the error says why it cannot run.
+    pub async fn version(&self, recipe_id: &str, version: i64) -> Result<Arc<Recipe>, String> {
+        let key = (recipe_id.to_owned(), version);
+        if let Some(found) = self
+            .compiled
+            .lock()
+            .ok()
+            .and_then(|compiled| compiled.get(&key).cloned())
+        {
+            return Ok(found);
+        }
+        let stored = self
+            .store
+            .recipe_version(recipe_id, version)
+            .await
+            .map_err(|error| error.to_string())?
+            .ok_or_else(|| format!("version {version} of recipe {recipe_id} is not stored"))?;
+        let registry = self.registry.clone();
+        let source = stored.source;
+        let compiled = tokio::task::spawn_blocking(move || compile_recipe(&source, &registry))
+            .await
+            .map_err(|_| "the recipe compiler failed".to_owned())?
+            .map_err(|problems| {
+                let first = problems
+                    .0
+                    .first()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                format!("the stored recipe no longer compiles: {first}")
+            })?;
+        let compiled = Arc::new(compiled);
+        if let Ok(mut cache) = self.compiled.lock() {
+            cache.insert(key, Arc::clone(&compiled));
+        }
+        Ok(compiled)
+    }
+}
+
+/// Recipes for `call` steps: the current version of the recipe with that name.
+pub struct StoreLibrary {
+    pub recipes: RecipeCache,
+}
+
+#[async_trait::async_trait]
+impl RecipeLibrary for StoreLibrary {
+    async fn find(&self, name: &str) -> Result<Arc<Recipe>, String> {
+        let stored = self
+            .recipes
+            .store
+            .recipe_by_name(name)
+            .await
+            .map_err(|error| error.to_string())?
+            .ok_or_else(|| format!("no recipe named `{name}`"))?;
+        self.recipes.version(&stored.id, stored.version).await
+    }
+}

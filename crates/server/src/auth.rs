@@ -1,0 +1,95 @@
+//! Who is asking: passwords hashed with Argon2id, API tokens shown once and stored as hashes.
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use weft_store::User;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Token prefix: makes a leaked token recognisable to secret scanners.
+const TOKEN_PREFIX: &str = "weft_";
+
+/// Hashes a password with Argon2id and a random salt (a PHC string).
+pub fn hash_password(password: &str) -> Result<String, String> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|error| format!("cannot hash the password: {error}"))
+}
+
+pub fn verify_password(password: &str, stored: &str) -> bool {
+    PasswordHash::new(stored)
+        .map(|hash| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &hash)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A new API token: 32 random bytes, hex, with a prefix.
+pub fn new_token() -> String {
+    let bytes: [u8; 32] = rand::rng().random();
+    format!("{TOKEN_PREFIX}{}", hex::encode(bytes))
+}
+
+/// What the store keeps of a token. Tokens are long and random, so a fast hash is enough.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The user behind a request's bearer token; rejects the request when there is none.
+pub struct CurrentUser(pub User);
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or_else(ApiError::unauthorized)?;
+        let user = state
+            .runtime
+            .store()
+            .user_by_token_hash(&token_hash(token))
+            .await?
+            .ok_or_else(ApiError::unauthorized)?;
+        Ok(CurrentUser(user))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_against_their_hash() {
+        let hash = hash_password("correct horse battery staple").unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery staple", &hash));
+        assert!(!verify_password("wrong", &hash));
+    }
+
+    #[test]
+    fn tokens_are_random_and_stored_as_hashes() {
+        let (a, b) = (new_token(), new_token());
+        assert_ne!(a, b);
+        assert!(a.starts_with("weft_") && a.len() == 5 + 64);
+        assert_ne!(token_hash(&a), a);
+        assert_eq!(token_hash(&a), token_hash(&a));
+    }
+}

@@ -1,0 +1,243 @@
+//! Webhooks: `/hooks/{path}` turns a request into a queued job. Async webhooks answer 202 with
+//! the job id once the job is committed; sync webhooks wait for the job and answer with its
+//! `respond` step or its output.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, extract::rejection::BytesRejection};
+use hmac::{Hmac, Mac};
+use serde_json::{Map, Value, json};
+use sha2::Sha256;
+use std::time::Duration;
+use weft_engine::JobOutcome;
+use weft_recipe::model::{Trigger, WebhookMode, WebhookSignature};
+use weft_store::JobStatus;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+pub async fn receive(
+    State(state): State<AppState>,
+    method: Method,
+    Path(path): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the request body could not be read: {rejection} (the limit is {} bytes)",
+                state.settings.max_payload_bytes
+            ),
+        )
+    })?;
+    let runtime = &state.runtime;
+    let stored = runtime
+        .store()
+        .recipe_for_webhook(&path)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("enabled recipe listens on /hooks/{path}")))?;
+    let recipe = runtime
+        .recipes()
+        .version(&stored.id, stored.version)
+        .await
+        .map_err(|message| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "recipe_unavailable",
+                message,
+            )
+        })?;
+    let Trigger::Webhook(webhook) = &recipe.trigger else {
+        return Err(ApiError::not_found("webhook trigger on this path"));
+    };
+    if method.as_str() != webhook.method {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("/hooks/{path} takes {}, not {method}", webhook.method),
+        ));
+    }
+    if let Some(signature) = &webhook.signature {
+        verify_signature(signature, &headers, &body)?;
+    }
+    let trigger = trigger_value(&method, &path, &headers, query, &body)?;
+    let job_id = weft_store::new_id();
+    match webhook.mode {
+        WebhookMode::Async => {
+            runtime
+                .store()
+                .enqueue_job_as(&job_id, &stored, &trigger)
+                .await?;
+            runtime.job_queued();
+            Ok((StatusCode::ACCEPTED, Json(json!({ "job_id": job_id }))).into_response())
+        }
+        WebhookMode::Sync => {
+            let finished = runtime.wait_for(&job_id);
+            if let Err(error) = runtime
+                .store()
+                .enqueue_job_as(&job_id, &stored, &trigger)
+                .await
+            {
+                runtime.stop_waiting(&job_id);
+                return Err(error.into());
+            }
+            runtime.job_queued();
+            match tokio::time::timeout(state.settings.sync_wait, finished).await {
+                Ok(Ok(outcome)) => Ok(sync_response(outcome)),
+                _ => {
+                    runtime.stop_waiting(&job_id);
+                    Ok((
+                        StatusCode::ACCEPTED,
+                        Json(json!({ "job_id": job_id, "status": "running", "message": "the job did not finish in time; it goes on" })),
+                    )
+                        .into_response())
+                }
+            }
+        }
+    }
+}
+
+/// The event a webhook job gets as `trigger`.
+fn trigger_value(
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    query: Vec<(String, String)>,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    let mut header_map = Map::new();
+    for (name, value) in headers {
+        let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        match header_map.get_mut(name.as_str()) {
+            Some(Value::String(existing)) => {
+                existing.push_str(", ");
+                existing.push_str(&text);
+            }
+            _ => {
+                header_map.insert(name.as_str().to_owned(), Value::String(text));
+            }
+        }
+    }
+    let mut query_map = Map::new();
+    for (name, value) in query {
+        match query_map.get_mut(&name) {
+            Some(Value::Array(values)) => values.push(Value::String(value)),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, Value::String(value)]);
+            }
+            None => {
+                query_map.insert(name, Value::String(value));
+            }
+        }
+    }
+    let is_json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|kind| kind.contains("json"));
+    let body = if body.is_empty() {
+        Value::Null
+    } else if is_json {
+        serde_json::from_slice(body).map_err(|error| {
+            ApiError::bad_request(format!("the body says it is JSON but is not: {error}"))
+        })?
+    } else {
+        Value::String(String::from_utf8_lossy(body).into_owned())
+    };
+    Ok(json!({
+        "method": method.as_str(),
+        "path": path,
+        "headers": header_map,
+        "query": query_map,
+        "body": body,
+    }))
+}
+
+/// Checks an HMAC-SHA256 signature of the raw body in constant time.
+fn verify_signature(
+    signature: &WebhookSignature,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let refuse =
+        |why: &str| ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", why.to_owned());
+    let given = headers
+        .get(signature.header.as_str())
+        .and_then(|value| value.to_str().ok())
+        .ok_or_else(|| {
+            refuse(&format!(
+                "the request has no `{}` signature header",
+                signature.header
+            ))
+        })?;
+    let hex_digest = given
+        .strip_prefix(signature.prefix.as_str())
+        .ok_or_else(|| refuse("the signature does not start with the expected prefix"))?;
+    let digest =
+        hex::decode(hex_digest.trim()).map_err(|_| refuse("the signature is not hexadecimal"))?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(signature.secret.as_bytes())
+        .map_err(|_| refuse("the signature key is unusable"))?;
+    mac.update(body);
+    mac.verify_slice(&digest)
+        .map_err(|_| refuse("the signature does not match the body"))
+}
+
+/// The answer of a sync webhook: the first `respond` step, else the job's output.
+fn sync_response(outcome: JobOutcome) -> Response {
+    if let Some(response) = outcome.response {
+        return respond(&response);
+    }
+    match outcome.record.status {
+        JobStatus::Succeeded => (StatusCode::OK, Json(outcome.record.output)).into_response(),
+        _ => {
+            let message = outcome
+                .record
+                .error
+                .map(|error| error.message)
+                .unwrap_or_else(|| "the job failed".to_owned());
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({ "error": { "code": "job_failed", "message": message, "job_id": outcome.record.id } })),
+            )
+                .into_response()
+        }
+    }
+}
+
+fn respond(response: &Value) -> Response {
+    let status = response
+        .get("status")
+        .and_then(Value::as_u64)
+        .and_then(|status| StatusCode::from_u16(status as u16).ok())
+        .unwrap_or(StatusCode::OK);
+    let body = response.get("body").cloned().unwrap_or(Value::Null);
+    let mut answer = match body {
+        Value::String(text) => (status, text).into_response(),
+        Value::Null => status.into_response(),
+        other => (status, Json(other)).into_response(),
+    };
+    if let Some(Value::Object(headers)) = response.get("headers") {
+        for (name, value) in headers {
+            let text = match value {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::try_from(name.as_str()),
+                HeaderValue::try_from(text),
+            ) {
+                answer.headers_mut().insert(name, value);
+            }
+        }
+    }
+    answer
+}
+
+/// How long a sync webhook waits for its job by default.
+pub const SYNC_WAIT: Duration = Duration::from_secs(30);

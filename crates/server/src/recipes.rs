@@ -1,0 +1,209 @@
+//! Recipes over the API: saved with every version kept, enabled and disabled, run by hand.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use weft_recipe::model::Trigger;
+use weft_recipe::{Recipe, compile_recipe};
+use weft_store::StoredRecipe;
+
+use crate::AppState;
+use crate::auth::CurrentUser;
+use crate::error::ApiError;
+
+/// Compiles a recipe's text for saving; every problem goes back to the caller.
+async fn compile(state: &AppState, body: String) -> Result<(Recipe, String), ApiError> {
+    let registry = state.runtime.recipes().registry().clone();
+    let source = body.clone();
+    let compiled = tokio::task::spawn_blocking(move || compile_recipe(&source, &registry))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the recipe compiler failed",
+            )
+        })?;
+    compiled
+        .map(|recipe| (recipe, body))
+        .map_err(ApiError::invalid_recipe)
+}
+
+fn webhook_path(recipe: &Recipe) -> Option<&str> {
+    match &recipe.trigger {
+        Trigger::Webhook(webhook) => Some(webhook.path.as_str()),
+        _ => None,
+    }
+}
+
+fn recipe_json(stored: &StoredRecipe, with_source: bool) -> Value {
+    let mut value = json!({
+        "id": stored.id,
+        "name": stored.name,
+        "enabled": stored.enabled,
+        "version": stored.version,
+        "webhook_path": stored.webhook_path,
+        "created_at": stored.created_at,
+        "updated_at": stored.updated_at,
+    });
+    if with_source {
+        value["source"] = Value::String(stored.source.clone());
+    }
+    value
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    body: String,
+) -> Result<Response, ApiError> {
+    let (recipe, source) = compile(&state, body).await?;
+    let stored = state
+        .runtime
+        .store()
+        .create_recipe(&recipe.name, &source, webhook_path(&recipe))
+        .await?;
+    Ok((StatusCode::CREATED, Json(recipe_json(&stored, true))).into_response())
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    Path(id): Path<String>,
+    body: String,
+) -> Result<Json<Value>, ApiError> {
+    let (recipe, source) = compile(&state, body).await?;
+    let stored = state
+        .runtime
+        .store()
+        .update_recipe(&id, &recipe.name, &source, webhook_path(&recipe))
+        .await?
+        .ok_or_else(|| ApiError::not_found("recipe with this id"))?;
+    Ok(Json(recipe_json(&stored, true)))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+) -> Result<Json<Value>, ApiError> {
+    let recipes = state.runtime.store().recipes().await?;
+    Ok(Json(
+        json!({ "recipes": recipes.iter().map(|recipe| recipe_json(recipe, false)).collect::<Vec<_>>() }),
+    ))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let stored = state
+        .runtime
+        .store()
+        .recipe(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("recipe with this id"))?;
+    Ok(Json(recipe_json(&stored, true)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.runtime.store().delete_recipe(&id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("recipe with this id"))
+    }
+}
+
+async fn set_enabled(state: &AppState, id: &str, enabled: bool) -> Result<Json<Value>, ApiError> {
+    let store = state.runtime.store();
+    if !store.set_recipe_enabled(id, enabled).await? {
+        return Err(ApiError::not_found("recipe with this id"));
+    }
+    let stored = store
+        .recipe(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("recipe with this id"))?;
+    Ok(Json(recipe_json(&stored, false)))
+}
+
+pub async fn enable(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_enabled(&state, &id, true).await
+}
+
+pub async fn disable(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_enabled(&state, &id, false).await
+}
+
+pub async fn versions(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let store = state.runtime.store();
+    store
+        .recipe(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("recipe with this id"))?;
+    let versions = store.recipe_versions(&id).await?;
+    let listed: Vec<Value> = versions
+        .iter()
+        .map(|version| json!({ "version": version.version, "created_at": version.created_at, "source": version.source }))
+        .collect();
+    Ok(Json(json!({ "versions": listed })))
+}
+
+/// Runs a recipe by hand with a JSON input, checked against a manual trigger's input schema.
+pub async fn run(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    Path(id): Path<String>,
+    body: String,
+) -> Result<Response, ApiError> {
+    let input: Value = if body.trim().is_empty() {
+        json!({})
+    } else {
+        serde_json::from_str(&body)
+            .map_err(|error| ApiError::bad_request(format!("the input is not JSON: {error}")))?
+    };
+    let store = state.runtime.store();
+    let stored = store
+        .recipe(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("recipe with this id"))?;
+    let recipe = state
+        .runtime
+        .recipes()
+        .version(&stored.id, stored.version)
+        .await
+        .map_err(|message| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "recipe_unavailable",
+                message,
+            )
+        })?;
+    if let Trigger::Manual(manual) = &recipe.trigger {
+        if let Some(schema) = &manual.input_schema {
+            schema.check(&input).map_err(|message| {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message)
+            })?;
+        }
+    }
+    let job_id = store.enqueue_job(&stored, &input).await?;
+    state.runtime.job_queued();
+    Ok((StatusCode::ACCEPTED, Json(json!({ "job_id": job_id }))).into_response())
+}

@@ -1,0 +1,131 @@
+//! `weft serve`: the platform in one process — HTTP, workers, store.
+
+use anyhow::Context;
+use clap::Args;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+use weft_connectors::ConnectorOptions;
+use weft_connectors::http::{HttpOptions, NetworkPolicy};
+use weft_engine::{Engine, JqRunner, Limits, NoConnections};
+use weft_runtime::{RecipeCache, Runtime, StoreLibrary};
+use weft_server::{AppState, Settings};
+
+use super::registry;
+use super::store_args::StoreArgs;
+
+/// How long a stopping server lets running jobs finish before it leaves them to their leases.
+const DRAIN: Duration = Duration::from_secs(20);
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The address to listen on.
+    #[arg(long, env = "WEFT_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Jobs run at once by this process. Default: four per core.
+    #[arg(long, env = "WEFT_WORKERS")]
+    workers: Option<usize>,
+    /// Largest webhook body, in bytes.
+    #[arg(long, env = "WEFT_MAX_PAYLOAD", default_value_t = 1024 * 1024)]
+    max_payload: usize,
+    /// Let outbound HTTP reach loopback and private addresses (off by default).
+    #[arg(long, env = "WEFT_ALLOW_PRIVATE_NETWORK", value_parser = clap::builder::BoolishValueParser::new())]
+    allow_private_network: bool,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let store = args.store.open().await?;
+    let options = ConnectorOptions {
+        http: HttpOptions {
+            network: NetworkPolicy {
+                allow_private: args.allow_private_network,
+            },
+            ..HttpOptions::default()
+        },
+    };
+    let registry = registry(&options)?;
+    let recipes = RecipeCache::new(store.clone(), registry.clone());
+    let jq = std::env::current_exe()
+        .map(JqRunner::isolated)
+        .unwrap_or_default();
+    let library = StoreLibrary {
+        recipes: recipes.clone(),
+    };
+    let engine = Engine::new(
+        registry,
+        Arc::new(NoConnections),
+        Arc::new(library),
+        Limits::default(),
+    )
+    .with_jq_runner(jq);
+    let runtime = Runtime::new(store, Arc::new(engine), recipes);
+
+    let (stop, stopping) = watch::channel(false);
+    let cores = std::thread::available_parallelism().map_or(2, |cores| cores.get());
+    let workers = runtime.spawn_workers(args.workers.unwrap_or(4 * cores).max(1), stopping.clone());
+    let state = AppState {
+        runtime,
+        settings: Settings {
+            max_payload_bytes: args.max_payload,
+            ..Settings::default()
+        },
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    tracing::info!(%address, store = %args.store.describe(), "weft is serving");
+    eprintln!(
+        "weft is serving on http://{address} (store: {})",
+        args.store.describe()
+    );
+
+    let mut shutdown = stopping.clone();
+    let server =
+        axum::serve(listener, weft_server::router(state)).with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|stopped| *stopped).await;
+        });
+    let signals = tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stopping: no new work; running jobs may finish");
+        let _ = stop.send(true);
+    });
+    server.await.context("the HTTP server failed")?;
+    signals.abort();
+    let drained = tokio::time::timeout(DRAIN, futures::future::join_all(workers)).await;
+    if drained.is_err() {
+        tracing::warn!(
+            "jobs still running at shutdown are left to their leases and will be claimed again"
+        );
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(terminate) => terminate,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

@@ -1,0 +1,74 @@
+//! Where the store is: `--data DIR` (SQLite, the default) or `--database URL`.
+
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+use weft_store::Store;
+
+#[derive(Args, Clone)]
+pub struct StoreArgs {
+    /// The data folder: SQLite database and files. Created on first start.
+    #[arg(long, env = "WEFT_DATA", default_value = "weft-data")]
+    pub data: PathBuf,
+    /// A database URL instead of the data folder's SQLite, e.g. postgres://user@host/db.
+    #[arg(long, env = "WEFT_DATABASE_URL")]
+    pub database: Option<String>,
+}
+
+impl StoreArgs {
+    /// Opens the store and brings its schema up to date.
+    pub async fn open(&self) -> anyhow::Result<Store> {
+        let store = match &self.database {
+            Some(url) => Store::connect(url).await.with_context(|| {
+                format!("cannot connect to the database {}", redact_password(url))
+            })?,
+            None => Store::open_data_folder(&self.data)
+                .await
+                .with_context(|| format!("cannot open the data folder {}", self.data.display()))?,
+        };
+        store
+            .migrate()
+            .await
+            .context("cannot bring the database schema up to date")?;
+        Ok(store)
+    }
+
+    /// Where the store is, for messages.
+    pub fn describe(&self) -> String {
+        match &self.database {
+            Some(url) => redact_password(url),
+            None => format!("{} (SQLite)", self.data.display()),
+        }
+    }
+}
+
+/// A database URL without its password, for messages and logs.
+pub fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:****{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_password;
+
+    #[test]
+    fn passwords_are_hidden_in_database_urls() {
+        assert_eq!(
+            redact_password("postgres://ann:s3cret@db:5432/weft"),
+            "postgres://ann:****@db:5432/weft"
+        );
+        assert_eq!(
+            redact_password("postgres://ann@db/weft"),
+            "postgres://ann@db/weft"
+        );
+    }
+}

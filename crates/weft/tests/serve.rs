@@ -1,0 +1,291 @@
+//! `weft serve` started for real on a free port, on SQLite and on PostgreSQL: webhooks, the
+//! recipes API, job history and health, driven over HTTP as a client would.
+
+use hmac::Mac;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::server::{Backend, Server};
+
+/// Runs a test against a server on each backend.
+macro_rules! on_both_backends {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                let server = Server::start(Backend::Sqlite)
+                    .await
+                    .expect("SQLite is always there");
+                ($body)(server).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(server) = Server::start(Backend::Postgres).await {
+                    ($body)(server).await;
+                }
+            }
+        }
+    };
+}
+
+const GREET: &str = "name: Greet\ntrigger:\n  webhook: { path: greet, mode: sync }\nsteps:\n  - id: clean\n    transform: '{name: (.trigger.body.name | ascii_upcase)}'\n  - id: answer\n    respond: { status: 201, headers: { x-greeting: yes }, body: { hello: \"{{ steps.clean.output.name }}\" } }\n";
+
+const COUNT: &str = "name: Count\ntrigger:\n  webhook: { path: orders/new }\nsteps:\n  - id: count\n    transform: '.trigger.body.items | length'\noutput: { items: \"{{ steps.count.output }}\", q: \"{{ trigger.query.tag }}\" }\n";
+
+on_both_backends!(health_and_authentication, |server: Server| async move {
+    let client = Server::client();
+    assert_eq!(
+        client
+            .get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(server.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let anonymous = client
+        .get(server.url("/api/v1/recipes"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let body: serde_json::Value = anonymous.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let wrong = client
+        .get(server.url("/api/v1/jobs"))
+        .bearer_auth("weft_nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let (status, _) = server.api(Method::GET, "/api/v1/recipes", None).await;
+    assert_eq!(status, 200);
+});
+
+on_both_backends!(
+    recipes_are_saved_with_versions,
+    |server: Server| async move {
+        let (status, created) = server
+            .api(Method::POST, "/api/v1/recipes", Some(COUNT.to_owned()))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(created["version"], 1);
+        assert_eq!(created["webhook_path"], "orders/new");
+        let id = created["id"].as_str().unwrap().to_owned();
+
+        let changed = COUNT.replace("length'", "length * 1'");
+        let (status, updated) = server
+            .api(Method::PUT, &format!("/api/v1/recipes/{id}"), Some(changed))
+            .await;
+        assert_eq!(status, 200, "{updated}");
+        assert_eq!(updated["version"], 2);
+        let (_, versions) = server
+            .api(Method::GET, &format!("/api/v1/recipes/{id}/versions"), None)
+            .await;
+        assert_eq!(versions["versions"].as_array().unwrap().len(), 2);
+        let (_, listed) = server.api(Method::GET, "/api/v1/recipes", None).await;
+        assert_eq!(listed["recipes"][0]["name"], "Count");
+
+        let (status, problems) = server
+            .api(
+                Method::POST,
+                "/api/v1/recipes",
+                Some(
+                    "name: Bad\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    sett: {}\n"
+                        .to_owned(),
+                ),
+            )
+            .await;
+        assert_eq!(status, 422);
+        assert_eq!(problems["error"]["code"], "invalid_recipe");
+        assert_eq!(
+            problems["error"]["problems"][1],
+            json!({"line": 5, "column": 5, "message": "unknown key `sett` in a step; did you mean `set`?"})
+        );
+
+        let taken = COUNT.replace("name: Count", "name: Other");
+        let (status, conflict) = server
+            .api(Method::POST, "/api/v1/recipes", Some(taken))
+            .await;
+        assert_eq!(status, 409, "{conflict}");
+        assert!(
+            conflict["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("orders/new")
+        );
+
+        let (status, _) = server
+            .api(Method::POST, &format!("/api/v1/recipes/{id}/disable"), None)
+            .await;
+        assert_eq!(status, 200);
+        let off = Server::client()
+            .post(server.url("/hooks/orders/new"))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(off.status(), 404);
+        server
+            .api(Method::POST, &format!("/api/v1/recipes/{id}/enable"), None)
+            .await;
+        let (status, _) = server
+            .api(Method::DELETE, &format!("/api/v1/recipes/{id}"), None)
+            .await;
+        assert_eq!(status, 204);
+        let (status, _) = server
+            .api(Method::GET, &format!("/api/v1/recipes/{id}"), None)
+            .await;
+        assert_eq!(status, 404);
+    }
+);
+
+on_both_backends!(
+    async_webhooks_queue_jobs_that_finish,
+    |server: Server| async move {
+        let (status, created) = server
+            .api(Method::POST, "/api/v1/recipes", Some(COUNT.to_owned()))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let response = Server::client()
+            .post(server.url("/hooks/orders/new?tag=rush"))
+            .json(&json!({"items": [1, 2, 3]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202);
+        let accepted: serde_json::Value = response.json().await.unwrap();
+        let job_id = accepted["job_id"].as_str().unwrap().to_owned();
+        let job = server.finished_job(&job_id).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        assert_eq!(job["output"], json!({"items": 3, "q": "rush"}));
+        assert_eq!(job["trigger"]["method"], "POST");
+        assert_eq!(job["trigger"]["body"], json!({"items": [1, 2, 3]}));
+        assert_eq!(job["steps"][0]["id"], "count");
+
+        let (_, listed) = server
+            .api(
+                Method::GET,
+                &format!(
+                    "/api/v1/jobs?recipe={}&status=succeeded",
+                    created["id"].as_str().unwrap()
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(listed["jobs"][0]["id"], job_id.as_str());
+        assert_eq!(listed["jobs"][0]["recipe_version"], 1);
+        let (status, bad) = server
+            .api(Method::GET, "/api/v1/jobs?status=lost", None)
+            .await;
+        assert_eq!(status, 400, "{bad}");
+    }
+);
+
+on_both_backends!(
+    sync_webhooks_answer_with_the_respond_step,
+    |server: Server| async move {
+        server
+            .api(Method::POST, "/api/v1/recipes", Some(GREET.to_owned()))
+            .await;
+        let response = Server::client()
+            .post(server.url("/hooks/greet"))
+            .json(&json!({"name": "ann"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        assert_eq!(response.headers()["x-greeting"], "yes");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body, json!({"hello": "ANN"}));
+        let wrong_method = Server::client()
+            .get(server.url("/hooks/greet"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong_method.status(), 405);
+    }
+);
+
+#[tokio::test]
+async fn signed_webhooks_refuse_a_wrong_signature() {
+    let server = Server::start(Backend::Sqlite).await.unwrap();
+    let recipe = "name: Signed\ntrigger:\n  webhook:\n    path: signed\n    signature: { header: X-Signature, secret: s3cret-key, prefix: 'sha256=' }\nsteps: []\n";
+    let (status, created) = server
+        .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let body = br#"{"event":"paid"}"#;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret-key").unwrap();
+    mac.update(body);
+    let good = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let client = Server::client();
+    let send = |signature: String| {
+        client
+            .post(server.url("/hooks/signed"))
+            .header("content-type", "application/json")
+            .header("x-signature", signature)
+            .body(body.to_vec())
+            .send()
+    };
+    assert_eq!(send(good).await.unwrap().status(), 202);
+    let refused = send(format!("sha256={}", "0".repeat(64))).await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let reason: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(reason["error"]["code"], "bad_signature");
+}
+
+#[tokio::test]
+async fn manual_runs_check_the_input_schema_and_big_payloads_are_refused() {
+    let server = Server::start(Backend::Sqlite).await.unwrap();
+    let recipe = "name: Quote\ntrigger:\n  manual:\n    input_schema: { type: object, required: [amount] }\nsteps:\n  - id: tax\n    transform: '.trigger.amount * 1.2'\noutput: '{{ steps.tax.output }}'\n";
+    let (_, created) = server
+        .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let (status, refused) = server
+        .api(
+            Method::POST,
+            &format!("/api/v1/recipes/{id}/run"),
+            Some("{}".to_owned()),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    let (status, accepted) = server
+        .api(
+            Method::POST,
+            &format!("/api/v1/recipes/{id}/run"),
+            Some(r#"{"amount": 10}"#.to_owned()),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let job = server
+        .finished_job(accepted["job_id"].as_str().unwrap())
+        .await;
+    assert_eq!(job["output"], json!(12.0));
+
+    server
+        .api(Method::POST, "/api/v1/recipes", Some(COUNT.to_owned()))
+        .await;
+    let big = Server::client()
+        .post(server.url("/hooks/orders/new"))
+        .body(vec![b'a'; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
+    let reason: serde_json::Value = big.json().await.unwrap();
+    assert_eq!(reason["error"]["code"], "payload_too_large");
+}

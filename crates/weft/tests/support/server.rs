@@ -1,0 +1,176 @@
+//! A real `weft serve` on a free port, on SQLite in a temporary data folder or on the local
+//! PostgreSQL in a schema of its own, with a user and an API token.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+
+use super::weft;
+
+pub struct Server {
+    pub base: String,
+    pub token: String,
+    child: Child,
+    store_args: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+/// Which store a test server uses.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Server {
+    /// Starts a server, or `None` (with the reason printed) when its backend is not available.
+    pub async fn start(backend: Backend) -> Option<Server> {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let store_args = match backend {
+            Backend::Sqlite => vec![
+                "--data".to_owned(),
+                dir.path().join("data").display().to_string(),
+            ],
+            Backend::Postgres => vec!["--database".to_owned(), postgres_schema().await?],
+        };
+        let mut child = weft()
+            .arg("serve")
+            .args(&store_args)
+            .args(["--listen", "127.0.0.1:0", "--allow-private-network"])
+            .env("WEFT_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("weft serve starts");
+        let stderr = child.stderr.take().expect("the server's stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("the server says where it listens")
+                .expect("readable output");
+            if let Some(rest) = line.strip_prefix("weft is serving on ") {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+            }
+        };
+        // Keep draining the server's output so that it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let mut server = Server {
+            base,
+            token: String::new(),
+            child,
+            store_args,
+            _dir: dir,
+        };
+        server.token = server.create_user_and_token("ann@example.com");
+        Some(server)
+    }
+
+    fn create_user_and_token(&self, email: &str) -> String {
+        let mut create = weft()
+            .args([
+                "admin",
+                "create-user",
+                "--email",
+                email,
+                "--name",
+                "Ann",
+                "--password-stdin",
+            ])
+            .args(&self.store_args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("weft admin runs");
+        std::io::Write::write_all(
+            &mut create.stdin.take().expect("stdin"),
+            b"a long enough password\n",
+        )
+        .expect("the password is sent");
+        assert!(create.wait().expect("weft admin ends").success());
+        let token = weft()
+            .args(["admin", "create-token", "--email", email])
+            .args(&self.store_args)
+            .output()
+            .expect("weft admin runs");
+        assert!(
+            token.status.success(),
+            "{}",
+            String::from_utf8_lossy(&token.stderr)
+        );
+        String::from_utf8_lossy(&token.stdout).trim().to_owned()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn client() -> reqwest::Client {
+        reqwest::Client::builder().build().expect("an HTTP client")
+    }
+
+    /// An API call with the token; returns the status and the JSON body (null when none).
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+    ) -> (u16, Value) {
+        let mut request = Self::client()
+            .request(method, self.url(path))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Waits until a job has ended and returns its record.
+    pub async fn finished_job(&self, id: &str) -> Value {
+        for _ in 0..200 {
+            let (status, job) = self
+                .api(reqwest::Method::GET, &format!("/api/v1/jobs/{id}"), None)
+                .await;
+            if status == 200 && (job["status"] == "succeeded" || job["status"] == "failed") {
+                return job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("job {id} did not finish");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A database URL on a fresh schema of the local PostgreSQL, or `None` when it is absent.
+async fn postgres_schema() -> Option<String> {
+    let url = std::env::var("WEFT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned());
+    let admin = match weft_store::Store::connect(&url).await {
+        Ok(store) => store,
+        Err(error) => {
+            assert!(
+                std::env::var("WEFT_REQUIRE_SERVICES").as_deref() != Ok("1"),
+                "PostgreSQL is required (WEFT_REQUIRE_SERVICES=1) but {url} cannot be reached: {error}"
+            );
+            eprintln!("skipped: PostgreSQL at {url} cannot be reached ({error})");
+            return None;
+        }
+    };
+    let schema = format!("weft_test_{}", weft_store::new_id().replace('-', "_"));
+    admin.create_schema(&schema).await.expect("a test schema");
+    let separator = if url.contains('?') { '&' } else { '?' };
+    Some(format!("{url}{separator}options=-csearch_path%3D{schema}"))
+}
