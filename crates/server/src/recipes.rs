@@ -196,12 +196,12 @@ pub async fn run(
                 message,
             )
         })?;
-    if let Trigger::Manual(manual) = &recipe.trigger {
-        if let Some(schema) = &manual.input_schema {
-            schema.check(&input).map_err(|message| {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message)
-            })?;
-        }
+    if let Trigger::Manual(manual) = &recipe.trigger
+        && let Some(schema) = &manual.input_schema
+    {
+        schema.check(&input).map_err(|message| {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message)
+        })?;
     }
     let job_id = store.enqueue_job(&stored, &input).await?;
     state.runtime.job_queued();
