@@ -14,9 +14,10 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
 use weft_connectors::{Connection, Registry};
 use weft_recipe::Recipe;
-use weft_store::JobRecord;
+use weft_store::{JobRecord, StepRecord};
 
 pub use jq_runner::{JqRunner, serve_jq_worker};
 
@@ -81,6 +82,20 @@ impl Default for Limits {
 pub struct JobOutcome {
     pub record: JobRecord,
     pub response: Option<Value>,
+    /// Set when the job sleeps in a durable `wait` (status `waiting`) until then.
+    pub resume_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Where a job's finished steps are written as they finish, masked, so that a job taken up
+/// again after a crash or a durable wait resumes after its last finished step.
+#[async_trait::async_trait]
+pub trait StepLog: Send + Sync {
+    async fn step_finished(
+        &self,
+        job_id: &str,
+        path: &str,
+        record: &StepRecord,
+    ) -> Result<(), String>;
 }
 
 /// Runs jobs. Cheap to share: clone the `Arc` it lives in.
@@ -119,16 +134,21 @@ impl Engine {
         run::JobRun::new(self, recipe, 0).run(trigger).await
     }
 
-    /// Runs a job that the store already knows by its id; `attempt` counts from 1.
-    pub async fn run_job_as(
+    /// Runs a job that the store knows by its id (`attempt` counts from 1), writing each
+    /// finished step to `log`; steps in `finished` (by path) were done by an earlier run and
+    /// are not run again.
+    pub async fn run_stored_job(
         &self,
         recipe: Arc<Recipe>,
         trigger: Value,
         job_id: &str,
         attempt: u32,
+        log: Arc<dyn StepLog>,
+        finished: HashMap<String, StepRecord>,
     ) -> JobOutcome {
         let mut run = run::JobRun::new(self, recipe, 0);
         run.identify(job_id, attempt);
+        run.make_durable(log, finished);
         run.run(trigger).await
     }
 }

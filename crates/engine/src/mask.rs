@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 use weft_recipe::model::{MaskPath, RecordLevel};
-use weft_store::JobRecord;
+use weft_store::{JobRecord, StepRecord};
 
 pub const MASKED: &str = "[masked]";
 
@@ -60,26 +60,92 @@ fn apply_mask(record: &mut JobRecord, mask: &MaskPath, found: &mut Vec<Value>) {
         "trigger" => mask_at(&mut record.trigger, &segments[1..], found),
         "output" => mask_at(&mut record.output, &segments[1..], found),
         "steps" => {
-            let Some(id) = segments.get(1) else { return };
-            for step in record
-                .steps
-                .iter_mut()
-                .filter(|step| id == "*" || &step.id == id)
-            {
-                match segments.get(2).map(String::as_str) {
-                    None => {
-                        mask_at(&mut step.input, &[], found);
-                        mask_at(&mut step.output, &[], found);
-                    }
-                    Some("output") => mask_at(&mut step.output, &segments[3..], found),
-                    Some("input") => mask_at(&mut step.input, &segments[3..], found),
-                    Some(_) => {}
-                }
+            for step in &mut record.steps {
+                mask_step(step, mask, found);
             }
         }
         // Variables are not stored as such; their values are scrubbed where they were copied
         // (see `masked_variable_values`).
         _ => {}
+    }
+}
+
+/// Applies a `steps.…` mask to one step record, if it names that step.
+fn mask_step(step: &mut StepRecord, mask: &MaskPath, found: &mut Vec<Value>) {
+    let segments = &mask.segments;
+    let names_step = segments[0] == "steps"
+        && segments
+            .get(1)
+            .is_some_and(|id| id == "*" || *id == step.id);
+    if !names_step {
+        return;
+    }
+    match segments.get(2).map(String::as_str) {
+        None => {
+            mask_at(&mut step.input, &[], found);
+            mask_at(&mut step.output, &[], found);
+        }
+        Some("output") => mask_at(&mut step.output, &segments[3..], found),
+        Some("input") => mask_at(&mut step.input, &segments[3..], found),
+        Some(_) => {}
+    }
+}
+
+/// Masks step records one at a time, as they are written during a job: it remembers every
+/// value masked so far (in the trigger, in earlier steps, connection secrets, masked
+/// variables) and scrubs them from each new record.
+pub struct StepMasker {
+    masks: Vec<MaskPath>,
+    level: RecordLevel,
+    found: std::sync::Mutex<Vec<Value>>,
+}
+
+impl StepMasker {
+    pub fn new(masks: &[MaskPath], level: RecordLevel, trigger: &Value) -> StepMasker {
+        let mut found = Vec::new();
+        for mask in masks.iter().filter(|mask| mask.segments[0] == "trigger") {
+            mask_at(&mut trigger.clone(), &mask.segments[1..], &mut found);
+        }
+        StepMasker {
+            masks: masks.to_vec(),
+            level,
+            found: std::sync::Mutex::new(found),
+        }
+    }
+
+    /// Values to scrub from now on (secrets, masked variables).
+    pub fn add(&self, values: impl IntoIterator<Item = Value>) {
+        if let Ok(mut found) = self.found.lock() {
+            found.extend(values);
+        }
+    }
+
+    /// The record as it may be stored.
+    pub fn protect(&self, record: &StepRecord) -> StepRecord {
+        let mut record = record.clone();
+        let mut new = Vec::new();
+        for mask in &self.masks {
+            mask_step(&mut record, mask, &mut new);
+        }
+        let needles = match self.found.lock() {
+            Ok(mut found) => {
+                found.extend(new);
+                scrub_list(found.clone())
+            }
+            Err(_) => scrub_list(new),
+        };
+        if !needles.is_empty() {
+            scrub(&mut record.input, &needles);
+            scrub(&mut record.output, &needles);
+            if let Some(error) = &mut record.error {
+                error.message = scrub_text(&error.message, &needles);
+            }
+        }
+        if self.level == RecordLevel::Metadata {
+            record.input = Value::Null;
+            record.output = Value::Null;
+        }
+        record
     }
 }
 
@@ -285,6 +351,21 @@ mod tests {
         record.output = json!({"text": "key k-123456 for 078-05-1120 (Ann)"});
         protect_record(&mut record, &masks, also, RecordLevel::Masked);
         assert_eq!(record.output["text"], "key [masked] for [masked] (Ann)");
+    }
+
+    #[test]
+    fn steps_masked_one_at_a_time_lose_what_the_whole_record_would() {
+        let masks = paths(&["trigger.body.card_number", "steps.*.output.token"]);
+        let whole = record();
+        let masker = StepMasker::new(&masks, RecordLevel::Masked, &whole.trigger);
+        let one_by_one: Vec<StepRecord> = whole
+            .steps
+            .iter()
+            .map(|step| masker.protect(step))
+            .collect();
+        let mut protected = whole.clone();
+        protect_record(&mut protected, &masks, Vec::new(), RecordLevel::Masked);
+        assert_eq!(one_by_one, protected.steps);
     }
 
     #[test]

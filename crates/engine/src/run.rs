@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{self, StreamExt};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -14,10 +15,14 @@ use weft_recipe::template::{EvalError, TemplateValue};
 use weft_store::{ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, StepStatus};
 
 use crate::jq_runner::JqFailure;
-use crate::mask::protect_record;
+use crate::mask::{StepMasker, protect_record};
 use crate::retry::delay_before;
 use crate::scope::Scope;
-use crate::{Engine, JobOutcome};
+use crate::{Engine, JobOutcome, StepLog};
+
+/// Waits at least this long sleep in the store when the job is durable; shorter ones sleep in
+/// the worker.
+const DURABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How the steps so far ended: go on, or end the job.
 enum Flow {
@@ -28,6 +33,8 @@ enum Flow {
         reason: Option<String>,
     },
     Fail(Failure),
+    /// A durable `wait`: the job sleeps in the store until then.
+    Suspend(DateTime<Utc>),
 }
 
 /// A failed step, as the job's error will show it.
@@ -75,6 +82,16 @@ pub struct JobRun<'e> {
     /// Values scrubbed from the record wherever they appear: secrets of the connections
     /// this job used, and values of masked variables.
     scrub: Mutex<Vec<Value>>,
+    /// Where finished steps are written as they finish, and the steps a previous run of this
+    /// job finished: set when the job is run by a server.
+    durable: Option<Durable>,
+    /// Masks each step record before it is written; made when the trigger is known.
+    masker: Option<StepMasker>,
+}
+
+struct Durable {
+    log: Arc<dyn StepLog>,
+    finished: HashMap<String, StepRecord>,
 }
 
 impl<'e> JobRun<'e> {
@@ -88,7 +105,14 @@ impl<'e> JobRun<'e> {
             step_runs: AtomicUsize::new(0),
             response: Mutex::new(None),
             scrub: Mutex::new(Vec::new()),
+            durable: None,
+            masker: None,
         }
+    }
+
+    /// Writes each finished step to `log`, and takes the steps in `finished` (by path) as done.
+    pub fn make_durable(&mut self, log: Arc<dyn StepLog>, finished: HashMap<String, StepRecord>) {
+        self.durable = Some(Durable { log, finished });
     }
 
     /// Gives the run the id and attempt the store gave its job.
@@ -97,8 +121,16 @@ impl<'e> JobRun<'e> {
         self.attempt = attempt;
     }
 
-    pub async fn run(self, trigger: Value) -> JobOutcome {
+    pub async fn run(mut self, trigger: Value) -> JobOutcome {
         let started_at = Utc::now();
+        let level = self
+            .recipe
+            .retention
+            .as_ref()
+            .map_or(RecordLevel::Masked, |retention| retention.record);
+        if self.durable.is_some() {
+            self.masker = Some(StepMasker::new(&self.recipe.mask, level, &trigger));
+        }
         let job = json!({
             "id": self.job_id,
             "recipe": self.recipe.name,
@@ -115,6 +147,10 @@ impl<'e> JobRun<'e> {
             }
             Err(failure) => Flow::Fail(failure),
         };
+        let resume_at = match &flow {
+            Flow::Suspend(until) => Some(*until),
+            _ => None,
+        };
         let (status, error, output) = self.finish(flow, &mut scope);
         let mut record = JobRecord {
             id: self.job_id.clone(),
@@ -124,14 +160,9 @@ impl<'e> JobRun<'e> {
             trigger,
             error,
             started_at,
-            finished_at: Some(Utc::now()),
+            finished_at: resume_at.is_none().then(Utc::now),
             steps: journal,
         };
-        let level = self
-            .recipe
-            .retention
-            .as_ref()
-            .map_or(RecordLevel::Masked, |retention| retention.record);
         let scrub = self
             .scrub
             .lock()
@@ -143,7 +174,11 @@ impl<'e> JobRun<'e> {
             .lock()
             .ok()
             .and_then(|mut response| response.take());
-        JobOutcome { record, response }
+        JobOutcome {
+            record,
+            response,
+            resume_at,
+        }
     }
 
     /// Checks the event against the recipe's input schema and sets the initial variables.
@@ -173,6 +208,9 @@ impl<'e> JobRun<'e> {
     /// Sets a variable, noting its value for scrubbing when a mask covers it.
     fn set_var(&self, scope: &mut Scope, name: &str, value: Value) {
         let masked = crate::mask::masked_variable_values(&self.recipe.mask, name, &value);
+        if let Some(masker) = &self.masker {
+            masker.add(masked.iter().cloned());
+        }
         if !masked.is_empty()
             && let Ok(mut scrub) = self.scrub.lock()
         {
@@ -191,6 +229,7 @@ impl<'e> JobRun<'e> {
         };
         match flow {
             Flow::Fail(failure) => failed(failure),
+            Flow::Suspend(_) => (JobStatus::Waiting, None, Value::Null),
             Flow::Stop {
                 step,
                 failed: true,
@@ -292,6 +331,16 @@ impl<'e> JobRun<'e> {
         scope: &mut Scope,
         journal: &mut Vec<StepRecord>,
     ) -> Flow {
+        let path = scope.step_path(&step.id);
+        if let Some(done) = self.finished_before(&path) {
+            return self.replay(step, scope, journal, done);
+        }
+        if let StepKind::Wait(duration) = step.kind
+            && self.durable.is_some()
+            && duration >= DURABLE_WAIT
+        {
+            return self.suspend(step, scope, journal, &path, duration).await;
+        }
         let started = Utc::now();
         let attempts_allowed = step.retry.as_ref().map_or(1, |retry| retry.attempts.max(1));
         let mut attempt = 0;
@@ -320,9 +369,82 @@ impl<'e> JobRun<'e> {
                 scope.set_output(&step.id, &output);
                 journal[slot].output = output;
                 journal[slot].finished_at = Utc::now();
+                self.log_step(&path, &journal[slot]).await;
                 Flow::Next
             }
             Err(failure) => self.fail_step(step, scope, journal, slot, failure).await,
+        }
+    }
+
+    /// The record of a step a previous run of this job finished, if any.
+    fn finished_before(&self, path: &str) -> Option<StepRecord> {
+        let durable = self.durable.as_ref()?;
+        durable
+            .finished
+            .get(path)
+            .filter(|record| record.status == StepStatus::Succeeded)
+            .cloned()
+    }
+
+    /// Takes a step's recorded outcome instead of running it again: its output, the
+    /// variables it set and the response it gave.
+    fn replay(
+        &self,
+        step: &Step,
+        scope: &mut Scope,
+        journal: &mut Vec<StepRecord>,
+        done: StepRecord,
+    ) -> Flow {
+        match &step.kind {
+            StepKind::Set(_) => {
+                if let Value::Object(values) = &done.output {
+                    for (name, value) in values {
+                        self.set_var(scope, name, value.clone());
+                    }
+                }
+            }
+            StepKind::Respond(_) => {
+                if let Ok(mut first) = self.response.lock() {
+                    first.get_or_insert_with(|| done.output.clone());
+                }
+            }
+            _ => {}
+        }
+        scope.set_output(&step.id, &done.output);
+        journal.push(done);
+        Flow::Next
+    }
+
+    /// A durable wait: the step is recorded as done at the time it ends, and the job sleeps
+    /// in the store until then; the run that takes it up again replays up to here.
+    async fn suspend(
+        &self,
+        step: &Step,
+        scope: &mut Scope,
+        journal: &mut Vec<StepRecord>,
+        path: &str,
+        duration: std::time::Duration,
+    ) -> Flow {
+        let started = Utc::now();
+        let until =
+            started + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::days(30));
+        let output = json!({ "waited_ms": duration.as_millis() as u64 });
+        let slot = push_record(journal, step, scope, started, 1, Value::Null);
+        journal[slot].output = output.clone();
+        journal[slot].finished_at = until;
+        scope.set_output(&step.id, &output);
+        self.log_step(path, &journal[slot]).await;
+        Flow::Suspend(until)
+    }
+
+    /// Writes a finished step, masked, where a crashed or paused job resumes from.
+    async fn log_step(&self, path: &str, record: &StepRecord) {
+        let (Some(durable), Some(masker)) = (&self.durable, &self.masker) else {
+            return;
+        };
+        let stored = masker.protect(record);
+        if let Err(error) = durable.log.step_finished(&self.job_id, path, &stored).await {
+            tracing::warn!(%error, job = %self.job_id, step = %record.id, "cannot write a finished step; after a crash it would run again");
         }
     }
 
@@ -479,12 +601,15 @@ impl<'e> JobRun<'e> {
                     .filter(|field| field.secret)
                     .map(|field| field.name)
                     .collect();
+                let secrets: Vec<Value> = connection
+                    .secret_values(&secret_fields)
+                    .map(|secret| Value::String(secret.to_owned()))
+                    .collect();
+                if let Some(masker) = &self.masker {
+                    masker.add(secrets.iter().cloned());
+                }
                 if let Ok(mut scrub) = self.scrub.lock() {
-                    scrub.extend(
-                        connection
-                            .secret_values(&secret_fields)
-                            .map(|secret| Value::String(secret.to_owned())),
-                    );
+                    scrub.extend(secrets);
                 }
                 Some(connection)
             }
@@ -712,7 +837,7 @@ impl<'e> JobRun<'e> {
         let iterations = stream::iter(items.into_iter().enumerate())
             .map(|(index, item)| {
                 let mut iteration = base.clone();
-                iteration.set_item(item_name, item, index);
+                iteration.set_item(&step.id, item_name, item, index);
                 let stop_launching = &stop_launching;
                 async move {
                     let mut records = Vec::new();

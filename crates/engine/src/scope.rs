@@ -40,6 +40,8 @@ pub struct Scope {
     error: Option<Shared>,
     /// The template context, built once and kept until the scope changes.
     cached: Option<MjValue>,
+    /// The loop iterations this scope is inside, for step paths.
+    path_prefix: String,
 }
 
 impl Scope {
@@ -52,6 +54,7 @@ impl Scope {
             loops: Vec::new(),
             error: None,
             cached: None,
+            path_prefix: String::new(),
         }
     }
 
@@ -66,10 +69,17 @@ impl Scope {
         self.cached = None;
     }
 
-    /// Enters one iteration of a loop; the names of outer loops stay visible.
-    pub fn set_item(&mut self, name: &str, item: Value, index: usize) {
+    /// Enters one iteration of loop step `loop_id`; the names of outer loops stay visible.
+    pub fn set_item(&mut self, loop_id: &str, name: &str, item: Value, index: usize) {
         self.loops.push((name.to_owned(), Shared::new(item), index));
+        self.path_prefix = format!("{}{loop_id}[{index}]/", self.path_prefix);
         self.cached = None;
+    }
+
+    /// Where a step runs in the job: its id, inside the loop iterations that contain it, as
+    /// in `lines[2]/price`. Stable across runs of the same job.
+    pub fn step_path(&self, id: &str) -> String {
+        format!("{}{id}", self.path_prefix)
     }
 
     pub fn clear_error(&mut self) {

@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{Notify, oneshot, watch};
-use weft_engine::{Engine, JobOutcome};
-use weft_store::{ClaimedJob, ErrorKind, JobRecord, JobStatus, RecordError, Store};
+use weft_engine::{Engine, JobOutcome, StepLog};
+use weft_store::{ClaimedJob, ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, Store};
 
 pub use recipes::{RecipeCache, StoreLibrary};
 
-/// How long a claimed job is a worker's before another may take it over; renewed while the
-/// job runs, so it only runs out when the worker is gone.
-pub const LEASE: Duration = Duration::from_secs(30);
+/// How long a claimed job is a worker's before another may take it over, by default; renewed
+/// while the job runs, so it only runs out when the worker is gone.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// How often an idle worker looks at the queue when nothing woke it.
 const POLL_EVERY: Duration = Duration::from_millis(500);
 
@@ -31,6 +31,7 @@ struct Inner {
     engine: Arc<Engine>,
     recipes: RecipeCache,
     owner: String,
+    lease: Duration,
     wake: Notify,
     waiting: Mutex<HashMap<String, oneshot::Sender<JobOutcome>>>,
 }
@@ -43,10 +44,20 @@ impl Runtime {
                 engine,
                 recipes,
                 owner: format!("worker-{}", weft_store::new_id()),
+                lease: DEFAULT_LEASE,
                 wake: Notify::new(),
                 waiting: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// Sets how long a claimed job stays this process's without a renewal. Call before
+    /// `spawn_workers`.
+    pub fn with_lease(mut self, lease: Duration) -> Runtime {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.lease = lease;
+        }
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -97,7 +108,12 @@ impl Runtime {
 
     async fn work(&self, mut shutdown: watch::Receiver<bool>) {
         while !*shutdown.borrow() {
-            match self.inner.store.claim_job(&self.inner.owner, LEASE).await {
+            match self
+                .inner
+                .store
+                .claim_job(&self.inner.owner, self.inner.lease)
+                .await
+            {
                 Ok(Some(job)) => self.run(job).await,
                 Ok(None) => {
                     tokio::select! {
@@ -116,25 +132,38 @@ impl Runtime {
 
     async fn run(&self, job: ClaimedJob) {
         let renewing = self.keep_lease(&job.id);
-        let outcome = match self
-            .inner
-            .recipes
-            .version(&job.recipe_id, job.recipe_version)
-            .await
-        {
-            Ok(recipe) => {
+        let store = &self.inner.store;
+        let outcome = match self.prepare(&job).await {
+            Ok((recipe, finished)) => {
+                let log = Arc::new(StoreStepLog {
+                    store: store.clone(),
+                });
                 self.inner
                     .engine
-                    .run_job_as(recipe, job.trigger.clone(), &job.id, job.attempt as u32)
+                    .run_stored_job(
+                        recipe,
+                        job.trigger.clone(),
+                        &job.id,
+                        job.attempt as u32,
+                        log,
+                        finished,
+                    )
                     .await
             }
             Err(message) => JobOutcome {
                 record: unrunnable(&job, message),
                 response: None,
+                resume_at: None,
             },
         };
         renewing.abort();
-        if let Err(error) = self.inner.store.finish_job(&outcome.record).await {
+        if let Some(until) = outcome.resume_at {
+            if let Err(error) = store.suspend_job(&job.id, until).await {
+                tracing::error!(%error, job = %job.id, "cannot put a waiting job to sleep; it will be resumed early");
+            }
+            return;
+        }
+        if let Err(error) = store.finish_job(&outcome.record).await {
             // The lease runs out and another worker takes the job over.
             tracing::error!(%error, job = %job.id, "cannot write a finished job; it will be run again");
             return;
@@ -150,19 +179,59 @@ impl Runtime {
         }
     }
 
+    /// The compiled recipe of a job, and the steps its earlier runs finished.
+    async fn prepare(
+        &self,
+        job: &ClaimedJob,
+    ) -> Result<(Arc<weft_recipe::Recipe>, HashMap<String, StepRecord>), String> {
+        let recipe = self
+            .inner
+            .recipes
+            .version(&job.recipe_id, job.recipe_version)
+            .await?;
+        let finished = self
+            .inner
+            .store
+            .job_progress(&job.id)
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok((recipe, finished))
+    }
+
     /// Renews a job's lease while it runs.
     fn keep_lease(&self, job_id: &str) -> tokio::task::JoinHandle<()> {
         let store = self.inner.store.clone();
         let owner = self.inner.owner.clone();
+        let lease = self.inner.lease;
         let job_id = job_id.to_owned();
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(LEASE / 3).await;
-                if let Err(error) = store.renew_lease(&job_id, &owner, LEASE).await {
+                tokio::time::sleep(lease / 3).await;
+                if let Err(error) = store.renew_lease(&job_id, &owner, lease).await {
                     tracing::warn!(%error, job = %job_id, "cannot renew a job's lease");
                 }
             }
         })
+    }
+}
+
+/// Writes finished steps to the store.
+struct StoreStepLog {
+    store: Store,
+}
+
+#[async_trait::async_trait]
+impl StepLog for StoreStepLog {
+    async fn step_finished(
+        &self,
+        job_id: &str,
+        path: &str,
+        record: &StepRecord,
+    ) -> Result<(), String> {
+        self.store
+            .log_step(job_id, path, record)
+            .await
+            .map_err(|error| error.to_string())
     }
 }
 

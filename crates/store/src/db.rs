@@ -436,7 +436,7 @@ impl Store {
         let now = Utc::now();
         let until =
             now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
-        let pick = "SELECT id FROM jobs WHERE (status = 'queued' AND run_after <= $1) \
+        let pick = "SELECT id FROM jobs WHERE (status IN ('queued', 'waiting') AND run_after <= $1) \
                     OR (status = 'running' AND lease_until < $1) ORDER BY run_after LIMIT 1";
         let claim = "UPDATE jobs SET status = 'running', lease_owner = $2, lease_until = $3, attempt = attempt + 1, \
                      started_at = COALESCE(started_at, $4) WHERE id = $1 \
@@ -478,7 +478,7 @@ impl Store {
                 // Many processes: the pick skips rows another worker is claiming.
                 let sql = "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = $2, attempt = attempt + 1, \
                      started_at = COALESCE(started_at, $3) WHERE id = (SELECT id FROM jobs \
-                     WHERE (status = 'queued' AND run_after <= $3) OR (status = 'running' AND lease_until < $3) \
+                     WHERE (status IN ('queued', 'waiting') AND run_after <= $3) OR (status = 'running' AND lease_until < $3) \
                      ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) \
                      RETURNING id, recipe_id, recipe_version, trigger, attempt";
                 sqlx::query(sql)
@@ -499,6 +499,7 @@ impl Store {
         let update = "UPDATE jobs SET status = $2, output = $3, error = $4, finished_at = $5, lease_owner = NULL, \
                       lease_until = NULL WHERE id = $1";
         let clear = "DELETE FROM job_steps WHERE job_id = $1";
+        let progress = "DELETE FROM job_progress WHERE job_id = $1";
         let step = "INSERT INTO job_steps (job_id, seq, record) VALUES ($1, $2, $3)";
         let error = record.error.as_ref().map(Json);
         on_pool!(self, pool => {
@@ -508,11 +509,45 @@ impl Store {
                 .bind(record.finished_at)
                 .execute(&mut *tx).await?;
             sqlx::query(clear).bind(&record.id).execute(&mut *tx).await?;
+            sqlx::query(progress).bind(&record.id).execute(&mut *tx).await?;
             for (seq, step_record) in record.steps.iter().enumerate() {
                 sqlx::query(step).bind(&record.id).bind(seq as i64).bind(Json(step_record)).execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });
+        Ok(())
+    }
+
+    /// Notes a step that a running job finished (masked), replacing an earlier note of it.
+    pub async fn log_step(&self, job_id: &str, path: &str, record: &StepRecord) -> Result<()> {
+        let sql = "INSERT INTO job_progress (job_id, path, record) VALUES ($1, $2, $3) \
+                   ON CONFLICT (job_id, path) DO UPDATE SET record = excluded.record";
+        on_pool!(self, pool => sqlx::query(sql).bind(job_id).bind(path).bind(Json(record))
+            .execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// The steps a job finished in earlier runs, by path.
+    pub async fn job_progress(
+        &self,
+        job_id: &str,
+    ) -> Result<std::collections::HashMap<String, StepRecord>> {
+        let sql = "SELECT path, record FROM job_progress WHERE job_id = $1";
+        on_pool!(self, pool => {
+            let mut finished = std::collections::HashMap::new();
+            for row in sqlx::query(sql).bind(job_id).fetch_all(pool).await? {
+                let path: String = row.try_get(0)?;
+                let Json(record): Json<StepRecord> = row.try_get(1)?;
+                finished.insert(path, record);
+            }
+            Ok(finished)
+        })
+    }
+
+    /// Puts a job to sleep until `until` (a durable `wait`); it keeps its progress.
+    pub async fn suspend_job(&self, job_id: &str, until: DateTime<Utc>) -> Result<()> {
+        let sql = "UPDATE jobs SET status = 'waiting', run_after = $2, lease_owner = NULL, lease_until = NULL WHERE id = $1";
+        on_pool!(self, pool => sqlx::query(sql).bind(job_id).bind(until).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 

@@ -289,3 +289,101 @@ async fn manual_runs_check_the_input_schema_and_big_payloads_are_refused() {
     let reason: serde_json::Value = big.json().await.unwrap();
     assert_eq!(reason["error"]["code"], "payload_too_large");
 }
+
+const WAITS: &str = "name: Waits\ntrigger:\n  webhook: { path: waits }\nsteps:\n  - id: before\n    action: http.request\n    input: { url: \"{{ trigger.body.counter }}\" }\n  - id: pause\n    wait: 2s\n  - id: after\n    set: { done: true }\noutput: { first_call: \"{{ steps.before.output.body.call }}\", done: \"{{ vars.done }}\" }\n";
+
+on_both_backends!(
+    a_durable_wait_sleeps_in_the_store,
+    |server: Server| async move {
+        let counter = crate::support::http_server::TestServer::start();
+        server
+            .api(Method::POST, "/api/v1/recipes", Some(WAITS.to_owned()))
+            .await;
+        let key = weft_store::new_id();
+        let accepted: serde_json::Value = Server::client()
+            .post(server.url("/hooks/waits"))
+            .json(&json!({"counter": format!("{}/flaky/{key}/0", counter.base)}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let job_id = accepted["job_id"].as_str().unwrap().to_owned();
+        let mut saw_waiting = false;
+        for _ in 0..40 {
+            let (_, job) = server
+                .api(Method::GET, &format!("/api/v1/jobs/{job_id}"), None)
+                .await;
+            if job["status"] == "waiting" {
+                saw_waiting = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(saw_waiting, "the job never showed as waiting");
+        let job = server.finished_job(&job_id).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        assert_eq!(job["output"], json!({"first_call": 1, "done": true}));
+        let ids: Vec<&str> = job["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|step| step["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["before", "pause", "after"]);
+        // The step before the wait ran once, not again when the job woke up.
+        let next: serde_json::Value = Server::client()
+            .get(format!("{}/flaky/{key}/0", counter.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(next["call"], 2);
+    }
+);
+
+const SLOW_SECOND_STEP: &str = "name: Slow\ntrigger:\n  webhook: { path: slow }\nsteps:\n  - id: first\n    action: http.request\n    input: { url: \"{{ trigger.body.counter }}\" }\n  - id: second\n    action: http.request\n    input: { url: \"{{ trigger.body.slow }}\" }\noutput: { first_call: \"{{ steps.first.output.body.call }}\" }\n";
+
+on_both_backends!(
+    a_job_cut_off_by_a_crash_resumes_after_its_last_finished_step,
+    |server: Server| async move {
+        let mut server = server;
+        let remote = crate::support::http_server::TestServer::start();
+        server
+            .api(
+                Method::POST,
+                "/api/v1/recipes",
+                Some(SLOW_SECOND_STEP.to_owned()),
+            )
+            .await;
+        let key = weft_store::new_id();
+        let accepted: serde_json::Value = Server::client()
+        .post(server.url("/hooks/slow"))
+        .json(&json!({"counter": format!("{}/flaky/{key}/0", remote.base), "slow": format!("{}/slow", remote.base)}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        let job_id = accepted["job_id"].as_str().unwrap().to_owned();
+        // The first step is done and the second (3 s) is under way when the server dies.
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        server.crash_and_restart();
+        let job = server.finished_job(&job_id).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        assert_eq!(job["output"], json!({"first_call": 1}));
+        let after: serde_json::Value = Server::client()
+            .get(format!("{}/flaky/{key}/0", remote.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(after["call"], 2, "the first step ran again after the crash");
+    }
+);

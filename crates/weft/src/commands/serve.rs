@@ -32,6 +32,10 @@ pub struct ServeArgs {
     /// Largest webhook body, in bytes.
     #[arg(long, env = "WEFT_MAX_PAYLOAD", default_value_t = 1024 * 1024)]
     max_payload: usize,
+    /// How long a job claimed by this process stays its own without a renewal: after a
+    /// crash, its jobs are taken over this long after their last renewal.
+    #[arg(long, env = "WEFT_JOB_LEASE", default_value = "30s", value_parser = parse_lease)]
+    job_lease: Duration,
     /// Let outbound HTTP reach loopback and private addresses (off by default).
     #[arg(long, env = "WEFT_ALLOW_PRIVATE_NETWORK", value_parser = clap::builder::BoolishValueParser::new())]
     allow_private_network: bool,
@@ -62,7 +66,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Limits::default(),
     )
     .with_jq_runner(jq);
-    let runtime = Runtime::new(store, Arc::new(engine), recipes);
+    let runtime = Runtime::new(store, Arc::new(engine), recipes).with_lease(args.job_lease);
 
     let (stop, stopping) = watch::channel(false);
     let cores = std::thread::available_parallelism().map_or(2, |cores| cores.get());
@@ -105,6 +109,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+fn parse_lease(text: &str) -> Result<Duration, String> {
+    let lease = weft_recipe::duration::parse_duration(text)?;
+    if lease < Duration::from_secs(1) {
+        return Err("the job lease must be at least 1s".to_owned());
+    }
+    Ok(lease)
 }
 
 async fn wait_for_signal() {

@@ -26,39 +26,16 @@ impl Server {
     /// Starts a server, or `None` (with the reason printed) when its backend is not available.
     pub async fn start(backend: Backend) -> Option<Server> {
         let dir = tempfile::tempdir().expect("a temporary folder");
-        let store_args = match backend {
+        let mut store_args = match backend {
             Backend::Sqlite => vec![
                 "--data".to_owned(),
                 dir.path().join("data").display().to_string(),
             ],
             Backend::Postgres => vec!["--database".to_owned(), postgres_schema().await?],
         };
-        let mut child = weft()
-            .arg("serve")
-            .args(&store_args)
-            .args(["--listen", "127.0.0.1:0", "--allow-private-network"])
-            .env("WEFT_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("weft serve starts");
-        let stderr = child.stderr.take().expect("the server's stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("the server says where it listens")
-                .expect("readable output");
-            if let Some(rest) = line.strip_prefix("weft is serving on ") {
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-            }
-        };
-        // Keep draining the server's output so that it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        // Short leases, so that crash tests see jobs taken over quickly.
+        store_args.extend(["--job-lease".to_owned(), "2s".to_owned()]);
+        let (child, base) = launch(&store_args);
         let mut server = Server {
             base,
             token: String::new(),
@@ -68,6 +45,15 @@ impl Server {
         };
         server.token = server.create_user_and_token("ann@example.com");
         Some(server)
+    }
+
+    /// Kills the server with SIGKILL, as a crash would, and starts it again on the same store.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, base) = launch(&self.store_args);
+        self.child = child;
+        self.base = base;
     }
 
     fn create_user_and_token(&self, email: &str) -> String {
@@ -81,7 +67,7 @@ impl Server {
                 "Ann",
                 "--password-stdin",
             ])
-            .args(&self.store_args)
+            .args(self.admin_store_args())
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -94,7 +80,7 @@ impl Server {
         assert!(create.wait().expect("weft admin ends").success());
         let token = weft()
             .args(["admin", "create-token", "--email", email])
-            .args(&self.store_args)
+            .args(self.admin_store_args())
             .output()
             .expect("weft admin runs");
         assert!(
@@ -103,6 +89,11 @@ impl Server {
             String::from_utf8_lossy(&token.stderr)
         );
         String::from_utf8_lossy(&token.stdout).trim().to_owned()
+    }
+
+    /// The store arguments without the server-only ones.
+    fn admin_store_args(&self) -> &[String] {
+        &self.store_args[..2]
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -152,6 +143,37 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Starts `weft serve` on a free port; returns the process and its base URL.
+fn launch(store_args: &[String]) -> (Child, String) {
+    let mut child = weft()
+        .arg("serve")
+        .args(store_args)
+        .args(["--listen", "127.0.0.1:0", "--allow-private-network"])
+        .env("WEFT_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weft serve starts");
+    let stderr = child.stderr.take().expect("the server's stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the server says where it listens")
+            .expect("readable output");
+        if let Some(rest) = line.strip_prefix("weft is serving on ") {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+        }
+    };
+    // Keep draining the server's output so that it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, base)
 }
 
 /// A database URL on a fresh schema of the local PostgreSQL, or `None` when it is absent.
