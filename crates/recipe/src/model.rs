@@ -86,7 +86,23 @@ pub struct WebhookSignature {
 #[derive(Debug, Clone)]
 pub struct ScheduleTrigger {
     pub cron: String,
+    pub schedule: croner::Cron,
     pub timezone: chrono_tz::Tz,
+}
+
+impl ScheduleTrigger {
+    /// The first time the schedule fires after `after`, reckoned in its time zone (so that
+    /// `0 9 * * *` means 09:00 local time, summer and winter).
+    pub fn next_after(
+        &self,
+        after: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        let local = after.with_timezone(&self.timezone);
+        self.schedule
+            .find_next_occurrence(&local, false)
+            .ok()
+            .map(|next| next.with_timezone(&chrono::Utc))
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -3,6 +3,7 @@
 //! finished job to a caller waiting for it (sync webhooks).
 
 mod recipes;
+mod schedule;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,7 @@ use weft_engine::{Engine, JobOutcome, StepLog};
 use weft_store::{ClaimedJob, ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, Store};
 
 pub use recipes::{RecipeCache, StoreLibrary};
+pub use schedule::CATCH_UP;
 
 /// How long a claimed job is a worker's before another may take it over, by default; renewed
 /// while the job runs, so it only runs out when the worker is gone.
@@ -104,6 +106,25 @@ impl Runtime {
                 tokio::spawn(async move { runtime.work(shutdown).await })
             })
             .collect()
+    }
+
+    /// Starts the scheduler: it fires schedule triggers until `shutdown` turns true.
+    pub fn spawn_scheduler(
+        &self,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let runtime = self.clone();
+        tokio::spawn(async move {
+            while !*shutdown.borrow() {
+                if let Err(error) = schedule::fire_due(&runtime).await {
+                    tracing::warn!(%error, "the scheduler could not look at the schedules; trying again");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(schedule::LOOK_EVERY) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        })
     }
 
     async fn work(&self, mut shutdown: watch::Receiver<bool>) {

@@ -125,6 +125,8 @@ async fn set_enabled(state: &AppState, id: &str, enabled: bool) -> Result<Json<V
     if !store.set_recipe_enabled(id, enabled).await? {
         return Err(ApiError::not_found("recipe with this id"));
     }
+    // A schedule that comes back starts from now: the ticks while it was off do not run.
+    store.reset_schedule(id, None).await?;
     let stored = store
         .recipe(id)
         .await?

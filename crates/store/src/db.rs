@@ -518,6 +518,58 @@ impl Store {
         Ok(())
     }
 
+    /// When a schedule last fired, if it has.
+    pub async fn schedule_fired_at(&self, recipe_id: &str) -> Result<Option<DateTime<Utc>>> {
+        let sql = "SELECT last_fired_at FROM schedule_state WHERE recipe_id = $1";
+        Ok(
+            on_pool!(self, pool => sqlx::query(sql).bind(recipe_id).fetch_optional(pool).await?
+            .map(|row| row.try_get(0)).transpose()?),
+        )
+    }
+
+    /// Starts a schedule's clock at `at` (no job), unless it has one; forgets it with `None`.
+    pub async fn reset_schedule(&self, recipe_id: &str, at: Option<DateTime<Utc>>) -> Result<()> {
+        match at {
+            Some(at) => {
+                let sql = "INSERT INTO schedule_state (recipe_id, last_fired_at) VALUES ($1, $2) ON CONFLICT (recipe_id) DO NOTHING";
+                on_pool!(self, pool => sqlx::query(sql).bind(recipe_id).bind(at).execute(pool).await.map(|_| ()))?;
+            }
+            None => {
+                let sql = "DELETE FROM schedule_state WHERE recipe_id = $1";
+                on_pool!(self, pool => sqlx::query(sql).bind(recipe_id).execute(pool).await.map(|_| ()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fires one tick of a schedule: queues its job and moves the schedule's clock from
+    /// `previous` to `tick`, in one transaction. False (and no job) when another scheduler
+    /// moved the clock first.
+    pub async fn fire_schedule(
+        &self,
+        recipe: &StoredRecipe,
+        previous: DateTime<Utc>,
+        tick: DateTime<Utc>,
+        trigger: &Value,
+    ) -> Result<bool> {
+        let advance = "UPDATE schedule_state SET last_fired_at = $3 WHERE recipe_id = $1 AND last_fired_at = $2";
+        let insert = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after) \
+                      VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $6)";
+        let now = Utc::now();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let moved = sqlx::query(advance).bind(&recipe.id).bind(previous).bind(tick).execute(&mut *tx).await?.rows_affected();
+            if moved == 0 {
+                return Ok(false);
+            }
+            sqlx::query(insert)
+                .bind(new_id()).bind(&recipe.id).bind(&recipe.name).bind(recipe.version).bind(Json(trigger)).bind(now)
+                .execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
     /// Notes a step that a running job finished (masked), replacing an earlier note of it.
     pub async fn log_step(&self, job_id: &str, path: &str, record: &StepRecord) -> Result<()> {
         let sql = "INSERT INTO job_progress (job_id, path, record) VALUES ($1, $2, $3) \

@@ -387,3 +387,64 @@ on_both_backends!(
         assert_eq!(after["call"], 2, "the first step ran again after the crash");
     }
 );
+
+/// The `scheduled_at` of every job of a recipe, oldest first.
+async fn scheduled_ticks(server: &Server, recipe_id: &str) -> Vec<chrono::DateTime<chrono::Utc>> {
+    let (_, listed) = server
+        .api(
+            Method::GET,
+            &format!("/api/v1/jobs?recipe={recipe_id}&limit=500"),
+            None,
+        )
+        .await;
+    let mut ticks = Vec::new();
+    for job in listed["jobs"].as_array().unwrap() {
+        let (_, record) = server
+            .api(
+                Method::GET,
+                &format!("/api/v1/jobs/{}", job["id"].as_str().unwrap()),
+                None,
+            )
+            .await;
+        ticks.push(
+            record["trigger"]["scheduled_at"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        );
+    }
+    ticks.sort();
+    ticks
+}
+
+on_both_backends!(
+    a_schedule_fires_every_tick_once_across_a_restart,
+    |server: Server| async move {
+        let mut server = server;
+        let recipe = "name: Every second\ntrigger: { schedule: { cron: '* * * * * *' } }\nsteps:\n  - id: tick\n    set: { at: '{{ trigger.scheduled_at }}' }\n";
+        let (status, created) = server
+            .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let id = created["id"].as_str().unwrap().to_owned();
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        server.crash_and_restart();
+        // Down for a while: the ticks it missed are fired when it is back.
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        let (status, _) = server
+            .api(Method::POST, &format!("/api/v1/recipes/{id}/disable"), None)
+            .await;
+        assert_eq!(status, 200);
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        let ticks = scheduled_ticks(&server, &id).await;
+        assert!(ticks.len() >= 3, "{ticks:?}");
+        for pair in ticks.windows(2) {
+            assert_eq!(
+                (pair[1] - pair[0]).num_milliseconds(),
+                1000,
+                "a tick is missing or fired twice: {ticks:?}"
+            );
+        }
+    }
+);

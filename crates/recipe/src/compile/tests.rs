@@ -406,3 +406,25 @@ fn the_else_branch_cannot_read_the_then_branch() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn a_schedule_fires_in_its_time_zone() {
+    let recipe = compile_recipe(
+        "name: x\ntrigger: { schedule: { cron: '0 9 * * *', timezone: Europe/Paris } }\nsteps: []\n",
+        &TestCatalog,
+    )
+    .unwrap();
+    let crate::model::Trigger::Schedule(schedule) = &recipe.trigger else {
+        panic!("not a schedule")
+    };
+    let winter: chrono::DateTime<chrono::Utc> = "2026-01-10T12:00:00Z".parse().unwrap();
+    assert_eq!(
+        schedule.next_after(winter).unwrap().to_rfc3339(),
+        "2026-01-11T08:00:00+00:00"
+    );
+    let summer: chrono::DateTime<chrono::Utc> = "2026-07-10T12:00:00Z".parse().unwrap();
+    assert_eq!(
+        schedule.next_after(summer).unwrap().to_rfc3339(),
+        "2026-07-11T07:00:00+00:00"
+    );
+}

@@ -129,7 +129,7 @@ impl Compiler<'_> {
         let cron = map.require(self, "cron").and_then(|node| {
             let text = self.string(node, "cron")?;
             match check_cron(&text) {
-                Ok(()) => Some(text),
+                Ok(schedule) => Some((text, schedule)),
                 Err(message) => {
                     self.problem(node.span, message);
                     None
@@ -150,8 +150,10 @@ impl Compiler<'_> {
             None => Some(chrono_tz::UTC),
         };
         map.finish(self, &["cron", "timezone"]);
+        let (cron, schedule) = cron?;
         Some(ScheduleTrigger {
-            cron: cron?,
+            cron,
+            schedule,
             timezone: timezone?,
         })
     }
@@ -289,7 +291,7 @@ impl Compiler<'_> {
 }
 
 /// Checks a cron expression of 5 fields (minute first) or 6 (seconds first).
-pub fn check_cron(text: &str) -> Result<(), String> {
+pub fn check_cron(text: &str) -> Result<croner::Cron, String> {
     let fields = text.split_whitespace().count();
     if !(5..=6).contains(&fields) {
         return Err(format!(
@@ -298,7 +300,6 @@ pub fn check_cron(text: &str) -> Result<(), String> {
         ));
     }
     parse_cron(text)
-        .map(|_| ())
         .map_err(|message| format!("`{text}` is not a valid cron expression: {message}"))
 }
 

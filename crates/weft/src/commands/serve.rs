@@ -70,7 +70,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let (stop, stopping) = watch::channel(false);
     let cores = std::thread::available_parallelism().map_or(2, |cores| cores.get());
-    let workers = runtime.spawn_workers(args.workers.unwrap_or(4 * cores).max(1), stopping.clone());
+    let mut workers =
+        runtime.spawn_workers(args.workers.unwrap_or(4 * cores).max(1), stopping.clone());
+    workers.push(runtime.spawn_scheduler(stopping.clone()));
     let state = AppState {
         runtime,
         settings: Settings {
