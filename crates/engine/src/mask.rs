@@ -263,6 +263,7 @@ mod tests {
             id: id.to_owned(),
             status: StepStatus::Succeeded,
             index: None,
+            path: None,
             attempts: 1,
             input,
             output,

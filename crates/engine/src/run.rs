@@ -906,6 +906,7 @@ fn push_record(
         id: step.id.clone(),
         status: StepStatus::Succeeded,
         index: scope.index(),
+        path: scope.index().map(|_| scope.step_path(&step.id)),
         attempts,
         input,
         output: Value::Null,

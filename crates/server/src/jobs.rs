@@ -2,10 +2,11 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use weft_store::{JobFilter, parse_status};
+use weft_store::{JobFilter, JobStatus, StepStatus, parse_status};
 
 use crate::AppState;
 use crate::auth::CurrentUser;
@@ -21,12 +22,7 @@ pub struct ListQuery {
     limit: Option<i64>,
 }
 
-/// Jobs, newest first. `next` is the cursor of the following page, if there is one.
-pub async fn list(
-    State(state): State<AppState>,
-    _user: CurrentUser,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+fn job_filter(query: ListQuery) -> Result<JobFilter, ApiError> {
     let status = match query.status.as_deref() {
         Some(text) => Some(parse_status(text).ok_or_else(|| {
             ApiError::bad_request(format!(
@@ -35,17 +31,25 @@ pub async fn list(
         })?),
         None => None,
     };
-    let limit = query.limit.unwrap_or(50).clamp(1, 500);
-    let filter = JobFilter {
+    Ok(JobFilter {
         recipe_id: query.recipe,
         status,
         since: query.since,
         until: query.until,
         before: query.before,
-        limit,
-    };
+        limit: query.limit.unwrap_or(50).clamp(1, 500),
+    })
+}
+
+/// Jobs, newest first. `next` is the cursor of the following page, if there is one.
+pub async fn list(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let filter = job_filter(query)?;
     let jobs = state.runtime.store().jobs(&filter).await?;
-    let next = (jobs.len() as i64 == limit)
+    let next = (jobs.len() as i64 == filter.limit)
         .then(|| jobs.last().map(|job| job.id.clone()))
         .flatten();
     Ok(Json(json!({ "jobs": jobs, "next": next })))
@@ -63,4 +67,195 @@ pub async fn show(
         .await?
         .ok_or_else(|| ApiError::not_found("job with this id"))?;
     Ok(Json(serde_json::to_value(record).unwrap_or(Value::Null)))
+}
+
+/// Where a rerun starts and on which version of the recipe.
+#[derive(Deserialize, Default)]
+pub struct RerunRequest {
+    /// `start`, `failed` (the first failed step; the default for a failed job) or a step id.
+    from: Option<String>,
+    /// `original` (the version that ran; the default) or `current`.
+    version: Option<String>,
+}
+
+/// Reruns a job as a new job; steps before the starting point are taken from the record.
+pub async fn rerun(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    Path(id): Path<String>,
+    body: String,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let request = parse_rerun(&body)?;
+    let job_id = rerun_one(&state, &id, &request).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "job_id": job_id, "rerun_of": id })),
+    ))
+}
+
+/// Reruns every job a filter selects (at most 1,000 at a time).
+pub async fn rerun_many(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    body: String,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    #[derive(Deserialize)]
+    struct Bulk {
+        #[serde(flatten)]
+        filter: ListQuery,
+        from: Option<String>,
+        version: Option<String>,
+    }
+    let bulk: Bulk = if body.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "a bulk rerun needs a filter, such as {\"status\": \"failed\"}",
+        ));
+    } else {
+        serde_json::from_str(&body)
+            .map_err(|error| ApiError::bad_request(format!("the request is not valid: {error}")))?
+    };
+    let request = RerunRequest {
+        from: bulk.from,
+        version: bulk.version,
+    };
+    let mut filter = job_filter(bulk.filter)?;
+    filter.limit = 1000;
+    let selected = state.runtime.store().jobs(&filter).await?;
+    let mut started = Vec::new();
+    let mut skipped = Vec::new();
+    for job in selected {
+        match rerun_one(&state, &job.id, &request).await {
+            Ok(new_id) => started.push(json!({ "rerun_of": job.id, "job_id": new_id })),
+            Err(error) => skipped.push(json!({ "job_id": job.id, "reason": error.message() })),
+        }
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "started": started, "skipped": skipped })),
+    ))
+}
+
+fn parse_rerun(body: &str) -> Result<RerunRequest, ApiError> {
+    if body.trim().is_empty() {
+        return Ok(RerunRequest::default());
+    }
+    serde_json::from_str(body)
+        .map_err(|error| ApiError::bad_request(format!("the rerun request is not valid: {error}")))
+}
+
+async fn rerun_one(state: &AppState, id: &str, request: &RerunRequest) -> Result<String, ApiError> {
+    let store = state.runtime.store();
+    let original = store
+        .job(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job with this id"))?;
+    if !original.status.is_final() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "job_not_over",
+            "only a job that has ended can be rerun",
+        ));
+    }
+    let (recipe_id, version) = store
+        .job_origin(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("job with this id"))?;
+    let current = store.recipe(&recipe_id).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "recipe_gone",
+            "the job's recipe was deleted",
+        )
+    })?;
+    let recipe = match request.version.as_deref().unwrap_or("original") {
+        "original" => {
+            let stored = store
+                .recipe_version(&recipe_id, version)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::CONFLICT,
+                        "version_gone",
+                        "the version that ran is gone",
+                    )
+                })?;
+            weft_store::StoredRecipe {
+                version: stored.version,
+                source: stored.source,
+                ..current
+            }
+        }
+        "current" => current,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "version must be `original` or `current`, not `{other}`"
+            )));
+        }
+    };
+    let from = request.from.clone().unwrap_or_else(|| {
+        if original.status == JobStatus::Failed {
+            "failed".to_owned()
+        } else {
+            "start".to_owned()
+        }
+    });
+    let cut = match from.as_str() {
+        "start" => 0,
+        "failed" => original
+            .steps
+            .iter()
+            .position(|step| step.status == StepStatus::Failed)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "no_failed_step",
+                    "the job has no failed step to rerun from",
+                )
+            })?,
+        step => original
+            .steps
+            .iter()
+            .position(|record| record.id == step)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unknown_step",
+                    format!("step `{step}` did not run in this job"),
+                )
+            })?,
+    };
+    let reused: Vec<_> = original.steps[..cut]
+        .iter()
+        .filter(|step| step.status == StepStatus::Succeeded)
+        .cloned()
+        .collect();
+    let job_id = store.rerun_job(&original, &recipe, &reused).await?;
+    state.runtime.job_queued();
+    Ok(job_id)
+}
+
+/// Cancels a job that is queued or waiting.
+pub async fn cancel(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let store = state.runtime.store();
+    let reason = format!("cancelled by {}", user.0.email);
+    if store.cancel_job(&id, &reason).await? {
+        return Ok(Json(
+            json!({ "job_id": id, "status": "failed", "message": reason }),
+        ));
+    }
+    match store.job(&id).await? {
+        None => Err(ApiError::not_found("job with this id")),
+        Some(job) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_cancellable",
+            format!(
+                "the job is {}: only queued or waiting jobs can be cancelled",
+                weft_store::status_text(job.status)
+            ),
+        )),
+    }
 }

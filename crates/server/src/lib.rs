@@ -54,7 +54,10 @@ pub fn router(state: AppState) -> Router {
         .route("/recipes/{id}/versions", get(recipes::versions))
         .route("/recipes/{id}/run", post(recipes::run))
         .route("/jobs", get(jobs::list))
+        .route("/jobs/rerun", post(jobs::rerun_many))
         .route("/jobs/{id}", get(jobs::show))
+        .route("/jobs/{id}/rerun", post(jobs::rerun))
+        .route("/jobs/{id}/cancel", post(jobs::cancel))
         .layer(DefaultBodyLimit::max(2 * 1024 * 1024));
     let hooks = Router::new()
         .route("/hooks/{*path}", any(hooks::receive))

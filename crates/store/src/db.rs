@@ -570,6 +570,60 @@ impl Store {
         })
     }
 
+    /// The recipe and version a job ran.
+    pub async fn job_origin(&self, job_id: &str) -> Result<Option<(String, i64)>> {
+        let sql = "SELECT recipe_id, recipe_version FROM jobs WHERE id = $1";
+        Ok(
+            on_pool!(self, pool => match sqlx::query(sql).bind(job_id).fetch_optional(pool).await? {
+                Some(row) => Some((row.try_get(0)?, row.try_get(1)?)),
+                None => None,
+            }),
+        )
+    }
+
+    /// Queues a rerun of a job: the same trigger, on `recipe` (the version that ran or the
+    /// current one), with `reused` steps taken as already done.
+    pub async fn rerun_job(
+        &self,
+        original: &JobRecord,
+        recipe: &StoredRecipe,
+        reused: &[StepRecord],
+    ) -> Result<String> {
+        let id = new_id();
+        let now = Utc::now();
+        let insert = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after, rerun_of) \
+                      VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $6, $7)";
+        let progress = "INSERT INTO job_progress (job_id, path, record) VALUES ($1, $2, $3) \
+                        ON CONFLICT (job_id, path) DO UPDATE SET record = excluded.record";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(insert)
+                .bind(&id).bind(&recipe.id).bind(&recipe.name).bind(recipe.version).bind(Json(&original.trigger))
+                .bind(now).bind(&original.id)
+                .execute(&mut *tx).await?;
+            for step in reused {
+                sqlx::query(progress).bind(&id).bind(step.place()).bind(Json(step)).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(id)
+    }
+
+    /// Ends a job that has not started or is waiting, as failed with kind `stopped`. False
+    /// when the job is running or over.
+    pub async fn cancel_job(&self, job_id: &str, reason: &str) -> Result<bool> {
+        let error = RecordError {
+            step: None,
+            message: reason.to_owned(),
+            kind: crate::ErrorKind::Stopped,
+        };
+        let sql = "UPDATE jobs SET status = 'failed', error = $2, finished_at = $3, lease_owner = NULL, lease_until = NULL \
+                   WHERE id = $1 AND status IN ('queued', 'waiting')";
+        let done = on_pool!(self, pool => sqlx::query(sql).bind(job_id).bind(Json(&error)).bind(Utc::now())
+            .execute(pool).await?.rows_affected());
+        Ok(done > 0)
+    }
+
     /// Notes a step that a running job finished (masked), replacing an earlier note of it.
     pub async fn log_step(&self, job_id: &str, path: &str, record: &StepRecord) -> Result<()> {
         let sql = "INSERT INTO job_progress (job_id, path, record) VALUES ($1, $2, $3) \

@@ -89,12 +89,23 @@ pub struct StepRecord {
     pub status: StepStatus,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub index: Option<usize>,
+    /// Where a step inside a loop ran, as `lines[2]/price`; absent outside loops, where the id
+    /// says it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub path: Option<String>,
     pub attempts: u32,
     pub input: Value,
     pub output: Value,
     pub error: Option<RecordError>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
+}
+
+impl StepRecord {
+    /// Where the step ran: its path inside loops, else its id.
+    pub fn place(&self) -> &str {
+        self.path.as_deref().unwrap_or(&self.id)
+    }
 }
 
 /// The record of one job.

@@ -227,6 +227,7 @@ both_backends!(
                 id: "a".into(),
                 status: crate::StepStatus::Succeeded,
                 index: None,
+                path: None,
                 attempts: 1,
                 input: json!(null),
                 output: json!(42),

@@ -448,3 +448,141 @@ on_both_backends!(
         }
     }
 );
+
+const FLAKY_SECOND: &str = "name: Second fails\ntrigger:\n  webhook: { path: second }\nsteps:\n  - id: first\n    action: http.request\n    input: { url: \"{{ trigger.body.counter }}\" }\n  - id: second\n    transform: 'if .trigger.body.ok then \"fine\" else error(\"not yet\") end'\noutput: { first_call: \"{{ steps.first.output.body.call }}\", second: \"{{ steps.second.output }}\" }\n";
+
+on_both_backends!(
+    a_failed_job_reruns_from_its_failed_step_or_from_the_start,
+    |server: Server| async move {
+        let remote = crate::support::http_server::TestServer::start();
+        let (_, created) = server
+            .api(
+                Method::POST,
+                "/api/v1/recipes",
+                Some(FLAKY_SECOND.to_owned()),
+            )
+            .await;
+        let recipe_id = created["id"].as_str().unwrap().to_owned();
+        let key = weft_store::new_id();
+        let counter = format!("{}/flaky/{key}/0", remote.base);
+        let accepted: serde_json::Value = Server::client()
+            .post(server.url("/hooks/second"))
+            .json(&json!({"counter": counter, "ok": false}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let failed_id = accepted["job_id"].as_str().unwrap().to_owned();
+        let failed = server.finished_job(&failed_id).await;
+        assert_eq!(failed["status"], "failed", "{failed}");
+
+        // Fix the recipe: the second step now always succeeds; rerun on the current version from
+        // the failed step. The first step's recorded output is reused, not fetched again.
+        let fixed = FLAKY_SECOND.replace(
+            "if .trigger.body.ok then \\\"fine\\\" else error(\\\"not yet\\\") end",
+            "\\\"fine\\\"",
+        );
+        let fixed = fixed.replace(
+            r#"'if .trigger.body.ok then "fine" else error("not yet") end'"#,
+            r#"'"fine"'"#,
+        );
+        let (status, updated) = server
+            .api(
+                Method::PUT,
+                &format!("/api/v1/recipes/{recipe_id}"),
+                Some(fixed),
+            )
+            .await;
+        assert_eq!(status, 200, "{updated}");
+        let (status, rerun) = server
+            .api(
+                Method::POST,
+                &format!("/api/v1/jobs/{failed_id}/rerun"),
+                Some(r#"{"from": "failed", "version": "current"}"#.to_owned()),
+            )
+            .await;
+        assert_eq!(status, 202, "{rerun}");
+        let job = server.finished_job(rerun["job_id"].as_str().unwrap()).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        assert_eq!(job["output"], json!({"first_call": 1, "second": "fine"}));
+
+        // From the start, the first step runs again.
+        let (status, again) = server
+            .api(
+                Method::POST,
+                &format!("/api/v1/jobs/{failed_id}/rerun"),
+                Some(r#"{"from": "start", "version": "current"}"#.to_owned()),
+            )
+            .await;
+        assert_eq!(status, 202, "{again}");
+        let job = server.finished_job(again["job_id"].as_str().unwrap()).await;
+        assert_eq!(job["output"]["first_call"], 2);
+
+        // On the version that ran, the rerun fails the same way.
+        let (_, original) = server
+            .api(
+                Method::POST,
+                &format!("/api/v1/jobs/{failed_id}/rerun"),
+                None,
+            )
+            .await;
+        let job = server
+            .finished_job(original["job_id"].as_str().unwrap())
+            .await;
+        assert_eq!(job["status"], "failed");
+
+        let (status, bulk) = server
+            .api(
+                Method::POST,
+                "/api/v1/jobs/rerun",
+                Some(format!(
+                    r#"{{"recipe": "{recipe_id}", "status": "failed", "version": "current"}}"#
+                )),
+            )
+            .await;
+        assert_eq!(status, 202, "{bulk}");
+        assert_eq!(bulk["started"].as_array().unwrap().len(), 2, "{bulk}");
+    }
+);
+
+on_both_backends!(
+    a_waiting_job_can_be_cancelled,
+    |server: Server| async move {
+        let recipe = "name: Long wait\ntrigger:\n  webhook: { path: long }\nsteps:\n  - id: pause\n    wait: 1h\n";
+        server
+            .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
+            .await;
+        let accepted: serde_json::Value = Server::client()
+            .post(server.url("/hooks/long"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = accepted["job_id"].as_str().unwrap().to_owned();
+        let mut cancelled = serde_json::Value::Null;
+        for _ in 0..40 {
+            let (status, answer) = server
+                .api(Method::POST, &format!("/api/v1/jobs/{id}/cancel"), None)
+                .await;
+            if status == 200 {
+                cancelled = answer;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            cancelled["status"], "failed",
+            "the job was never cancellable"
+        );
+        let job = server.finished_job(&id).await;
+        assert_eq!(job["error"]["kind"], "stopped");
+        let (status, refused) = server
+            .api(Method::POST, &format!("/api/v1/jobs/{id}/cancel"), None)
+            .await;
+        assert_eq!(status, 409, "{refused}");
+    }
+);

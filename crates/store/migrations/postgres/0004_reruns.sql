@@ -1,0 +1,2 @@
+-- A rerun points at the job it repeats.
+ALTER TABLE jobs ADD COLUMN rerun_of TEXT;
