@@ -96,6 +96,9 @@ pub trait StepLog: Send + Sync {
         path: &str,
         record: &StepRecord,
     ) -> Result<(), String>;
+
+    /// The job's first `respond` step ran: a caller waiting for the job may have its answer.
+    fn responded(&self, _job_id: &str, _response: &Value) {}
 }
 
 /// Runs jobs. Cheap to share: clone the `Arc` it lives in.

@@ -202,6 +202,16 @@ fn collect_leaves(value: &Value, found: &mut Vec<Value>) {
         Value::Array(items) => items.iter().for_each(|item| collect_leaves(item, found)),
         Value::Object(map) => map.values().for_each(|item| collect_leaves(item, found)),
         Value::Null | Value::Bool(_) => {}
+        Value::String(text) => {
+            // `Bearer abc…` or `Basic …`: the credential travels alone too.
+            if let Some((scheme, credential)) = text.split_once(' ')
+                && scheme.chars().all(|c| c.is_ascii_alphabetic())
+                && !credential.contains(' ')
+            {
+                found.push(Value::String(credential.to_owned()));
+            }
+            found.push(value.clone());
+        }
         leaf => found.push(leaf.clone()),
     }
 }

@@ -700,8 +700,16 @@ impl<'e> JobRun<'e> {
         };
         let body = response.get("body").cloned().unwrap_or(Value::Null);
         let response = json!({ "status": status, "headers": headers, "body": body });
-        if let Ok(mut first) = self.response.lock() {
-            first.get_or_insert_with(|| response.clone());
+        let is_first = match self.response.lock() {
+            Ok(mut first) if first.is_none() => {
+                *first = Some(response.clone());
+                true
+            }
+            _ => false,
+        };
+        // A caller waiting on a sync webhook gets its answer now; the job goes on.
+        if is_first && let Some(durable) = &self.durable {
+            durable.log.responded(&self.job_id, &response);
         }
         Ok(response)
     }

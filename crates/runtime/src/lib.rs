@@ -35,7 +35,7 @@ struct Inner {
     owner: String,
     lease: Duration,
     wake: Notify,
-    waiting: Mutex<HashMap<String, oneshot::Sender<JobOutcome>>>,
+    waiting: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
 }
 
 impl Runtime {
@@ -77,7 +77,7 @@ impl Runtime {
 
     /// Registers interest in a job before it is queued: the receiver gets the outcome when a
     /// worker of this process finishes it.
-    pub fn wait_for(&self, job_id: &str) -> oneshot::Receiver<JobOutcome> {
+    pub fn wait_for(&self, job_id: &str) -> oneshot::Receiver<Answer> {
         let (sender, receiver) = oneshot::channel();
         if let Ok(mut waiting) = self.inner.waiting.lock() {
             waiting.insert(job_id.to_owned(), sender);
@@ -157,7 +157,7 @@ impl Runtime {
         let outcome = match self.prepare(&job).await {
             Ok((recipe, finished)) => {
                 let log = Arc::new(StoreStepLog {
-                    store: store.clone(),
+                    runtime: self.clone(),
                 });
                 self.inner
                     .engine
@@ -184,10 +184,17 @@ impl Runtime {
             }
             return;
         }
-        if let Err(error) = store.finish_job(&outcome.record).await {
-            // The lease runs out and another worker takes the job over.
-            tracing::error!(%error, job = %job.id, "cannot write a finished job; it will be run again");
-            return;
+        match store.finish_job(&outcome.record, &self.inner.owner).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(job = %job.id, "another worker took this job over; its record is the one kept");
+                return;
+            }
+            Err(error) => {
+                // The lease runs out and another worker takes the job over.
+                tracing::error!(%error, job = %job.id, "cannot write a finished job; it will be run again");
+                return;
+            }
         }
         let waiter = self
             .inner
@@ -196,7 +203,7 @@ impl Runtime {
             .ok()
             .and_then(|mut waiting| waiting.remove(&job.id));
         if let Some(waiter) = waiter {
-            let _ = waiter.send(outcome);
+            let _ = waiter.send(Answer::Finished(Box::new(outcome)));
         }
     }
 
@@ -236,9 +243,18 @@ impl Runtime {
     }
 }
 
-/// Writes finished steps to the store.
+/// What a caller waiting for a job gets.
+#[derive(Debug)]
+pub enum Answer {
+    /// The job's first `respond` step; the job goes on.
+    Responded(serde_json::Value),
+    /// The job ended without responding.
+    Finished(Box<JobOutcome>),
+}
+
+/// Writes finished steps to the store and hands responses to waiting callers.
 struct StoreStepLog {
-    store: Store,
+    runtime: Runtime,
 }
 
 #[async_trait::async_trait]
@@ -249,10 +265,25 @@ impl StepLog for StoreStepLog {
         path: &str,
         record: &StepRecord,
     ) -> Result<(), String> {
-        self.store
+        self.runtime
+            .inner
+            .store
             .log_step(job_id, path, record)
             .await
             .map_err(|error| error.to_string())
+    }
+
+    fn responded(&self, job_id: &str, response: &serde_json::Value) {
+        let waiter = self
+            .runtime
+            .inner
+            .waiting
+            .lock()
+            .ok()
+            .and_then(|mut waiting| waiting.remove(job_id));
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(Answer::Responded(response.clone()));
+        }
     }
 }
 

@@ -56,6 +56,27 @@ impl ApiError {
     }
 }
 
+/// A request body as text, with refusals (too large, not UTF-8) as JSON errors.
+pub struct TextBody(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for TextBody {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match String::from_request(request, state).await {
+            Ok(text) => Ok(TextBody(text)),
+            Err(rejection) => Err(ApiError::new(
+                rejection.status(),
+                "bad_body",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {
@@ -82,6 +103,13 @@ impl IntoResponse for ApiError {
                 .map(|problem| json!({ "line": problem.span.line, "column": problem.span.col, "message": problem.message }))
                 .collect();
         }
-        (self.status, Json(json!({ "error": error }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED && self.code == "unauthorized" {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }

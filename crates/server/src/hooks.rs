@@ -13,6 +13,7 @@ use sha2::Sha256;
 use std::time::Duration;
 use weft_engine::JobOutcome;
 use weft_recipe::model::{Trigger, WebhookMode, WebhookSignature};
+use weft_runtime::Answer;
 use weft_store::JobStatus;
 
 use crate::AppState;
@@ -89,12 +90,13 @@ pub async fn receive(
             }
             runtime.job_queued();
             match tokio::time::timeout(state.settings.sync_wait, finished).await {
-                Ok(Ok(outcome)) => Ok(sync_response(outcome)),
+                Ok(Ok(Answer::Responded(response))) => Ok(respond(&response)),
+                Ok(Ok(Answer::Finished(outcome))) => Ok(sync_response(*outcome)),
                 _ => {
                     runtime.stop_waiting(&job_id);
                     Ok((
                         StatusCode::ACCEPTED,
-                        Json(json!({ "job_id": job_id, "status": "running", "message": "the job did not finish in time; it goes on" })),
+                        Json(json!({ "job_id": job_id, "message": "the job did not answer in time; it goes on, and its record will be in the job history" })),
                     )
                         .into_response())
                 }

@@ -1,6 +1,7 @@
 //! Job history over the API.
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -10,7 +11,7 @@ use weft_store::{JobFilter, JobStatus, StepStatus, parse_status};
 
 use crate::AppState;
 use crate::auth::CurrentUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, TextBody};
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -45,8 +46,9 @@ fn job_filter(query: ListQuery) -> Result<JobFilter, ApiError> {
 pub async fn list(
     State(state): State<AppState>,
     _user: CurrentUser,
-    Query(query): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let filter = job_filter(query)?;
     let jobs = state.runtime.store().jobs(&filter).await?;
     let next = (jobs.len() as i64 == filter.limit)
@@ -83,7 +85,7 @@ pub async fn rerun(
     State(state): State<AppState>,
     _user: CurrentUser,
     Path(id): Path<String>,
-    body: String,
+    TextBody(body): TextBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let request = parse_rerun(&body)?;
     let job_id = rerun_one(&state, &id, &request).await?;
@@ -97,7 +99,7 @@ pub async fn rerun(
 pub async fn rerun_many(
     State(state): State<AppState>,
     _user: CurrentUser,
-    body: String,
+    TextBody(body): TextBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     #[derive(Deserialize)]
     struct Bulk {

@@ -11,7 +11,7 @@ use weft_store::StoredRecipe;
 
 use crate::AppState;
 use crate::auth::CurrentUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, TextBody};
 
 /// Compiles a recipe's text for saving; every problem goes back to the caller.
 async fn compile(state: &AppState, body: String) -> Result<(Recipe, String), ApiError> {
@@ -57,7 +57,7 @@ fn recipe_json(stored: &StoredRecipe, with_source: bool) -> Value {
 pub async fn create(
     State(state): State<AppState>,
     _user: CurrentUser,
-    body: String,
+    TextBody(body): TextBody,
 ) -> Result<Response, ApiError> {
     let (recipe, source) = compile(&state, body).await?;
     let stored = state
@@ -72,7 +72,7 @@ pub async fn replace(
     State(state): State<AppState>,
     _user: CurrentUser,
     Path(id): Path<String>,
-    body: String,
+    TextBody(body): TextBody,
 ) -> Result<Json<Value>, ApiError> {
     let (recipe, source) = compile(&state, body).await?;
     let stored = state
@@ -173,7 +173,7 @@ pub async fn run(
     State(state): State<AppState>,
     _user: CurrentUser,
     Path(id): Path<String>,
-    body: String,
+    TextBody(body): TextBody,
 ) -> Result<Response, ApiError> {
     let input: Value = if body.trim().is_empty() {
         json!({})

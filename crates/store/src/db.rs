@@ -178,7 +178,9 @@ impl Store {
         let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-            .foreign_keys(true);
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
         let pool = sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -438,7 +440,7 @@ impl Store {
             now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
         let pick = "SELECT id FROM jobs WHERE (status IN ('queued', 'waiting') AND run_after <= $1) \
                     OR (status = 'running' AND lease_until < $1) ORDER BY run_after LIMIT 1";
-        let claim = "UPDATE jobs SET status = 'running', lease_owner = $2, lease_until = $3, attempt = attempt + 1, \
+        let claim = "UPDATE jobs SET status = 'running', lease_owner = $2, lease_until = $3, attempt = attempt + CASE WHEN status = 'waiting' THEN 0 ELSE 1 END, \
                      started_at = COALESCE(started_at, $4) WHERE id = $1 \
                      RETURNING id, recipe_id, recipe_version, trigger, attempt";
         let row = match &*self.backend {
@@ -476,7 +478,7 @@ impl Store {
             }
             Backend::Postgres(pool) => {
                 // Many processes: the pick skips rows another worker is claiming.
-                let sql = "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = $2, attempt = attempt + 1, \
+                let sql = "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = $2, attempt = attempt + CASE WHEN status = 'waiting' THEN 0 ELSE 1 END, \
                      started_at = COALESCE(started_at, $3) WHERE id = (SELECT id FROM jobs \
                      WHERE (status IN ('queued', 'waiting') AND run_after <= $3) OR (status = 'running' AND lease_until < $3) \
                      ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) \
@@ -495,19 +497,26 @@ impl Store {
     }
 
     /// Writes a finished job's record: its status, output, error and every step.
-    pub async fn finish_job(&self, record: &JobRecord) -> Result<()> {
+    /// Writes a finished job's record, if `owner` still holds the job's lease: a worker that
+    /// lost its lease (it stalled, and another took the job over) gets `false` and nothing
+    /// is written.
+    pub async fn finish_job(&self, record: &JobRecord, owner: &str) -> Result<bool> {
+        // The trigger is replaced by the record's, masked: the raw event was kept only to run it.
         let update = "UPDATE jobs SET status = $2, output = $3, error = $4, finished_at = $5, lease_owner = NULL, \
-                      lease_until = NULL WHERE id = $1";
+                      lease_until = NULL, trigger = $7 WHERE id = $1 AND lease_owner = $6 AND status = 'running'";
         let clear = "DELETE FROM job_steps WHERE job_id = $1";
         let progress = "DELETE FROM job_progress WHERE job_id = $1";
         let step = "INSERT INTO job_steps (job_id, seq, record) VALUES ($1, $2, $3)";
         let error = record.error.as_ref().map(Json);
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query(update)
+            let owned = sqlx::query(update)
                 .bind(&record.id).bind(status_text(record.status)).bind(Json(&record.output)).bind(error)
-                .bind(record.finished_at)
-                .execute(&mut *tx).await?;
+                .bind(record.finished_at).bind(owner).bind(Json(&record.trigger))
+                .execute(&mut *tx).await?.rows_affected();
+            if owned == 0 {
+                return Ok(false);
+            }
             sqlx::query(clear).bind(&record.id).execute(&mut *tx).await?;
             sqlx::query(progress).bind(&record.id).execute(&mut *tx).await?;
             for (seq, step_record) in record.steps.iter().enumerate() {
@@ -515,7 +524,7 @@ impl Store {
             }
             tx.commit().await?;
         });
-        Ok(())
+        Ok(true)
     }
 
     /// When a schedule last fired, if it has.

@@ -236,7 +236,11 @@ both_backends!(
                 finished_at: now,
             }],
         };
-        store.finish_job(&record).await.unwrap();
+        assert!(
+            !store.finish_job(&record, "someone-else").await.unwrap(),
+            "a worker without the lease wrote"
+        );
+        assert!(store.finish_job(&record, "worker-a").await.unwrap());
         let stored = store.job(&first).await.unwrap().unwrap();
         assert_eq!(stored.status, JobStatus::Succeeded);
         assert_eq!(stored.output, json!({"ok": true}));

@@ -586,3 +586,90 @@ on_both_backends!(
         assert_eq!(status, 409, "{refused}");
     }
 );
+
+#[tokio::test]
+async fn a_sync_webhook_answers_at_its_respond_step_while_the_job_goes_on() {
+    let server = Server::start(Backend::Sqlite).await.unwrap();
+    let recipe = "name: Early\ntrigger:\n  webhook: { path: early, mode: sync }\nsteps:\n  - id: answer\n    respond: { status: 201, body: accepted }\n  - id: later\n    wait: 3s\n";
+    server
+        .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
+        .await;
+    let started = std::time::Instant::now();
+    let response = Server::client()
+        .post(server.url("/hooks/early"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.text().await.unwrap(), "accepted");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "the answer waited for the job: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn webhook_credentials_never_reach_the_job_history() {
+    let server = Server::start(Backend::Sqlite).await.unwrap();
+    server
+        .api(Method::POST, "/api/v1/recipes", Some(COUNT.to_owned()))
+        .await;
+    let accepted: serde_json::Value = Server::client()
+        .post(server.url("/hooks/orders/new"))
+        .header("authorization", "Bearer caller-secret-123")
+        .header("cookie", "session=cookie-secret-456")
+        .json(&json!({"items": [], "echo": "caller-secret-123"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let job = server
+        .finished_job(accepted["job_id"].as_str().unwrap())
+        .await;
+    let stored = job.to_string();
+    assert!(
+        !stored.contains("caller-secret-123") && !stored.contains("cookie-secret-456"),
+        "{stored}"
+    );
+    assert_eq!(job["trigger"]["headers"]["authorization"], "[masked]");
+}
+
+#[tokio::test]
+async fn every_refusal_is_json() {
+    let server = Server::start(Backend::Sqlite).await.unwrap();
+    let client = Server::client();
+    let wrong_method = client
+        .patch(server.url("/api/v1/recipes"))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    let body: serde_json::Value = wrong_method.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    let bad_query = client
+        .get(server.url("/api/v1/jobs?since=yesterday"))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_query.status(), 400);
+    let body: serde_json::Value = bad_query.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_request");
+    let lower_case = client
+        .get(server.url("/api/v1/recipes"))
+        .header("authorization", format!("bearer {}", server.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lower_case.status(), 200);
+    let anonymous = client
+        .get(server.url("/api/v1/recipes"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
+}

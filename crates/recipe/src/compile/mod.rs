@@ -175,15 +175,17 @@ impl<'a> Compiler<'a> {
             .take("on_failure")
             .and_then(|node| self.on_failure(node));
         let retention = map.take("retention").and_then(|node| self.retention(node));
-        let mask = map
+        let mut mask = map
             .take("mask")
             .map(|node| self.mask(node))
             .unwrap_or_default();
         map.finish(self, RECIPE_KEYS);
+        let trigger = trigger?;
+        mask.extend(default_masks(&trigger));
         Some(Recipe {
             name: name?,
             description,
-            trigger: trigger?,
+            trigger,
             vars,
             steps,
             output,
@@ -500,6 +502,28 @@ impl<'a> Compiler<'a> {
         let problems = self.references.resolve(&self.step_ids);
         self.problems.extend(problems);
     }
+}
+
+/// Fields masked whatever the recipe says: a webhook caller's credentials and signature are
+/// secrets of the caller, and job history must not keep them.
+fn default_masks(trigger: &crate::model::Trigger) -> Vec<MaskPath> {
+    let crate::model::Trigger::Webhook(webhook) = trigger else {
+        return Vec::new();
+    };
+    let mut headers = vec![
+        "authorization".to_owned(),
+        "cookie".to_owned(),
+        "proxy-authorization".to_owned(),
+    ];
+    if let Some(signature) = &webhook.signature {
+        headers.push(signature.header.clone());
+    }
+    headers
+        .into_iter()
+        .map(|header| MaskPath {
+            segments: vec!["trigger".to_owned(), "headers".to_owned(), header],
+        })
+        .collect()
 }
 
 /// `{{ expr }}` → `expr`, with the offset of `expr` in the text.
