@@ -37,6 +37,24 @@ enum Command {
     /// Create users and API tokens.
     #[command(subcommand)]
     Admin(commands::admin::AdminCommand),
+    /// Recipes on a server.
+    #[command(subcommand)]
+    Recipe(commands::recipe::RecipeCommand),
+    /// Make a server's recipes match a folder of recipe files, printing the plan first.
+    Apply {
+        folder: PathBuf,
+        /// Print the plan only.
+        #[arg(long)]
+        dry_run: bool,
+        /// Remove recipes that are not in the folder.
+        #[arg(long)]
+        prune: bool,
+        #[command(flatten)]
+        server: commands::client::ServerArgs,
+    },
+    /// Job history on a server.
+    #[command(subcommand)]
+    Job(commands::job::JobCommand),
     /// Runs jq programs for a parent weft process (internal).
     #[command(name = "__jq-worker", hide = true)]
     JqWorker,
@@ -51,6 +69,16 @@ fn main() -> ExitCode {
         Command::Serve(args) => on_runtime(commands::serve::run(args)),
         Command::Db(command) => on_runtime(commands::db::run(command)),
         Command::Admin(command) => on_runtime(commands::admin::run(command)),
+        Command::Recipe(command) => on_runtime(commands::recipe::run(command)),
+        Command::Apply {
+            folder,
+            dry_run,
+            prune,
+            server,
+        } => on_runtime(
+            async move { commands::recipe::apply(&folder, dry_run, prune, &server).await },
+        ),
+        Command::Job(command) => on_runtime(commands::job::run(command)),
         Command::JqWorker => match weft_engine::serve_jq_worker() {
             Ok(()) => ExitCode::SUCCESS,
             Err(_) => ExitCode::FAILURE,

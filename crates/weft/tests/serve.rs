@@ -673,3 +673,109 @@ async fn every_refusal_is_json() {
         .unwrap();
     assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
 }
+
+/// Runs a `weft` client command against a server.
+fn cli(server: &Server, args: &[&str]) -> (i32, String, String) {
+    let output = crate::support::weft()
+        .args(args)
+        .env("WEFT_SERVER", &server.base)
+        .env("WEFT_TOKEN", &server.token)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn apply_makes_the_server_match_a_folder_and_the_cli_reads_jobs() {
+    let server = Server::start(Backend::Sqlite).await.unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let dir = folder.path().to_str().unwrap().to_owned();
+    std::fs::write(folder.path().join("count.yaml"), COUNT).unwrap();
+    std::fs::write(folder.path().join("greet.yaml"), GREET).unwrap();
+
+    let (code, plan, _) = cli(&server, &["apply", &dir, "--dry-run"]);
+    assert_eq!(code, 0);
+    assert!(
+        plan.contains("+ create    Count")
+            && plan.contains("+ create    Greet")
+            && plan.contains("dry run"),
+        "{plan}"
+    );
+    let (_, listed, _) = cli(&server, &["recipe", "list"]);
+    assert!(
+        listed.trim().is_empty(),
+        "a dry run changed the server: {listed}"
+    );
+
+    let (code, applied, stderr) = cli(&server, &["apply", &dir]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(applied.contains("created   Count"), "{applied}");
+
+    std::fs::write(
+        folder.path().join("count.yaml"),
+        COUNT.replace("length'", "length + 0'"),
+    )
+    .unwrap();
+    std::fs::remove_file(folder.path().join("greet.yaml")).unwrap();
+    let (_, second, _) = cli(&server, &["apply", &dir]);
+    assert!(
+        second.contains("~ change    Count") && second.contains("keep      Greet"),
+        "{second}"
+    );
+    let (_, pruned, _) = cli(&server, &["apply", &dir, "--prune"]);
+    assert!(
+        pruned.contains("= unchanged Count") && pruned.contains("removed   Greet"),
+        "{pruned}"
+    );
+    let (_, listed, _) = cli(&server, &["recipe", "list"]);
+    assert!(
+        listed.contains("v2") && listed.contains("Count") && !listed.contains("Greet"),
+        "{listed}"
+    );
+
+    std::fs::write(
+        folder.path().join("broken.yaml"),
+        "name: Broken\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    sett: {}\n",
+    )
+    .unwrap();
+    let (code, _, problems) = cli(&server, &["apply", &dir]);
+    assert_ne!(code, 0);
+    assert!(
+        problems.contains("broken.yaml:5:5: unknown key `sett`"),
+        "{problems}"
+    );
+    std::fs::remove_file(folder.path().join("broken.yaml")).unwrap();
+
+    let accepted: serde_json::Value = Server::client()
+        .post(server.url("/hooks/orders/new"))
+        .json(&json!({"items": [1]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let job_id = accepted["job_id"].as_str().unwrap();
+    server.finished_job(job_id).await;
+    let (_, jobs, _) = cli(&server, &["job", "list", "--recipe", "Count"]);
+    assert!(
+        jobs.contains(job_id) && jobs.contains("succeeded"),
+        "{jobs}"
+    );
+    let (_, shown, _) = cli(&server, &["job", "show", job_id]);
+    let record: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(record["output"]["items"], 1);
+    let (code, rerun, stderr) = cli(&server, &["job", "rerun", job_id]);
+    assert_eq!(code, 0, "{stderr}");
+    server.finished_job(rerun.trim()).await;
+    let (code, _, refused) = cli(&server, &["job", "cancel", job_id]);
+    assert_ne!(code, 0);
+    assert!(
+        refused.contains("only queued or waiting jobs can be cancelled"),
+        "{refused}"
+    );
+}

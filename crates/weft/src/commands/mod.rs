@@ -1,7 +1,10 @@
 //! One module per command.
 
 pub mod admin;
+pub mod client;
 pub mod db;
+pub mod job;
+pub mod recipe;
 pub mod run;
 pub mod serve;
 pub mod store_args;

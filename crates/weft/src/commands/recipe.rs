@@ -1,0 +1,254 @@
+//! `weft recipe` and `weft apply`: recipes on a server, from files.
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::client::{Client, ServerArgs, print_json};
+use super::{Loaded, load_recipe, print_problems, registry};
+
+#[derive(Subcommand)]
+pub enum RecipeCommand {
+    /// Save recipe files on the server: new names are created, known ones get a new version.
+    Push {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List the server's recipes.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show a recipe (by id or name), source included.
+    Show {
+        recipe: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    Enable {
+        recipe: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    Disable {
+        recipe: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    Delete {
+        recipe: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+pub async fn run(command: RecipeCommand) -> anyhow::Result<()> {
+    match command {
+        RecipeCommand::Push { files, server } => {
+            let client = Client::new(&server)?;
+            let local = read_recipes(&files)?;
+            let remote = remote_by_name(&client).await?;
+            for (name, source) in local {
+                apply_one(&client, &name, &source, remote.get(&name)).await?;
+            }
+            Ok(())
+        }
+        RecipeCommand::List { server } => {
+            let client = Client::new(&server)?;
+            let listed = client.call(Method::GET, "/recipes", None).await?;
+            for recipe in listed["recipes"].as_array().into_iter().flatten() {
+                println!(
+                    "{}  v{}  {}  {}",
+                    recipe["id"].as_str().unwrap_or_default(),
+                    recipe["version"],
+                    if recipe["enabled"] == true {
+                        "enabled "
+                    } else {
+                        "disabled"
+                    },
+                    recipe["name"].as_str().unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        RecipeCommand::Show { recipe, server } => {
+            let client = Client::new(&server)?;
+            let id = client.recipe_id(&recipe).await?;
+            print_json(
+                &client
+                    .call(Method::GET, &format!("/recipes/{id}"), None)
+                    .await?,
+            );
+            Ok(())
+        }
+        RecipeCommand::Enable { recipe, server } => switch(&server, &recipe, "enable").await,
+        RecipeCommand::Disable { recipe, server } => switch(&server, &recipe, "disable").await,
+        RecipeCommand::Delete { recipe, server } => {
+            let client = Client::new(&server)?;
+            let id = client.recipe_id(&recipe).await?;
+            client
+                .call(Method::DELETE, &format!("/recipes/{id}"), None)
+                .await?;
+            println!("deleted {recipe}");
+            Ok(())
+        }
+    }
+}
+
+async fn switch(server: &ServerArgs, recipe: &str, action: &str) -> anyhow::Result<()> {
+    let client = Client::new(server)?;
+    let id = client.recipe_id(recipe).await?;
+    client
+        .call(Method::POST, &format!("/recipes/{id}/{action}"), None)
+        .await?;
+    println!("{action}d {recipe}");
+    Ok(())
+}
+
+/// Reads and checks recipe files; any invalid one stops everything, with its problems.
+fn read_recipes(files: &[PathBuf]) -> anyhow::Result<BTreeMap<String, String>> {
+    let registry = registry(&Default::default())?;
+    let mut recipes = BTreeMap::new();
+    let mut invalid = false;
+    for path in files {
+        match load_recipe(path, &registry) {
+            Loaded::Recipe(recipe) => {
+                let source = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                if recipes.insert(recipe.name.clone(), source).is_some() {
+                    bail!("two files hold a recipe named `{}`", recipe.name);
+                }
+            }
+            Loaded::Unreadable(message) => bail!(message),
+            Loaded::Invalid(problems) => {
+                print_problems(path, &problems);
+                invalid = true;
+            }
+        }
+    }
+    if invalid {
+        bail!("nothing was changed: fix the problems above first");
+    }
+    Ok(recipes)
+}
+
+async fn remote_by_name(client: &Client) -> anyhow::Result<BTreeMap<String, Value>> {
+    Ok(client
+        .recipes_with_sources()
+        .await?
+        .into_iter()
+        .map(|recipe| {
+            (
+                recipe["name"].as_str().unwrap_or_default().to_owned(),
+                recipe,
+            )
+        })
+        .collect())
+}
+
+/// Creates or updates one recipe; says which.
+async fn apply_one(
+    client: &Client,
+    name: &str,
+    source: &str,
+    remote: Option<&Value>,
+) -> anyhow::Result<()> {
+    match remote {
+        None => {
+            let saved = client
+                .call(Method::POST, "/recipes", Some(source.to_owned()))
+                .await?;
+            println!("created   {name} (version {})", saved["version"]);
+        }
+        Some(existing) if existing["source"].as_str() == Some(source) => {
+            println!("unchanged {name}")
+        }
+        Some(existing) => {
+            let id = existing["id"].as_str().unwrap_or_default();
+            let saved = client
+                .call(
+                    Method::PUT,
+                    &format!("/recipes/{id}"),
+                    Some(source.to_owned()),
+                )
+                .await?;
+            println!("changed   {name} (version {})", saved["version"]);
+        }
+    }
+    Ok(())
+}
+
+/// `weft apply DIR`: makes the server's recipes match a folder's, printing the plan first.
+pub async fn apply(
+    folder: &Path,
+    dry_run: bool,
+    prune: bool,
+    server: &ServerArgs,
+) -> anyhow::Result<()> {
+    let files = recipe_files(folder)?;
+    let local = read_recipes(&files)?;
+    let client = Client::new(server)?;
+    let remote = remote_by_name(&client).await?;
+    for (name, source) in &local {
+        let what = match remote.get(name) {
+            None => "+ create   ",
+            Some(existing) if existing["source"].as_str() == Some(source.as_str()) => "= unchanged",
+            Some(_) => "~ change   ",
+        };
+        println!("{what} {name}");
+    }
+    let gone: Vec<&String> = remote
+        .keys()
+        .filter(|name| !local.contains_key(*name))
+        .collect();
+    for name in &gone {
+        if prune {
+            println!("- remove    {name}");
+        } else {
+            println!("  keep      {name} (not in the folder; --prune removes it)");
+        }
+    }
+    if dry_run {
+        println!("dry run: nothing was changed");
+        return Ok(());
+    }
+    for (name, source) in &local {
+        if remote
+            .get(name)
+            .and_then(|existing| existing["source"].as_str())
+            != Some(source.as_str())
+        {
+            apply_one(&client, name, source, remote.get(name)).await?;
+        }
+    }
+    if prune {
+        for name in gone {
+            let id = remote[name]["id"].as_str().unwrap_or_default();
+            client
+                .call(Method::DELETE, &format!("/recipes/{id}"), None)
+                .await?;
+            println!("removed   {name}");
+        }
+    }
+    Ok(())
+}
+
+fn recipe_files(folder: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+        .with_context(|| format!("cannot read the folder {}", folder.display()))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.extension()
+                .and_then(|ext| ext.to_str())
+                .is_some_and(|ext| matches!(ext, "yaml" | "yml" | "json"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
