@@ -196,6 +196,7 @@ impl Runtime {
                 return;
             }
         }
+        record_metrics(&outcome.record);
         let waiter = self
             .inner
             .waiting
@@ -241,6 +242,26 @@ impl Runtime {
             }
         })
     }
+}
+
+/// Counts a finished job and times its steps. Labels are bounded: recipe names and statuses,
+/// never job ids.
+fn record_metrics(record: &JobRecord) {
+    let status = weft_store::status_text(record.status);
+    metrics::counter!("weft_jobs_finished_total", "recipe" => record.recipe.clone(), "status" => status).increment(1);
+    for step in &record.steps {
+        let seconds = (step.finished_at - step.started_at)
+            .num_microseconds()
+            .unwrap_or(0) as f64
+            / 1e6;
+        metrics::histogram!("weft_step_duration_seconds", "recipe" => record.recipe.clone())
+            .record(seconds.max(0.0));
+    }
+}
+
+/// Counts an accepted event, by the kind of trigger that brought it.
+pub fn event_accepted(trigger: &'static str) {
+    metrics::counter!("weft_events_accepted_total", "trigger" => trigger).increment(1);
 }
 
 /// What a caller waiting for a job gets.

@@ -61,6 +61,7 @@ pub async fn fire_due(runtime: &Runtime) -> Result<(), String> {
                 break;
             }
             runtime.job_queued();
+            crate::event_accepted("schedule");
             previous = at;
             fired += 1;
             tick = schedule.next_after(at);

@@ -68,6 +68,7 @@ pub async fn receive(
         verify_signature(signature, &headers, &body)?;
     }
     let trigger = trigger_value(&method, &path, &headers, query, &body)?;
+    weft_runtime::event_accepted("webhook");
     let job_id = weft_store::new_id();
     match webhook.mode {
         WebhookMode::Async => {

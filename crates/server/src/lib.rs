@@ -38,6 +38,21 @@ impl Default for Settings {
 pub struct AppState {
     pub runtime: Runtime,
     pub settings: Settings,
+    /// Renders the process's metrics; `None` when no recorder is installed.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+/// Installs the process-wide metrics recorder and returns the handle that renders it.
+pub fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    const SECONDS: &[f64] = &[0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full("weft_step_duration_seconds".to_owned()),
+            SECONDS,
+        )
+        .ok()?
+        .install_recorder()
+        .ok()
 }
 
 pub fn router(state: AppState) -> Router {
@@ -67,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .merge(hooks)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics_text))
         .fallback(|| async { ApiError::not_found("route here") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -76,6 +92,30 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .with_state(state)
+}
+
+/// Prometheus text: counters kept as events happen, queue figures read at each scrape. Needs
+/// an API token, like the rest of the API (Prometheus sends one with `authorization`).
+async fn metrics_text(
+    State(state): State<AppState>,
+    _user: auth::CurrentUser,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
+    let Some(handle) = &state.metrics else {
+        return Err(ApiError::not_found("metrics in this process"));
+    };
+    let (depth, oldest) = state.runtime.store().queue_stats().await?;
+    let age = oldest.map_or(0.0, |oldest| {
+        (chrono::Utc::now() - oldest).num_milliseconds().max(0) as f64 / 1000.0
+    });
+    metrics::gauge!("weft_queue_depth").set(depth as f64);
+    metrics::gauge!("weft_queue_oldest_age_seconds").set(age);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        handle.render(),
+    ))
 }
 
 /// Ready when the store answers.

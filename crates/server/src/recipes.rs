@@ -206,6 +206,7 @@ pub async fn run(
         })?;
     }
     let job_id = store.enqueue_job(&stored, &input).await?;
+    weft_runtime::event_accepted("manual");
     state.runtime.job_queued();
     Ok((StatusCode::ACCEPTED, Json(json!({ "job_id": job_id }))).into_response())
 }

@@ -727,6 +727,15 @@ impl Store {
         })
     }
 
+    /// How many jobs wait to run, and since when the oldest has waited: for metrics.
+    pub async fn queue_stats(&self) -> Result<(i64, Option<DateTime<Utc>>)> {
+        let sql = "SELECT COUNT(*), MIN(created_at) FROM jobs WHERE status = 'queued'";
+        Ok(on_pool!(self, pool => {
+            let row = sqlx::query(sql).fetch_one(pool).await?;
+            (row.try_get(0)?, row.try_get(1)?)
+        }))
+    }
+
     /// Jobs waiting to run, for metrics.
     pub async fn queue_depth(&self) -> Result<i64> {
         let sql = "SELECT COUNT(*) FROM jobs WHERE status = 'queued'";

@@ -779,3 +779,48 @@ async fn apply_makes_the_server_match_a_folder_and_the_cli_reads_jobs() {
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn metrics_count_events_jobs_and_the_queue() {
+    let server = Server::start(Backend::Sqlite).await.unwrap();
+    server
+        .api(Method::POST, "/api/v1/recipes", Some(COUNT.to_owned()))
+        .await;
+    let accepted: serde_json::Value = Server::client()
+        .post(server.url("/hooks/orders/new"))
+        .json(&json!({"items": [1, 2]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    server
+        .finished_job(accepted["job_id"].as_str().unwrap())
+        .await;
+    let anonymous = Server::client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let response = Server::client()
+        .get(server.url("/metrics"))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains(r#"weft_events_accepted_total{trigger="webhook"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"weft_jobs_finished_total{recipe="Count",status="succeeded"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("weft_step_duration_seconds_bucket"), "{text}");
+    assert!(text.contains("weft_queue_depth 0"), "{text}");
+    assert!(text.contains("weft_queue_oldest_age_seconds"), "{text}");
+}

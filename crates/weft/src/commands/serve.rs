@@ -74,6 +74,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         runtime.spawn_workers(args.workers.unwrap_or(4 * cores).max(1), stopping.clone());
     workers.push(runtime.spawn_scheduler(stopping.clone()));
     let state = AppState {
+        metrics: weft_server::install_metrics(),
         runtime,
         settings: Settings {
             max_payload_bytes: args.max_payload,
