@@ -42,6 +42,27 @@ pub fn protect_record(
     if level == RecordLevel::Metadata {
         for_each_value(record, |value| *value = Value::Null);
     }
+    for_each_value(record, cut_if_large);
+}
+
+/// Largest payload stored for one value of a record (a step's input or output, a trigger);
+/// larger ones are cut, with an explicit marker.
+pub const MAX_STORED_VALUE_BYTES: usize = 1024 * 1024;
+/// How much of a cut value is kept, to show what it was.
+const PREVIEW_CHARS: usize = 1000;
+
+/// Replaces a value whose JSON is larger than the limit with a marker that says so.
+fn cut_if_large(value: &mut Value) {
+    let Ok(text) = serde_json::to_string(value) else {
+        return;
+    };
+    if text.len() <= MAX_STORED_VALUE_BYTES {
+        return;
+    }
+    *value = serde_json::json!({
+        "[cut]": format!("{} bytes, more than the {} bytes a stored value may hold", text.len(), MAX_STORED_VALUE_BYTES),
+        "preview": weft_recipe::text::shorten(&text, PREVIEW_CHARS),
+    });
 }
 
 /// Every payload of a record: trigger, output, and each step's input and output.
@@ -145,6 +166,8 @@ impl StepMasker {
             record.input = Value::Null;
             record.output = Value::Null;
         }
+        cut_if_large(&mut record.input);
+        cut_if_large(&mut record.output);
         record
     }
 }
@@ -377,6 +400,23 @@ mod tests {
         let mut protected = whole.clone();
         protect_record(&mut protected, &masks, Vec::new(), RecordLevel::Masked);
         assert_eq!(one_by_one, protected.steps);
+    }
+
+    #[test]
+    fn a_payload_over_the_limit_is_cut_with_a_marker() {
+        let mut record = record();
+        record.steps[0].output = json!({"blob": "x".repeat(MAX_STORED_VALUE_BYTES + 10)});
+        protect_record(&mut record, &[], Vec::new(), RecordLevel::Full);
+        let cut = &record.steps[0].output;
+        assert!(
+            cut["[cut]"]
+                .as_str()
+                .unwrap()
+                .contains("more than the 1048576 bytes"),
+            "{cut}"
+        );
+        assert!(cut["preview"].as_str().unwrap().len() < 2000);
+        assert_eq!(record.steps[1].output, json!({"echo": "s3cr3t-value"}));
     }
 
     #[test]

@@ -824,3 +824,70 @@ async fn metrics_count_events_jobs_and_the_queue() {
     assert!(text.contains("weft_queue_depth 0"), "{text}");
     assert!(text.contains("weft_queue_oldest_age_seconds"), "{text}");
 }
+
+#[tokio::test]
+async fn every_accepted_webhook_survives_a_crash_and_runs_once() {
+    use futures::StreamExt;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let mut server = Server::start(Backend::Sqlite).await.unwrap();
+    server
+        .api(Method::POST, "/api/v1/recipes", Some(COUNT.to_owned()))
+        .await;
+    let url = server.url("/hooks/orders/new");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let client = Server::client();
+    let counter = Arc::clone(&accepted);
+    let sending = tokio::spawn(async move {
+        futures::stream::iter(0..1000)
+            .map(|n| {
+                let client = client.clone();
+                let url = url.clone();
+                let counter = Arc::clone(&counter);
+                async move {
+                    let response = client
+                        .post(&url)
+                        .json(&json!({"items": [n]}))
+                        .send()
+                        .await
+                        .ok()?;
+                    if response.status() != 202 {
+                        return None;
+                    }
+                    let body: serde_json::Value = response.json().await.ok()?;
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    body["job_id"].as_str().map(str::to_owned)
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await
+    });
+    while accepted.load(Ordering::Relaxed) < 250 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    server.crash_and_restart();
+    let job_ids: Vec<String> = sending.await.unwrap().into_iter().flatten().collect();
+    assert!(
+        job_ids.len() >= 250,
+        "only {} requests were accepted",
+        job_ids.len()
+    );
+    for id in &job_ids {
+        let job = server.finished_job(id).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        let steps: Vec<&str> = job["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|step| step["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(steps, ["count"], "{job}");
+        assert_eq!(job["output"]["items"], 1);
+    }
+    let (_, listed) = server
+        .api(Method::GET, "/api/v1/jobs?limit=500&status=succeeded", None)
+        .await;
+    assert!(!listed["jobs"].as_array().unwrap().is_empty());
+}

@@ -33,8 +33,10 @@ impl Server {
             ],
             Backend::Postgres => vec!["--database".to_owned(), postgres_schema().await?],
         };
-        // Short leases, so that crash tests see jobs taken over quickly.
+        // Short leases, so that crash tests see jobs taken over quickly; a fixed port, so that
+        // clients reach the server again after a restart.
         store_args.extend(["--job-lease".to_owned(), "2s".to_owned()]);
+        store_args.extend(["--listen".to_owned(), format!("127.0.0.1:{}", free_port())]);
         let (child, base) = launch(&store_args);
         let mut server = Server {
             base,
@@ -145,12 +147,20 @@ impl Drop for Server {
     }
 }
 
+/// A port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
 /// Starts `weft serve` on a free port; returns the process and its base URL.
 fn launch(store_args: &[String]) -> (Child, String) {
     let mut child = weft()
         .arg("serve")
         .args(store_args)
-        .args(["--listen", "127.0.0.1:0", "--allow-private-network"])
+        .args(["--allow-private-network"])
         .env("WEFT_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
