@@ -7,6 +7,7 @@
 mod jq_runner;
 pub mod mask;
 mod retry;
+pub use retry::delay_before as retry_delay;
 mod run;
 mod scope;
 

@@ -19,6 +19,8 @@ pub struct Recipe {
     pub concurrency: Option<u32>,
     pub on_failure: Option<OnFailure>,
     pub retention: Option<Retention>,
+    /// Runs a failed job again (from its failed step) this many times in all, by `weft serve`.
+    pub retry: Option<Retry>,
     pub mask: Vec<MaskPath>,
 }
 

@@ -184,6 +184,14 @@ impl Runtime {
             }
             return;
         }
+        if let Some(run_after) = self.retry_at(&job, &outcome).await {
+            match store.retry_job(&job.id, &self.inner.owner, run_after).await {
+                Ok(_) => return,
+                Err(error) => {
+                    tracing::error!(%error, job = %job.id, "cannot queue a job's next attempt; recording its failure")
+                }
+            }
+        }
         match store.finish_job(&outcome.record, &self.inner.owner).await {
             Ok(true) => {}
             Ok(false) => {
@@ -206,6 +214,42 @@ impl Runtime {
         if let Some(waiter) = waiter {
             let _ = waiter.send(Answer::Finished(Box::new(outcome)));
         }
+    }
+
+    /// When a failed job should be tried again under its recipe's `retry`, if it should: not
+    /// when a `stop` step failed it, nor after its last attempt.
+    async fn retry_at(
+        &self,
+        job: &ClaimedJob,
+        outcome: &JobOutcome,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        if outcome.record.status != JobStatus::Failed {
+            return None;
+        }
+        if outcome
+            .record
+            .error
+            .as_ref()
+            .is_some_and(|error| error.kind == ErrorKind::Stopped)
+        {
+            return None;
+        }
+        let recipe = self
+            .inner
+            .recipes
+            .version(&job.recipe_id, job.recipe_version)
+            .await
+            .ok()?;
+        let retry = recipe.retry.as_ref()?;
+        let attempt = u32::try_from(job.attempt).unwrap_or(u32::MAX);
+        if attempt >= retry.attempts {
+            return None;
+        }
+        let delay = weft_engine::retry_delay(retry, attempt + 1);
+        Some(
+            chrono::Utc::now()
+                + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(1)),
+        )
     }
 
     /// The compiled recipe of a job, and the steps its earlier runs finished.

@@ -65,6 +65,7 @@ pub async fn create(
         .store()
         .create_recipe(&recipe.name, &source, webhook_path(&recipe))
         .await?;
+    save_concurrency(&state, &stored.id, &recipe).await?;
     Ok((StatusCode::CREATED, Json(recipe_json(&stored, true))).into_response())
 }
 
@@ -81,7 +82,18 @@ pub async fn replace(
         .update_recipe(&id, &recipe.name, &source, webhook_path(&recipe))
         .await?
         .ok_or_else(|| ApiError::not_found("recipe with this id"))?;
+    save_concurrency(&state, &stored.id, &recipe).await?;
     Ok(Json(recipe_json(&stored, true)))
+}
+
+/// The recipe's `concurrency`, where the queue can see it.
+async fn save_concurrency(state: &AppState, id: &str, recipe: &Recipe) -> Result<(), ApiError> {
+    let max_running = recipe.concurrency.map(i64::from);
+    Ok(state
+        .runtime
+        .store()
+        .set_recipe_concurrency(id, max_running)
+        .await?)
 }
 
 pub async fn list(

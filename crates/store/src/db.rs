@@ -33,6 +33,20 @@ macro_rules! recipe_select {
     };
 }
 
+/// The jobs a worker may claim at time `$now`: queued or woken ones that are due, and running
+/// ones whose worker's lease ran out; not those of a recipe already running its `concurrency`.
+macro_rules! ready_jobs {
+    ($now:literal) => {
+        concat!(
+            "FROM jobs j LEFT JOIN recipes r ON r.id = j.recipe_id \
+             WHERE ((j.status IN ('queued', 'waiting') AND j.run_after <= ", $now, ") \
+                 OR (j.status = 'running' AND j.lease_until < ", $now, ")) \
+             AND (r.max_running IS NULL OR (SELECT COUNT(*) FROM jobs k WHERE k.recipe_id = j.recipe_id \
+                 AND k.status = 'running' AND k.lease_until >= ", $now, ") < r.max_running)"
+        )
+    };
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the database could not be reached or answered with an error: {0}")]
@@ -384,6 +398,28 @@ impl Store {
             .iter().map(version_from).collect())
     }
 
+    /// Sets how many jobs of a recipe may run at once (`None`: no bound).
+    pub async fn set_recipe_concurrency(&self, id: &str, max_running: Option<i64>) -> Result<()> {
+        let sql = "UPDATE recipes SET max_running = $2 WHERE id = $1";
+        on_pool!(self, pool => sqlx::query(sql).bind(id).bind(max_running).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Puts a failed job back in the queue for another attempt at `run_after`, keeping the
+    /// steps it finished; false when `owner` no longer holds its lease.
+    pub async fn retry_job(
+        &self,
+        job_id: &str,
+        owner: &str,
+        run_after: DateTime<Utc>,
+    ) -> Result<bool> {
+        let sql = "UPDATE jobs SET status = 'queued', run_after = $3, lease_owner = NULL, lease_until = NULL \
+                   WHERE id = $1 AND lease_owner = $2 AND status = 'running'";
+        let done = on_pool!(self, pool => sqlx::query(sql).bind(job_id).bind(owner).bind(run_after)
+            .execute(pool).await?.rows_affected());
+        Ok(done > 0)
+    }
+
     /// Turns a recipe on or off; false when there is no such recipe.
     pub async fn set_recipe_enabled(&self, id: &str, enabled: bool) -> Result<bool> {
         let sql = "UPDATE recipes SET enabled = $2, updated_at = $3 WHERE id = $1";
@@ -438,8 +474,11 @@ impl Store {
         let now = Utc::now();
         let until =
             now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
-        let pick = "SELECT id FROM jobs WHERE (status IN ('queued', 'waiting') AND run_after <= $1) \
-                    OR (status = 'running' AND lease_until < $1) ORDER BY run_after LIMIT 1";
+        let pick = concat!(
+            "SELECT j.id ",
+            ready_jobs!("$1"),
+            " ORDER BY j.run_after LIMIT 1"
+        );
         let claim = "UPDATE jobs SET status = 'running', lease_owner = $2, lease_until = $3, attempt = attempt + CASE WHEN status = 'waiting' THEN 0 ELSE 1 END, \
                      started_at = COALESCE(started_at, $4) WHERE id = $1 \
                      RETURNING id, recipe_id, recipe_version, trigger, attempt";
@@ -478,11 +517,14 @@ impl Store {
             }
             Backend::Postgres(pool) => {
                 // Many processes: the pick skips rows another worker is claiming.
-                let sql = "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = $2, attempt = attempt + CASE WHEN status = 'waiting' THEN 0 ELSE 1 END, \
-                     started_at = COALESCE(started_at, $3) WHERE id = (SELECT id FROM jobs \
-                     WHERE (status IN ('queued', 'waiting') AND run_after <= $3) OR (status = 'running' AND lease_until < $3) \
-                     ORDER BY run_after LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                     RETURNING id, recipe_id, recipe_version, trigger, attempt";
+                let sql = concat!(
+                    "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = $2, \
+                     attempt = attempt + CASE WHEN status = 'waiting' THEN 0 ELSE 1 END, \
+                     started_at = COALESCE(started_at, $3) WHERE id = (SELECT j.id ",
+                    ready_jobs!("$3"),
+                    " ORDER BY j.run_after LIMIT 1 FOR UPDATE OF j SKIP LOCKED) \
+                     RETURNING id, recipe_id, recipe_version, trigger, attempt"
+                );
                 sqlx::query(sql)
                     .bind(owner)
                     .bind(until)

@@ -891,3 +891,97 @@ async fn every_accepted_webhook_survives_a_crash_and_runs_once() {
         .await;
     assert!(!listed["jobs"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_failed_job_is_retried_by_its_recipes_policy_from_the_failed_step() {
+    let server = Server::start(Backend::Sqlite).await.unwrap();
+    let remote = crate::support::http_server::TestServer::start();
+    let recipe = "name: Retried\ntrigger:\n  webhook: { path: retried }\nretry: { attempts: 3, backoff: fixed, delay: 100ms }\nsteps:\n  - id: once\n    action: http.request\n    input: { url: \"{{ trigger.body.counter }}\" }\n  - id: flaky\n    action: http.request\n    input: { url: \"{{ trigger.body.flaky }}\" }\noutput: { once: \"{{ steps.once.output.body.call }}\", flaky: \"{{ steps.flaky.output.body.call }}\" }\n";
+    let (status, created) = server
+        .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let (once, flaky) = (weft_store::new_id(), weft_store::new_id());
+    let accepted: serde_json::Value = Server::client()
+        .post(server.url("/hooks/retried"))
+        .json(&json!({"counter": format!("{}/flaky/{once}/0", remote.base), "flaky": format!("{}/flaky/{flaky}/2", remote.base)}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let job = server
+        .finished_job(accepted["job_id"].as_str().unwrap())
+        .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    // The flaky step failed twice and succeeded on the job's third attempt; the step before
+    // it ran once.
+    assert_eq!(job["output"], json!({"once": 1, "flaky": 3}));
+}
+
+#[tokio::test]
+async fn a_recipes_concurrency_bounds_its_running_jobs() {
+    let server = Server::start(Backend::Sqlite).await.unwrap();
+    let recipe = "name: One at a time\ntrigger:\n  webhook: { path: single }\nconcurrency: 1\nsteps:\n  - id: pause\n    wait: 300ms\n";
+    server
+        .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
+        .await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let accepted: serde_json::Value = Server::client()
+            .post(server.url("/hooks/single"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(accepted["job_id"].as_str().unwrap().to_owned());
+    }
+    let mut spans = Vec::new();
+    for id in &ids {
+        let job = server.finished_job(id).await;
+        let start: chrono::DateTime<chrono::Utc> = job["steps"][0]["started_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let end: chrono::DateTime<chrono::Utc> = job["steps"][0]["finished_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        spans.push((start, end));
+    }
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(pair[1].0 >= pair[0].1, "two jobs ran at once: {spans:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_call_step_runs_another_saved_recipe() {
+    let server = Server::start(Backend::Sqlite).await.unwrap();
+    let child = "name: Price quote\ntrigger:\n  manual:\n    input_schema: { type: object, required: [amount] }\nsteps:\n  - id: tax\n    transform: '.trigger.amount * 2'\noutput: { gross: '{{ steps.tax.output }}' }\n";
+    let parent = "name: Quote parent\ntrigger: { manual: {} }\nsteps:\n  - id: quote\n    call: Price quote\n    input: { amount: '{{ trigger.amount }}' }\noutput: '{{ steps.quote.output }}'\n";
+    server
+        .api(Method::POST, "/api/v1/recipes", Some(child.to_owned()))
+        .await;
+    let (_, created) = server
+        .api(Method::POST, "/api/v1/recipes", Some(parent.to_owned()))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let (status, accepted) = server
+        .api(
+            Method::POST,
+            &format!("/api/v1/recipes/{id}/run"),
+            Some(r#"{"amount": 21}"#.to_owned()),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let job = server
+        .finished_job(accepted["job_id"].as_str().unwrap())
+        .await;
+    assert_eq!(job["output"], json!({"gross": 42}), "{job}");
+}

@@ -51,6 +51,7 @@ const RECIPE_KEYS: &[&str] = &[
     "concurrency",
     "on_failure",
     "retention",
+    "retry",
     "mask",
 ];
 
@@ -175,6 +176,7 @@ impl<'a> Compiler<'a> {
             .take("on_failure")
             .and_then(|node| self.on_failure(node));
         let retention = map.take("retention").and_then(|node| self.retention(node));
+        let retry = map.take("retry").and_then(|node| self.retry(node));
         let mut mask = map
             .take("mask")
             .map(|node| self.mask(node))
@@ -192,6 +194,7 @@ impl<'a> Compiler<'a> {
             concurrency,
             on_failure,
             retention,
+            retry,
             mask,
         })
     }

@@ -442,7 +442,7 @@ impl Compiler<'_> {
         Some(StepKind::Stop { failed, reason })
     }
 
-    fn retry(&mut self, node: &Node) -> Option<Retry> {
+    pub(super) fn retry(&mut self, node: &Node) -> Option<Retry> {
         let mut map = MapReader::open(self, node, "retry")?;
         let attempts = map
             .require(self, "attempts")

@@ -356,7 +356,7 @@ fn json_recipes_compile_too() {
     assert_eq!(
         problems(text),
         vec![
-            "1:99: unknown key `extra` in a recipe (known keys: name, description, trigger, vars, steps, output, concurrency, on_failure, retention, mask)"
+            "1:99: unknown key `extra` in a recipe (known keys: name, description, trigger, vars, steps, output, concurrency, on_failure, retention, retry, mask)"
         ]
     );
 }
