@@ -91,6 +91,18 @@ fn apply_mask(record: &mut JobRecord, mask: &MaskPath, found: &mut Vec<Value>) {
     }
 }
 
+/// Masks an event by the recipe's `trigger.…` paths, and every copy of a masked value in it.
+pub fn protect_trigger(masks: &[MaskPath], trigger: &mut Value) {
+    let mut found = Vec::new();
+    for mask in masks.iter().filter(|mask| mask.segments[0] == "trigger") {
+        mask_at(trigger, &mask.segments[1..], &mut found);
+    }
+    let needles = scrub_list(found);
+    if !needles.is_empty() {
+        scrub(trigger, &needles);
+    }
+}
+
 /// Applies a `steps.…` mask to one step record, if it names that step.
 fn mask_step(step: &mut StepRecord, mask: &MaskPath, found: &mut Vec<Value>) {
     let segments = &mask.segments;

@@ -62,12 +62,25 @@ pub async fn show(
     _user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let record = state
-        .runtime
-        .store()
+    let store = state.runtime.store();
+    let mut record = store
         .job(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("job with this id"))?;
+    if !record.status.is_final() {
+        // Until the job ends, its stored event is the raw one it runs on: show it masked.
+        let masks = match store.job_origin(&id).await? {
+            Some((recipe_id, version)) => state
+                .runtime
+                .recipes()
+                .version(&recipe_id, version)
+                .await
+                .map(|recipe| recipe.mask.clone())
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        weft_engine::mask::protect_trigger(&masks, &mut record.trigger);
+    }
     Ok(Json(serde_json::to_value(record).unwrap_or(Value::Null)))
 }
 
@@ -108,6 +121,27 @@ pub async fn rerun_many(
         from: Option<String>,
         version: Option<String>,
     }
+    // A misspelt filter key must not widen the selection to every job.
+    const KEYS: &[&str] = &[
+        "recipe", "status", "since", "until", "before", "limit", "from", "version",
+    ];
+    let keys: serde_json::Map<String, Value> = serde_json::from_str(&body).map_err(|error| {
+        ApiError::bad_request(format!("the request is not a JSON object: {error}"))
+    })?;
+    if let Some(unknown) = keys.keys().find(|key| !KEYS.contains(&key.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "unknown key `{unknown}` (known: {})",
+            KEYS.join(", ")
+        )));
+    }
+    if !["recipe", "status", "since", "until"]
+        .iter()
+        .any(|key| keys.contains_key(*key))
+    {
+        return Err(ApiError::bad_request(
+            "a bulk rerun needs a filter: recipe, status, since or until",
+        ));
+    }
     let bulk: Bulk = if body.trim().is_empty() {
         return Err(ApiError::bad_request(
             "a bulk rerun needs a filter, such as {\"status\": \"failed\"}",
@@ -120,8 +154,7 @@ pub async fn rerun_many(
         from: bulk.from,
         version: bulk.version,
     };
-    let mut filter = job_filter(bulk.filter)?;
-    filter.limit = 1000;
+    let filter = job_filter(bulk.filter)?;
     let selected = state.runtime.store().jobs(&filter).await?;
     let mut started = Vec::new();
     let mut skipped = Vec::new();
@@ -206,7 +239,14 @@ async fn rerun_one(state: &AppState, id: &str, request: &RerunRequest) -> Result
         "failed" => original
             .steps
             .iter()
-            .position(|step| step.status == StepStatus::Failed)
+            .position(|step| {
+                // The step that failed the job, not one that failed and was let go.
+                let failed_job = original
+                    .error
+                    .as_ref()
+                    .and_then(|error| error.step.as_deref());
+                step.status == StepStatus::Failed && failed_job.is_none_or(|id| id == step.id)
+            })
             .ok_or_else(|| {
                 ApiError::new(
                     StatusCode::CONFLICT,

@@ -62,7 +62,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(matches!(cli.command, Command::Serve(_)));
+    let serving = matches!(cli.command, Command::Serve(_));
+    if !serving {
+        stop_quietly_on_closed_pipe();
+    }
+    init_logging(serving);
     match cli.command {
         Command::Validate { files } => commands::validate::validate(&files),
         Command::Run(args) => commands::run::run(args),
@@ -83,6 +87,16 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(_) => ExitCode::FAILURE,
         },
+    }
+}
+
+/// A command whose reader goes away (`weft … | head`) ends quietly, as other command-line
+/// tools do, instead of failing on its next line. The server keeps ignoring SIGPIPE: a client
+/// hanging up must not stop it.
+fn stop_quietly_on_closed_pipe() {
+    // SAFETY: restores the default action of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

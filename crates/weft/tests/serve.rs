@@ -985,3 +985,47 @@ async fn a_call_step_runs_another_saved_recipe() {
         .await;
     assert_eq!(job["output"], json!({"gross": 42}), "{job}");
 }
+
+#[tokio::test]
+async fn a_running_jobs_event_is_shown_masked_and_bulk_reruns_need_a_filter() {
+    let server = Server::start(Backend::Sqlite).await.unwrap();
+    let recipe = "name: Masked wait\ntrigger:\n  webhook: { path: masked-wait }\nmask: [trigger.body.card]\nsteps:\n  - id: pause\n    wait: 1h\n";
+    server
+        .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
+        .await;
+    let accepted: serde_json::Value = Server::client()
+        .post(server.url("/hooks/masked-wait"))
+        .header("authorization", "Bearer sekrit-caller-token")
+        .json(&json!({"card": "4111111111111111"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (_, job) = server
+        .api(
+            Method::GET,
+            &format!("/api/v1/jobs/{}", accepted["job_id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    let shown = job.to_string();
+    assert!(
+        !shown.contains("4111111111111111") && !shown.contains("sekrit-caller-token"),
+        "{shown}"
+    );
+
+    let (status, refused) = server
+        .api(
+            Method::POST,
+            "/api/v1/jobs/rerun",
+            Some(r#"{"stauts": "failed"}"#.to_owned()),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    let (status, refused) = server
+        .api(Method::POST, "/api/v1/jobs/rerun", Some("{}".to_owned()))
+        .await;
+    assert_eq!(status, 400, "{refused}");
+}
