@@ -43,17 +43,7 @@ pub async fn receive(
         .recipe_for_webhook(&path)
         .await?
         .ok_or_else(|| ApiError::not_found(&format!("enabled recipe listens on /hooks/{path}")))?;
-    let recipe = runtime
-        .recipes()
-        .version(&stored.id, stored.version)
-        .await
-        .map_err(|message| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "recipe_unavailable",
-                message,
-            )
-        })?;
+    let recipe = state.compiled(&stored).await?;
     let Trigger::Webhook(webhook) = &recipe.trigger else {
         return Err(ApiError::not_found("webhook trigger on this path"));
     };

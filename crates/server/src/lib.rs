@@ -42,6 +42,26 @@ pub struct AppState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
+impl AppState {
+    /// The compiled current version of a stored recipe.
+    pub(crate) async fn compiled(
+        &self,
+        stored: &weft_store::StoredRecipe,
+    ) -> Result<std::sync::Arc<weft_recipe::Recipe>, ApiError> {
+        self.runtime
+            .recipes()
+            .version(&stored.id, stored.version)
+            .await
+            .map_err(|message| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "recipe_unavailable",
+                    message,
+                )
+            })
+    }
+}
+
 /// Installs the process-wide metrics recorder and returns the handle that renders it.
 pub fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
     const SECONDS: &[f64] = &[0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0];

@@ -198,18 +198,7 @@ pub async fn run(
         .recipe(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("recipe with this id"))?;
-    let recipe = state
-        .runtime
-        .recipes()
-        .version(&stored.id, stored.version)
-        .await
-        .map_err(|message| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "recipe_unavailable",
-                message,
-            )
-        })?;
+    let recipe = state.compiled(&stored).await?;
     if let Trigger::Manual(manual) = &recipe.trigger
         && let Some(schema) = &manual.input_schema
     {

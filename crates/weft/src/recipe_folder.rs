@@ -33,19 +33,9 @@ impl RecipeFolder {
 
     fn scan(&self) -> Scan {
         let mut scan = Scan::default();
-        let Ok(entries) = std::fs::read_dir(&self.folder) else {
+        let Ok(paths) = crate::commands::recipe_files(&self.folder) else {
             return scan;
         };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|entry| entry.path())
-            .filter(|path| {
-                path.extension()
-                    .and_then(|ext| ext.to_str())
-                    .is_some_and(|ext| matches!(ext, "yaml" | "yml" | "json"))
-            })
-            .collect();
-        paths.sort();
         for path in paths {
             let Ok(text) = std::fs::read_to_string(&path) else {
                 continue;

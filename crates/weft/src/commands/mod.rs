@@ -52,6 +52,33 @@ pub fn print_problems(path: &Path, problems: &Problems) {
     }
 }
 
+/// The recipe files of a folder (`.yaml`, `.yml`, `.json`), in name order.
+pub fn recipe_files(folder: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(folder)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.extension()
+                .and_then(|ext| ext.to_str())
+                .is_some_and(|ext| matches!(ext, "yaml" | "yml" | "json"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The connectors' options for a command that may open private networks.
+pub fn connector_options(allow_private_network: bool) -> ConnectorOptions {
+    ConnectorOptions {
+        http: weft_connectors::http::HttpOptions {
+            network: weft_connectors::http::NetworkPolicy {
+                allow_private: allow_private_network,
+            },
+            ..Default::default()
+        },
+    }
+}
+
 pub fn invalid() -> ExitCode {
     ExitCode::from(EXIT_INVALID)
 }

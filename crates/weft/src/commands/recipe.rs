@@ -190,7 +190,8 @@ pub async fn apply(
     prune: bool,
     server: &ServerArgs,
 ) -> anyhow::Result<()> {
-    let files = recipe_files(folder)?;
+    let files = super::recipe_files(folder)
+        .with_context(|| format!("cannot read the folder {}", folder.display()))?;
     let local = read_recipes(&files)?;
     let client = Client::new(server)?;
     let remote = remote_by_name(&client).await?;
@@ -236,19 +237,4 @@ pub async fn apply(
         }
     }
     Ok(())
-}
-
-fn recipe_files(folder: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
-        .with_context(|| format!("cannot read the folder {}", folder.display()))?
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|path| {
-            path.extension()
-                .and_then(|ext| ext.to_str())
-                .is_some_and(|ext| matches!(ext, "yaml" | "yml" | "json"))
-        })
-        .collect();
-    files.sort();
-    Ok(files)
 }

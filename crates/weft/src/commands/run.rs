@@ -8,8 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use weft_connectors::ConnectorOptions;
-use weft_connectors::http::{HttpOptions, NetworkPolicy};
 use weft_engine::{Engine, JqRunner, Limits};
 use weft_store::JobStatus;
 
@@ -43,14 +41,7 @@ pub fn run(args: RunArgs) -> ExitCode {
 }
 
 fn prepare_and_run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let options = ConnectorOptions {
-        http: HttpOptions {
-            network: NetworkPolicy {
-                allow_private: args.allow_private_network,
-            },
-            ..HttpOptions::default()
-        },
-    };
+    let options = super::connector_options(args.allow_private_network);
     let registry = registry(&options)?;
     let recipe = match load_recipe(&args.file, &registry) {
         Loaded::Recipe(recipe) => recipe,

@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-use weft_connectors::ConnectorOptions;
-use weft_connectors::http::{HttpOptions, NetworkPolicy};
 use weft_engine::{Engine, JqRunner, Limits, NoConnections};
 use weft_runtime::{RecipeCache, Runtime, StoreLibrary};
 use weft_server::{AppState, Settings};
@@ -43,14 +41,7 @@ pub struct ServeArgs {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = args.store.open().await?;
-    let options = ConnectorOptions {
-        http: HttpOptions {
-            network: NetworkPolicy {
-                allow_private: args.allow_private_network,
-            },
-            ..HttpOptions::default()
-        },
-    };
+    let options = super::connector_options(args.allow_private_network);
     let registry = registry(&options)?;
     let recipes = RecipeCache::new(store.clone(), registry.clone());
     let jq = std::env::current_exe()
