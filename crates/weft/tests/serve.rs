@@ -300,15 +300,12 @@ on_both_backends!(
             .api(Method::POST, "/api/v1/recipes", Some(WAITS.to_owned()))
             .await;
         let key = weft_store::new_id();
-        let accepted: serde_json::Value = Server::client()
-            .post(server.url("/hooks/waits"))
-            .json(&json!({"counter": format!("{}/flaky/{key}/0", counter.base)}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let accepted: serde_json::Value = server
+            .hook(
+                "/hooks/waits",
+                json!({"counter": format!("{}/flaky/{key}/0", counter.base)}),
+            )
+            .await;
         let job_id = accepted["job_id"].as_str().unwrap().to_owned();
         let mut saw_waiting = false;
         for _ in 0..40 {
@@ -360,15 +357,7 @@ on_both_backends!(
             )
             .await;
         let key = weft_store::new_id();
-        let accepted: serde_json::Value = Server::client()
-        .post(server.url("/hooks/slow"))
-        .json(&json!({"counter": format!("{}/flaky/{key}/0", remote.base), "slow": format!("{}/slow", remote.base)}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        let accepted: serde_json::Value = server.hook("/hooks/slow", json!({"counter": format!("{}/flaky/{key}/0", remote.base), "slow": format!("{}/slow", remote.base)})).await;
         let job_id = accepted["job_id"].as_str().unwrap().to_owned();
         // The first step is done and the second (3 s) is under way when the server dies.
         tokio::time::sleep(std::time::Duration::from_millis(800)).await;
@@ -465,15 +454,9 @@ on_both_backends!(
         let recipe_id = created["id"].as_str().unwrap().to_owned();
         let key = weft_store::new_id();
         let counter = format!("{}/flaky/{key}/0", remote.base);
-        let accepted: serde_json::Value = Server::client()
-            .post(server.url("/hooks/second"))
-            .json(&json!({"counter": counter, "ok": false}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let accepted: serde_json::Value = server
+            .hook("/hooks/second", json!({"counter": counter, "ok": false}))
+            .await;
         let failed_id = accepted["job_id"].as_str().unwrap().to_owned();
         let failed = server.finished_job(&failed_id).await;
         assert_eq!(failed["status"], "failed", "{failed}");
@@ -750,15 +733,9 @@ async fn apply_makes_the_server_match_a_folder_and_the_cli_reads_jobs() {
     );
     std::fs::remove_file(folder.path().join("broken.yaml")).unwrap();
 
-    let accepted: serde_json::Value = Server::client()
-        .post(server.url("/hooks/orders/new"))
-        .json(&json!({"items": [1]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let accepted: serde_json::Value = server
+        .hook("/hooks/orders/new", json!({"items": [1]}))
+        .await;
     let job_id = accepted["job_id"].as_str().unwrap();
     server.finished_job(job_id).await;
     let (_, jobs, _) = cli(&server, &["job", "list", "--recipe", "Count"]);
@@ -786,15 +763,9 @@ async fn metrics_count_events_jobs_and_the_queue() {
     server
         .api(Method::POST, "/api/v1/recipes", Some(COUNT.to_owned()))
         .await;
-    let accepted: serde_json::Value = Server::client()
-        .post(server.url("/hooks/orders/new"))
-        .json(&json!({"items": [1, 2]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let accepted: serde_json::Value = server
+        .hook("/hooks/orders/new", json!({"items": [1, 2]}))
+        .await;
     server
         .finished_job(accepted["job_id"].as_str().unwrap())
         .await;
@@ -902,15 +873,7 @@ async fn a_failed_job_is_retried_by_its_recipes_policy_from_the_failed_step() {
         .await;
     assert_eq!(status, 201, "{created}");
     let (once, flaky) = (weft_store::new_id(), weft_store::new_id());
-    let accepted: serde_json::Value = Server::client()
-        .post(server.url("/hooks/retried"))
-        .json(&json!({"counter": format!("{}/flaky/{once}/0", remote.base), "flaky": format!("{}/flaky/{flaky}/2", remote.base)}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let accepted: serde_json::Value = server.hook("/hooks/retried", json!({"counter": format!("{}/flaky/{once}/0", remote.base), "flaky": format!("{}/flaky/{flaky}/2", remote.base)})).await;
     let job = server
         .finished_job(accepted["job_id"].as_str().unwrap())
         .await;

@@ -125,6 +125,16 @@ impl Server {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// Posts JSON (or nothing, for null) to a webhook and returns the JSON answer.
+    pub async fn hook(&self, path: &str, body: Value) -> Value {
+        let mut request = Self::client().post(self.url(path));
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the server answers");
+        response.json().await.expect("a JSON answer")
+    }
+
     /// Waits until a job has ended and returns its record.
     pub async fn finished_job(&self, id: &str) -> Value {
         for _ in 0..200 {
