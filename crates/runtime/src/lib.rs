@@ -216,8 +216,8 @@ impl Runtime {
         }
     }
 
-    /// When a failed job should be tried again under its recipe's `retry`, if it should: not
-    /// when a `stop` step failed it, nor after its last attempt.
+    /// When a failed job should be tried again under its recipe's `retry`, if it should: only
+    /// for failures another try may cure, and not after its last attempt.
     async fn retry_at(
         &self,
         job: &ClaimedJob,
@@ -226,12 +226,15 @@ impl Runtime {
         if outcome.record.status != JobStatus::Failed {
             return None;
         }
-        if outcome
-            .record
-            .error
-            .as_ref()
-            .is_some_and(|error| error.kind == ErrorKind::Stopped)
-        {
+        // Only failures that another try may cure: the other system, a time limit, Weft
+        // itself. A validation or expression failure would fail the same way again.
+        let curable = outcome.record.error.as_ref().is_some_and(|error| {
+            matches!(
+                error.kind,
+                ErrorKind::Connector | ErrorKind::Timeout | ErrorKind::Internal
+            )
+        });
+        if !curable {
             return None;
         }
         let recipe = self

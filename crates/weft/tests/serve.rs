@@ -992,3 +992,27 @@ async fn a_running_jobs_event_is_shown_masked_and_bulk_reruns_need_a_filter() {
         .await;
     assert_eq!(status, 400, "{refused}");
 }
+
+#[tokio::test]
+async fn a_failure_that_cannot_heal_is_not_retried() {
+    let server = Server::start(Backend::Sqlite).await.unwrap();
+    let recipe = "name: Broken maths\ntrigger:\n  webhook: { path: maths }\nretry: { attempts: 3, backoff: fixed, delay: 100ms }\nsteps:\n  - id: divide\n    transform: 'error(\"failed on attempt \\(.job.attempt)\")'\n";
+    let (status, created) = server
+        .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let accepted = server.hook("/hooks/maths", json!({})).await;
+    let job = server
+        .finished_job(accepted["job_id"].as_str().unwrap())
+        .await;
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["error"]["kind"], "expression");
+    // An expression failure fails the same way every time: it ends on its first run.
+    assert!(
+        job["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed on attempt 1"),
+        "{job}"
+    );
+}
