@@ -670,9 +670,30 @@ impl Store {
         };
         let sql = "UPDATE jobs SET status = 'failed', error = $2, finished_at = $3, lease_owner = NULL, lease_until = NULL \
                    WHERE id = $1 AND status IN ('queued', 'waiting')";
-        let done = on_pool!(self, pool => sqlx::query(sql).bind(job_id).bind(Json(&error)).bind(Utc::now())
-            .execute(pool).await?.rows_affected());
-        Ok(done > 0)
+        let progress = "SELECT record FROM job_progress WHERE job_id = $1";
+        let forget = "DELETE FROM job_progress WHERE job_id = $1";
+        let step = "INSERT INTO job_steps (job_id, seq, record) VALUES ($1, $2, $3)";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query(sql).bind(job_id).bind(Json(&error)).bind(Utc::now())
+                .execute(&mut *tx).await?.rows_affected();
+            if done == 0 {
+                return Ok(false);
+            }
+            // The steps a waiting job had finished become its record, in the order they ran.
+            let mut finished = Vec::new();
+            for row in sqlx::query(progress).bind(job_id).fetch_all(&mut *tx).await? {
+                let Json(record): Json<StepRecord> = row.try_get(0)?;
+                finished.push(record);
+            }
+            finished.sort_by_key(|record| record.started_at);
+            for (seq, record) in finished.iter().enumerate() {
+                sqlx::query(step).bind(job_id).bind(seq as i64).bind(Json(record)).execute(&mut *tx).await?;
+            }
+            sqlx::query(forget).bind(job_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
     /// Notes a step that a running job finished (masked), replacing an earlier note of it.

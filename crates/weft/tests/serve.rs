@@ -533,7 +533,7 @@ on_both_backends!(
 on_both_backends!(
     a_waiting_job_can_be_cancelled,
     |server: Server| async move {
-        let recipe = "name: Long wait\ntrigger:\n  webhook: { path: long }\nsteps:\n  - id: pause\n    wait: 1h\n";
+        let recipe = "name: Long wait\ntrigger:\n  webhook: { path: long }\nsteps:\n  - id: first\n    set: { ready: true }\n  - id: pause\n    wait: 1h\n";
         server
             .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
             .await;
@@ -563,6 +563,14 @@ on_both_backends!(
         );
         let job = server.finished_job(&id).await;
         assert_eq!(job["error"]["kind"], "stopped");
+        // What the job did before it was cancelled stays in its record.
+        let steps: Vec<&str> = job["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|step| step["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(steps, ["first", "pause"], "{job}");
         let (status, refused) = server
             .api(Method::POST, &format!("/api/v1/jobs/{id}/cancel"), None)
             .await;
