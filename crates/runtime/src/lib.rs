@@ -14,7 +14,6 @@ use weft_engine::{Engine, JobOutcome, StepLog};
 use weft_store::{ClaimedJob, ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, Store};
 
 pub use recipes::{RecipeCache, StoreLibrary};
-pub use schedule::CATCH_UP;
 
 /// How long a claimed job is a worker's before another may take it over, by default; renewed
 /// while the job runs, so it only runs out when the worker is gone.

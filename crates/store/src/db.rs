@@ -798,12 +798,6 @@ impl Store {
             (row.try_get(0)?, row.try_get(1)?)
         }))
     }
-
-    /// Jobs waiting to run, for metrics.
-    pub async fn queue_depth(&self) -> Result<i64> {
-        let sql = "SELECT COUNT(*) FROM jobs WHERE status = 'queued'";
-        Ok(on_pool!(self, pool => sqlx::query(sql).fetch_one(pool).await?.try_get(0)?))
-    }
 }
 
 enum Bind {

@@ -189,7 +189,7 @@ both_backends!(
             .unwrap();
         let first = store.enqueue_job(&recipe, &json!({"n": 1})).await.unwrap();
         let second = store.enqueue_job(&recipe, &json!({"n": 2})).await.unwrap();
-        assert_eq!(store.queue_depth().await.unwrap(), 2);
+        assert_eq!(store.queue_stats().await.unwrap().0, 2);
 
         let claimed = store
             .claim_job("worker-a", Duration::from_secs(60))
