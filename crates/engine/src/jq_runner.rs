@@ -83,6 +83,11 @@ impl JqRunner {
         collect: bool,
         limit: Duration,
     ) -> Result<Value, JqFailure> {
+        // A bounded program takes microseconds: handing it to another thread or process
+        // would cost many times that.
+        if program.is_bounded() {
+            return run_program(program, &input, collect).map_err(JqFailure::Error);
+        }
         match self {
             JqRunner::Isolated(pool) => pool.run(program, input, collect, limit).await,
             JqRunner::InProcess(threads) => threads.run(program, input, collect, limit).await,
@@ -354,5 +359,44 @@ impl ThreadPool {
             .map_err(|error| {
                 JqFailure::Unavailable(format!("cannot start a thread for jq: {error}"))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A runner whose worker processes cannot start: only programs run inline succeed.
+    fn runner_without_workers() -> JqRunner {
+        JqRunner::isolated(PathBuf::from("/nonexistent/weft-jq-worker"))
+    }
+
+    #[tokio::test]
+    async fn a_bounded_program_runs_inline_without_a_worker() {
+        let program = JqProgram::compile("{name: (.name | ascii_upcase), total: (.amount * 1.2)}")
+            .expect("the program compiles");
+        assert!(program.is_bounded());
+        let output = runner_without_workers()
+            .run(
+                &program,
+                json!({"name": "ann", "amount": 10}),
+                false,
+                Duration::from_secs(1),
+            )
+            .await
+            .expect("the program runs inline");
+        assert_eq!(output, json!({"name": "ANN", "total": 12.0}));
+    }
+
+    #[tokio::test]
+    async fn an_unbounded_program_goes_to_a_worker() {
+        let program = JqProgram::compile("[.[] | . * 2]").expect("the program compiles");
+        assert!(!program.is_bounded());
+        let failure = runner_without_workers()
+            .run(&program, json!([1, 2]), false, Duration::from_secs(1))
+            .await
+            .expect_err("no worker can start");
+        assert!(matches!(failure, JqFailure::Unavailable(_)), "{failure:?}");
     }
 }

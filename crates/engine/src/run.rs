@@ -339,7 +339,7 @@ impl<'e> JobRun<'e> {
             && self.durable.is_some()
             && duration >= DURABLE_WAIT
         {
-            return self.suspend(step, scope, journal, &path, duration).await;
+            return self.suspend(step, scope, journal, duration);
         }
         let started = Utc::now();
         let attempts_allowed = step.retry.as_ref().map_or(1, |retry| retry.attempts.max(1));
@@ -369,7 +369,9 @@ impl<'e> JobRun<'e> {
                 scope.set_output(&step.id, &output);
                 journal[slot].output = output;
                 journal[slot].finished_at = Utc::now();
-                self.log_step(&path, &journal[slot]).await;
+                if step.kind.reaches_outside() {
+                    self.log_step(&path, &journal[slot]).await;
+                }
                 Flow::Next
             }
             Err(failure) => self.fail_step(step, scope, journal, slot, failure).await,
@@ -417,12 +419,11 @@ impl<'e> JobRun<'e> {
 
     /// A durable wait: the step is recorded as done at the time it ends, and the job sleeps
     /// in the store until then; the run that takes it up again replays up to here.
-    async fn suspend(
+    fn suspend(
         &self,
         step: &Step,
         scope: &mut Scope,
         journal: &mut Vec<StepRecord>,
-        path: &str,
         duration: std::time::Duration,
     ) -> Flow {
         let started = Utc::now();
@@ -433,7 +434,8 @@ impl<'e> JobRun<'e> {
         journal[slot].output = output.clone();
         journal[slot].finished_at = until;
         scope.set_output(&step.id, &output);
-        self.log_step(path, &journal[slot]).await;
+        // The job's record so far, this step included, becomes its progress when it is put
+        // to sleep: see the runtime.
         Flow::Suspend(until)
     }
 

@@ -31,6 +31,8 @@ pub const MAX_OUTPUTS: usize = 100_000;
 pub struct JqProgram {
     source: Arc<str>,
     filter: Arc<Filter>,
+    /// Finishes in time about proportional to its input: see [`crate::jq_bounds`].
+    bounded: bool,
 }
 
 impl std::fmt::Debug for JqProgram {
@@ -85,11 +87,18 @@ impl JqProgram {
         Ok(JqProgram {
             source: Arc::from(source),
             filter: Arc::new(filter),
+            bounded: crate::jq_bounds::is_bounded(source),
         })
     }
 
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// True when the program cannot run long, recurse or grow without bound, so that it may
+    /// run on the caller's thread without a deadline.
+    pub fn is_bounded(&self) -> bool {
+        self.bounded
     }
 
     /// Runs the program on one input and returns every output, in order. The first error

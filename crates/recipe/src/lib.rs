@@ -5,6 +5,7 @@ pub mod compile;
 pub mod duration;
 mod filters;
 pub mod jq;
+pub mod jq_bounds;
 pub mod location;
 pub mod model;
 pub mod node;

@@ -265,6 +265,14 @@ pub enum StepKind {
 }
 
 impl StepKind {
+    /// True for steps whose effects reach outside the job (an action, a call of another
+    /// recipe): a job that resumes after a crash must replay them from their record instead
+    /// of running them again. The other steps only compute from what the job holds, and are
+    /// computed again.
+    pub fn reaches_outside(&self) -> bool {
+        matches!(self, StepKind::Action { .. } | StepKind::Call { .. })
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             StepKind::Action { .. } => "action",

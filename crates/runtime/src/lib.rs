@@ -9,9 +9,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, oneshot, watch};
+use serde_json::Value;
+use tokio::sync::{Notify, Semaphore, oneshot, watch};
 use weft_engine::{Engine, JobOutcome, StepLog};
-use weft_store::{ClaimedJob, ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, Store};
+use weft_recipe::Recipe;
+use weft_store::{
+    ClaimedJob, ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, Store, StoredRecipe,
+};
 
 pub use recipes::{RecipeCache, StoreLibrary};
 
@@ -35,6 +39,8 @@ struct Inner {
     lease: Duration,
     wake: Notify,
     waiting: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
+    /// One permit per job this process may run at once; none until workers are started.
+    slots: Arc<Semaphore>,
 }
 
 impl Runtime {
@@ -48,6 +54,7 @@ impl Runtime {
                 lease: DEFAULT_LEASE,
                 wake: Notify::new(),
                 waiting: Mutex::new(HashMap::new()),
+                slots: Arc::new(Semaphore::new(0)),
             }),
         }
     }
@@ -91,20 +98,68 @@ impl Runtime {
         }
     }
 
-    /// Starts `count` workers; they stop taking jobs when `shutdown` turns true and end after
-    /// the job in hand.
+    /// Accepts an event as a job of `stored` (compiled as `recipe`). When this returns, the
+    /// job is committed. It runs in this process at once when a slot is free and the recipe
+    /// has no `concurrency` bound to check against other jobs; otherwise it waits in the
+    /// queue for a worker.
+    pub async fn accept(
+        &self,
+        job_id: &str,
+        stored: &StoredRecipe,
+        recipe: &Recipe,
+        trigger: Value,
+    ) -> weft_store::Result<()> {
+        let store = &self.inner.store;
+        let slot = match recipe.concurrency {
+            None => Arc::clone(&self.inner.slots).try_acquire_owned().ok(),
+            Some(_) => None,
+        };
+        let Some(slot) = slot else {
+            store.enqueue_job_as(job_id, stored, &trigger).await?;
+            self.job_queued();
+            return Ok(());
+        };
+        store
+            .start_job(
+                job_id,
+                stored,
+                &trigger,
+                &self.inner.owner,
+                self.inner.lease,
+            )
+            .await?;
+        let job = ClaimedJob {
+            id: job_id.to_owned(),
+            recipe_id: stored.id.clone(),
+            recipe_version: stored.version,
+            trigger,
+            attempt: 1,
+        };
+        let runtime = self.clone();
+        tokio::spawn(async move {
+            runtime.run(job, Progress::None).await;
+            drop(slot);
+        });
+        Ok(())
+    }
+
+    /// Starts taking jobs from the queue, `count` at most at once (webhook jobs run at once
+    /// share the same slots). After `shutdown` turns true no job is taken; the task ends when
+    /// the running jobs have.
     pub fn spawn_workers(
         &self,
         count: usize,
         shutdown: watch::Receiver<bool>,
-    ) -> Vec<tokio::task::JoinHandle<()>> {
-        (0..count)
-            .map(|_| {
-                let runtime = self.clone();
-                let shutdown = shutdown.clone();
-                tokio::spawn(async move { runtime.work(shutdown).await })
-            })
-            .collect()
+    ) -> tokio::task::JoinHandle<()> {
+        self.inner.slots.add_permits(count);
+        let runtime = self.clone();
+        tokio::spawn(async move {
+            let renewing = runtime.keep_leases();
+            runtime.dispatch(shutdown).await;
+            let all = u32::try_from(count).unwrap_or(u32::MAX);
+            let _ = runtime.inner.slots.acquire_many(all).await;
+            renewing.abort();
+        })
     }
 
     /// Starts the scheduler: it fires schedule triggers until `shutdown` turns true.
@@ -126,16 +181,29 @@ impl Runtime {
         })
     }
 
-    async fn work(&self, mut shutdown: watch::Receiver<bool>) {
+    /// Claims queued jobs while a slot is free, and runs each in a task of its own.
+    async fn dispatch(&self, mut shutdown: watch::Receiver<bool>) {
         while !*shutdown.borrow() {
+            let slot = tokio::select! {
+                slot = Arc::clone(&self.inner.slots).acquire_owned() => slot,
+                _ = shutdown.changed() => continue,
+            };
+            let Ok(slot) = slot else { return };
             match self
                 .inner
                 .store
                 .claim_job(&self.inner.owner, self.inner.lease)
                 .await
             {
-                Ok(Some(job)) => self.run(job).await,
+                Ok(Some(job)) => {
+                    let runtime = self.clone();
+                    tokio::spawn(async move {
+                        runtime.run(job, Progress::Stored).await;
+                        drop(slot);
+                    });
+                }
                 Ok(None) => {
+                    drop(slot);
                     tokio::select! {
                         _ = self.inner.wake.notified() => {}
                         _ = tokio::time::sleep(POLL_EVERY) => {}
@@ -143,6 +211,7 @@ impl Runtime {
                     }
                 }
                 Err(error) => {
+                    drop(slot);
                     tracing::warn!(%error, "cannot claim a job; trying again shortly");
                     tokio::time::sleep(POLL_EVERY).await;
                 }
@@ -150,10 +219,9 @@ impl Runtime {
         }
     }
 
-    async fn run(&self, job: ClaimedJob) {
-        let renewing = self.keep_lease(&job.id);
+    async fn run(&self, job: ClaimedJob, progress: Progress) {
         let store = &self.inner.store;
-        let outcome = match self.prepare(&job).await {
+        let outcome = match self.prepare(&job, progress).await {
             Ok((recipe, finished)) => {
                 let log = Arc::new(StoreStepLog {
                     runtime: self.clone(),
@@ -176,10 +244,18 @@ impl Runtime {
                 resume_at: None,
             },
         };
-        renewing.abort();
         if let Some(until) = outcome.resume_at {
-            if let Err(error) = store.suspend_job(&job.id, until).await {
-                tracing::error!(%error, job = %job.id, "cannot put a waiting job to sleep; it will be resumed early");
+            let suspended = store
+                .suspend_job(&job.id, &self.inner.owner, until, &outcome.record.steps)
+                .await;
+            match suspended {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(job = %job.id, "another worker took this job over before it could sleep")
+                }
+                Err(error) => {
+                    tracing::error!(%error, job = %job.id, "cannot put a waiting job to sleep; it will be taken up again when its lease runs out")
+                }
             }
             return;
         }
@@ -258,32 +334,36 @@ impl Runtime {
     async fn prepare(
         &self,
         job: &ClaimedJob,
+        progress: Progress,
     ) -> Result<(Arc<weft_recipe::Recipe>, HashMap<String, StepRecord>), String> {
         let recipe = self
             .inner
             .recipes
             .version(&job.recipe_id, job.recipe_version)
             .await?;
-        let finished = self
-            .inner
-            .store
-            .job_progress(&job.id)
-            .await
-            .map_err(|error| error.to_string())?;
+        let finished = match progress {
+            Progress::None => HashMap::new(),
+            Progress::Stored => self
+                .inner
+                .store
+                .job_progress(&job.id)
+                .await
+                .map_err(|error| error.to_string())?,
+        };
         Ok((recipe, finished))
     }
 
-    /// Renews a job's lease while it runs.
-    fn keep_lease(&self, job_id: &str) -> tokio::task::JoinHandle<()> {
+    /// Renews the leases of every job this process runs, a third of a lease apart: one
+    /// statement for all of them.
+    fn keep_leases(&self) -> tokio::task::JoinHandle<()> {
         let store = self.inner.store.clone();
         let owner = self.inner.owner.clone();
         let lease = self.inner.lease;
-        let job_id = job_id.to_owned();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(lease / 3).await;
-                if let Err(error) = store.renew_lease(&job_id, &owner, lease).await {
-                    tracing::warn!(%error, job = %job_id, "cannot renew a job's lease");
+                if let Err(error) = store.renew_leases(&owner, lease).await {
+                    tracing::warn!(%error, "cannot renew the leases of running jobs");
                 }
             }
         })
@@ -308,6 +388,13 @@ fn record_metrics(record: &JobRecord) {
 /// Counts an accepted event, by the kind of trigger that brought it.
 pub fn event_accepted(trigger: &'static str) {
     metrics::counter!("weft_events_accepted_total", "trigger" => trigger).increment(1);
+}
+
+/// Where a job's earlier progress is: a job accepted a moment ago has none to read.
+#[derive(Clone, Copy)]
+enum Progress {
+    None,
+    Stored,
 }
 
 /// What a caller waiting for a job gets.

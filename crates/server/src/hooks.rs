@@ -62,24 +62,15 @@ pub async fn receive(
     let job_id = weft_store::new_id();
     match webhook.mode {
         WebhookMode::Async => {
-            runtime
-                .store()
-                .enqueue_job_as(&job_id, &stored, &trigger)
-                .await?;
-            runtime.job_queued();
+            runtime.accept(&job_id, &stored, &recipe, trigger).await?;
             Ok((StatusCode::ACCEPTED, Json(json!({ "job_id": job_id }))).into_response())
         }
         WebhookMode::Sync => {
             let finished = runtime.wait_for(&job_id);
-            if let Err(error) = runtime
-                .store()
-                .enqueue_job_as(&job_id, &stored, &trigger)
-                .await
-            {
+            if let Err(error) = runtime.accept(&job_id, &stored, &recipe, trigger).await {
                 runtime.stop_waiting(&job_id);
                 return Err(error.into());
             }
-            runtime.job_queued();
             match tokio::time::timeout(state.settings.sync_wait, finished).await {
                 Ok(Ok(Answer::Responded(response))) => Ok(respond(&response)),
                 Ok(Ok(Answer::Finished(outcome))) => Ok(sync_response(*outcome)),

@@ -206,8 +206,11 @@ pub async fn run(
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", message)
         })?;
     }
-    let job_id = store.enqueue_job(&stored, &input).await?;
+    let job_id = weft_store::new_id();
+    state
+        .runtime
+        .accept(&job_id, &stored, &recipe, input)
+        .await?;
     weft_runtime::event_accepted("manual");
-    state.runtime.job_queued();
     Ok((StatusCode::ACCEPTED, Json(json!({ "job_id": job_id }))).into_response())
 }

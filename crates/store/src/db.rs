@@ -10,6 +10,25 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::record::{JobRecord, JobStatus, RecordError, StepRecord};
+use crate::writer::{Write, Writer};
+
+/// Statements that both the sqlx pools and the SQLite writer thread run.
+pub(crate) mod sql {
+    /// A job waiting in the queue.
+    pub const QUEUE_JOB: &str = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after) \
+         VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $6)";
+    /// A job that its accepting process runs at once: claimed by `$7` until `$8`.
+    pub const START_JOB: &str = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after, \
+         started_at, lease_owner, lease_until) VALUES ($1, $2, $3, $4, 'running', $5, 1, $6, $6, $6, $7, $8)";
+    pub const LOG_STEP: &str = "INSERT INTO job_progress (job_id, path, record) VALUES ($1, $2, $3) \
+         ON CONFLICT (job_id, path) DO UPDATE SET record = excluded.record";
+    /// The trigger is replaced by the record's, masked: the raw event was kept only to run it.
+    pub const FINISH_JOB: &str = "UPDATE jobs SET status = $2, output = $3, error = $4, finished_at = $5, lease_owner = NULL, \
+         lease_until = NULL, trigger = $7 WHERE id = $1 AND lease_owner = $6 AND status = 'running'";
+    pub const CLEAR_STEPS: &str = "DELETE FROM job_steps WHERE job_id = $1";
+    pub const CLEAR_PROGRESS: &str = "DELETE FROM job_progress WHERE job_id = $1";
+    pub const INSERT_STEP: &str = "INSERT INTO job_steps (job_id, seq, record) VALUES ($1, $2, $3)";
+}
 
 /// Runs the same statement on whichever pool the store has. The statement is written once and
 /// compiled for both backends.
@@ -58,6 +77,9 @@ pub enum StoreError {
     Conflict(String),
     #[error("the stored data is not valid: {0}")]
     Corrupt(String),
+    /// The SQLite writer thread could not commit.
+    #[error("the database could not commit a write: {0}")]
+    Write(String),
     #[error("cannot use the data folder {path}: {source}")]
     DataFolder {
         path: String,
@@ -88,6 +110,8 @@ enum Backend {
 #[derive(Clone)]
 pub struct Store {
     backend: std::sync::Arc<Backend>,
+    /// SQLite's group-commit writer for the writes on a job's hot path.
+    writer: Option<std::sync::Arc<Writer>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -159,20 +183,28 @@ impl Store {
             path: folder.display().to_string(),
             source,
         })?;
-        let file = folder.join("weft.db");
-        let options = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&file)
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(folder.join("weft.db"));
+        Store::open_sqlite(options).await
+    }
+
+    /// Opens a SQLite file: a small pool for reads and rare writes, and the writer thread for
+    /// the writes of running jobs.
+    async fn open_sqlite(options: sqlx::sqlite::SqliteConnectOptions) -> Result<Store> {
+        let options = options
             .create_if_missing(true)
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
             .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        let file = options.get_filename().to_owned();
         let pool = sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
             .await?;
+        let writer = Writer::start(&file, "NORMAL")?;
         Ok(Store {
             backend: std::sync::Arc::new(Backend::Sqlite(pool)),
+            writer: Some(std::sync::Arc::new(writer)),
         })
     }
 
@@ -187,21 +219,10 @@ impl Store {
                 .await?;
             return Ok(Store {
                 backend: std::sync::Arc::new(Backend::Postgres(pool)),
+                writer: None,
             });
         }
-        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        Ok(Store {
-            backend: std::sync::Arc::new(Backend::Sqlite(pool)),
-        })
+        Store::open_sqlite(sqlx::sqlite::SqliteConnectOptions::from_str(url)?).await
     }
 
     /// Which backend this is, for messages and health checks.
@@ -450,30 +471,75 @@ impl Store {
         recipe: &StoredRecipe,
         trigger: &Value,
     ) -> Result<()> {
+        self.insert_job(id, recipe, trigger, None).await
+    }
+
+    /// Writes a new job that `owner` runs at once, holding it for `lease`: the event is
+    /// committed when this returns, and no other worker needs to claim it.
+    pub async fn start_job(
+        &self,
+        id: &str,
+        recipe: &StoredRecipe,
+        trigger: &Value,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<()> {
+        self.insert_job(id, recipe, trigger, Some((owner, lease_end(lease))))
+            .await
+    }
+
+    async fn insert_job(
+        &self,
+        id: &str,
+        recipe: &StoredRecipe,
+        trigger: &Value,
+        claimed_by: Option<(&str, DateTime<Utc>)>,
+    ) -> Result<()> {
         let now = Utc::now();
-        let sql = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after) \
-                   VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $6)";
-        on_pool!(self, pool => sqlx::query(sql)
-            .bind(id).bind(&recipe.id).bind(&recipe.name).bind(recipe.version).bind(Json(trigger)).bind(now)
-            .execute(pool).await.map(|_| ()))?;
+        if let Some(writer) = &self.writer {
+            let write = Write::NewJob {
+                id: id.to_owned(),
+                recipe_id: recipe.id.clone(),
+                recipe_name: recipe.name.clone(),
+                recipe_version: recipe.version,
+                trigger: json_text(trigger)?,
+                now: time_text(now),
+                claimed_by: claimed_by.map(|(owner, until)| (owner.to_owned(), time_text(until))),
+            };
+            return writer.write(write).await.map(|_| ());
+        }
+        macro_rules! insert {
+            ($statement:expr) => {
+                sqlx::query($statement)
+                    .bind(id)
+                    .bind(&recipe.id)
+                    .bind(&recipe.name)
+                    .bind(recipe.version)
+                    .bind(Json(trigger))
+                    .bind(now)
+            };
+        }
+        on_pool!(self, pool => match claimed_by {
+            None => insert!(sql::QUEUE_JOB).execute(pool).await.map(|_| ()),
+            Some((owner, until)) => insert!(sql::START_JOB).bind(owner).bind(until).execute(pool).await.map(|_| ()),
+        })?;
         Ok(())
     }
 
-    /// Extends a running job's lease, if this worker still holds it.
-    pub async fn renew_lease(&self, job_id: &str, owner: &str, lease: Duration) -> Result<bool> {
-        let until =
-            Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
-        let sql = "UPDATE jobs SET lease_until = $3 WHERE id = $1 AND lease_owner = $2 AND status = 'running'";
-        let done = on_pool!(self, pool => sqlx::query(sql).bind(job_id).bind(owner).bind(until)
-            .execute(pool).await?.rows_affected());
-        Ok(done > 0)
+    /// Extends the lease of every job `owner` is running, in one statement: a process renews
+    /// all its jobs at once instead of one timer per job.
+    pub async fn renew_leases(&self, owner: &str, lease: Duration) -> Result<u64> {
+        let sql = "UPDATE jobs SET lease_until = $2 WHERE lease_owner = $1 AND status = 'running'";
+        Ok(
+            on_pool!(self, pool => sqlx::query(sql).bind(owner).bind(lease_end(lease))
+            .execute(pool).await?.rows_affected()),
+        )
     }
 
     /// Claims the oldest job that is ready, or whose worker's lease ran out, for `lease`.
     pub async fn claim_job(&self, owner: &str, lease: Duration) -> Result<Option<ClaimedJob>> {
         let now = Utc::now();
-        let until =
-            now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
+        let until = lease_end(lease);
         let pick = concat!(
             "SELECT j.id ",
             ready_jobs!("$1"),
@@ -543,26 +609,33 @@ impl Store {
     /// lost its lease (it stalled, and another took the job over) gets `false` and nothing
     /// is written.
     pub async fn finish_job(&self, record: &JobRecord, owner: &str) -> Result<bool> {
-        // The trigger is replaced by the record's, masked: the raw event was kept only to run it.
-        let update = "UPDATE jobs SET status = $2, output = $3, error = $4, finished_at = $5, lease_owner = NULL, \
-                      lease_until = NULL, trigger = $7 WHERE id = $1 AND lease_owner = $6 AND status = 'running'";
-        let clear = "DELETE FROM job_steps WHERE job_id = $1";
-        let progress = "DELETE FROM job_progress WHERE job_id = $1";
-        let step = "INSERT INTO job_steps (job_id, seq, record) VALUES ($1, $2, $3)";
+        if let Some(writer) = &self.writer {
+            let write = Write::Finish {
+                job_id: record.id.clone(),
+                status: status_text(record.status),
+                output: json_text(&record.output)?,
+                error: record.error.as_ref().map(json_text).transpose()?,
+                finished_at: time_text(record.finished_at.unwrap_or_else(Utc::now)),
+                owner: owner.to_owned(),
+                trigger: json_text(&record.trigger)?,
+                steps: record.steps.iter().map(json_text).collect::<Result<_>>()?,
+            };
+            return writer.write(write).await;
+        }
         let error = record.error.as_ref().map(Json);
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let owned = sqlx::query(update)
+            let owned = sqlx::query(sql::FINISH_JOB)
                 .bind(&record.id).bind(status_text(record.status)).bind(Json(&record.output)).bind(error)
                 .bind(record.finished_at).bind(owner).bind(Json(&record.trigger))
                 .execute(&mut *tx).await?.rows_affected();
             if owned == 0 {
                 return Ok(false);
             }
-            sqlx::query(clear).bind(&record.id).execute(&mut *tx).await?;
-            sqlx::query(progress).bind(&record.id).execute(&mut *tx).await?;
+            sqlx::query(sql::CLEAR_STEPS).bind(&record.id).execute(&mut *tx).await?;
+            sqlx::query(sql::CLEAR_PROGRESS).bind(&record.id).execute(&mut *tx).await?;
             for (seq, step_record) in record.steps.iter().enumerate() {
-                sqlx::query(step).bind(&record.id).bind(seq as i64).bind(Json(step_record)).execute(&mut *tx).await?;
+                sqlx::query(sql::INSERT_STEP).bind(&record.id).bind(seq as i64).bind(Json(step_record)).execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });
@@ -604,8 +677,6 @@ impl Store {
         trigger: &Value,
     ) -> Result<bool> {
         let advance = "UPDATE schedule_state SET last_fired_at = $3 WHERE recipe_id = $1 AND last_fired_at = $2";
-        let insert = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after) \
-                      VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $6)";
         let now = Utc::now();
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -613,7 +684,7 @@ impl Store {
             if moved == 0 {
                 return Ok(false);
             }
-            sqlx::query(insert)
+            sqlx::query(sql::QUEUE_JOB)
                 .bind(new_id()).bind(&recipe.id).bind(&recipe.name).bind(recipe.version).bind(Json(trigger)).bind(now)
                 .execute(&mut *tx).await?;
             tx.commit().await?;
@@ -644,8 +715,6 @@ impl Store {
         let now = Utc::now();
         let insert = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after, rerun_of) \
                       VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $6, $7)";
-        let progress = "INSERT INTO job_progress (job_id, path, record) VALUES ($1, $2, $3) \
-                        ON CONFLICT (job_id, path) DO UPDATE SET record = excluded.record";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(insert)
@@ -653,7 +722,7 @@ impl Store {
                 .bind(now).bind(&original.id)
                 .execute(&mut *tx).await?;
             for step in reused {
-                sqlx::query(progress).bind(&id).bind(step.place()).bind(Json(step)).execute(&mut *tx).await?;
+                sqlx::query(sql::LOG_STEP).bind(&id).bind(step.place()).bind(Json(step)).execute(&mut *tx).await?;
             }
             tx.commit().await?;
         });
@@ -698,9 +767,15 @@ impl Store {
 
     /// Notes a step that a running job finished (masked), replacing an earlier note of it.
     pub async fn log_step(&self, job_id: &str, path: &str, record: &StepRecord) -> Result<()> {
-        let sql = "INSERT INTO job_progress (job_id, path, record) VALUES ($1, $2, $3) \
-                   ON CONFLICT (job_id, path) DO UPDATE SET record = excluded.record";
-        on_pool!(self, pool => sqlx::query(sql).bind(job_id).bind(path).bind(Json(record))
+        if let Some(writer) = &self.writer {
+            let write = Write::Progress {
+                job_id: job_id.to_owned(),
+                path: path.to_owned(),
+                record: json_text(record)?,
+            };
+            return writer.write(write).await.map(|_| ());
+        }
+        on_pool!(self, pool => sqlx::query(sql::LOG_STEP).bind(job_id).bind(path).bind(Json(record))
             .execute(pool).await.map(|_| ()))?;
         Ok(())
     }
@@ -722,11 +797,31 @@ impl Store {
         })
     }
 
-    /// Puts a job to sleep until `until` (a durable `wait`); it keeps its progress.
-    pub async fn suspend_job(&self, job_id: &str, until: DateTime<Utc>) -> Result<()> {
-        let sql = "UPDATE jobs SET status = 'waiting', run_after = $2, lease_owner = NULL, lease_until = NULL WHERE id = $1";
-        on_pool!(self, pool => sqlx::query(sql).bind(job_id).bind(until).execute(pool).await.map(|_| ()))?;
-        Ok(())
+    /// Puts a job to sleep until `until` (a durable `wait`), if `owner` still holds it, with
+    /// the steps it finished so far (masked) as its progress. False, and nothing written,
+    /// when another worker took the job over.
+    pub async fn suspend_job(
+        &self,
+        job_id: &str,
+        owner: &str,
+        until: DateTime<Utc>,
+        finished: &[StepRecord],
+    ) -> Result<bool> {
+        let sql = "UPDATE jobs SET status = 'waiting', run_after = $2, lease_owner = NULL, lease_until = NULL \
+                   WHERE id = $1 AND lease_owner = $3 AND status = 'running'";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let owned = sqlx::query(sql).bind(job_id).bind(until).bind(owner)
+                .execute(&mut *tx).await?.rows_affected();
+            if owned == 0 {
+                return Ok(false);
+            }
+            for step in finished {
+                sqlx::query(sql::LOG_STEP).bind(job_id).bind(step.place()).bind(Json(step)).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
     /// A job's record as the API shows it.
@@ -820,6 +915,20 @@ fn conflict_for(error: sqlx::Error, name: &str, webhook_path: Option<&str>) -> S
             format!("a recipe named `{name}` already exists")
         }
     })
+}
+
+/// When a lease taken now for `lease` runs out.
+fn lease_end(lease: Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60))
+}
+
+/// A time as sqlx writes it to SQLite, so that the two agree and text order is time order.
+fn time_text(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+}
+
+fn json_text<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|error| StoreError::Corrupt(error.to_string()))
 }
 
 /// Ids that sort by creation time, so that paging by id is paging by time.

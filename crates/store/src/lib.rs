@@ -3,6 +3,7 @@
 
 mod db;
 pub mod record;
+mod writer;
 
 pub use db::{
     ClaimedJob, JobFilter, JobSummary, RecipeVersion, Result, Store, StoreError, StoredRecipe,

@@ -303,6 +303,206 @@ both_backends!(
     }
 );
 
+fn step(id: &str, output: serde_json::Value) -> crate::StepRecord {
+    let now = Utc::now();
+    crate::StepRecord {
+        id: id.into(),
+        status: crate::StepStatus::Succeeded,
+        index: None,
+        path: None,
+        attempts: 1,
+        input: json!(null),
+        output,
+        error: None,
+        started_at: now,
+        finished_at: now,
+    }
+}
+
+both_backends!(
+    a_started_job_is_its_owners_until_its_lease_runs_out,
+    |store: Store| async move {
+        let recipe = store
+            .create_recipe("Orders", "name: Orders", None)
+            .await
+            .unwrap();
+        let id = crate::new_id();
+        store
+            .start_job(
+                &id,
+                &recipe,
+                &json!({"n": 1}),
+                "web-1",
+                Duration::from_millis(300),
+            )
+            .await
+            .unwrap();
+        let summary = store
+            .jobs(&JobFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(summary[0].status, JobStatus::Running);
+        assert!(
+            store
+                .claim_job("other", Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_none(),
+            "a job under a live lease was claimed"
+        );
+        // One statement renews every lease of the owner, and only that owner's.
+        assert_eq!(
+            store
+                .renew_leases("web-1", Duration::from_secs(60))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .renew_leases("nobody", Duration::from_secs(60))
+                .await
+                .unwrap(),
+            0
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(
+            store
+                .claim_job("other", Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_none(),
+            "the renewed lease was not honoured"
+        );
+        store
+            .renew_leases("web-1", Duration::from_millis(1))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let taken = store
+            .claim_job("other", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .expect("a job whose owner stopped renewing is taken over");
+        assert_eq!((taken.id.as_str(), taken.attempt), (id.as_str(), 2));
+        assert_eq!(taken.trigger, json!({"n": 1}));
+    }
+);
+
+both_backends!(
+    only_the_owner_puts_a_job_to_sleep_with_its_steps,
+    |store: Store| async move {
+        let recipe = store
+            .create_recipe("Orders", "name: Orders", None)
+            .await
+            .unwrap();
+        let id = crate::new_id();
+        store
+            .start_job(&id, &recipe, &json!({}), "web-1", Duration::from_secs(60))
+            .await
+            .unwrap();
+        let finished = [
+            step("first", json!(1)),
+            step("pause", json!({"waited_ms": 5000})),
+        ];
+        let until = Utc::now() + chrono::Duration::milliseconds(50);
+        assert!(
+            !store
+                .suspend_job(&id, "intruder", until, &finished)
+                .await
+                .unwrap()
+        );
+        assert!(store.job_progress(&id).await.unwrap().is_empty());
+        assert!(
+            store
+                .suspend_job(&id, "web-1", until, &finished)
+                .await
+                .unwrap()
+        );
+        let progress = store.job_progress(&id).await.unwrap();
+        assert_eq!(progress.len(), 2);
+        assert_eq!(progress["pause"].output, json!({"waited_ms": 5000}));
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let woken = store
+            .claim_job("worker", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (woken.id, woken.attempt),
+            (id, 1),
+            "waking is not a new attempt"
+        );
+    }
+);
+
+both_backends!(
+    concurrent_jobs_are_each_committed_once,
+    |store: Store| async move {
+        let recipe = store
+            .create_recipe("Orders", "name: Orders", None)
+            .await
+            .unwrap();
+        // Many jobs at once: on SQLite they share commits; each must still be whole.
+        let jobs = (0..200).map(|n| {
+            let store = store.clone();
+            let recipe = recipe.clone();
+            tokio::spawn(async move {
+                let id = crate::new_id();
+                store
+                    .start_job(
+                        &id,
+                        &recipe,
+                        &json!({"n": n}),
+                        "web-1",
+                        Duration::from_secs(60),
+                    )
+                    .await
+                    .unwrap();
+                store
+                    .log_step(&id, "call", &step("call", json!(n)))
+                    .await
+                    .unwrap();
+                let now = Utc::now();
+                let record = JobRecord {
+                    id: id.clone(),
+                    recipe: "Orders".into(),
+                    status: JobStatus::Succeeded,
+                    output: json!(n),
+                    trigger: json!({"n": n}),
+                    error: None,
+                    started_at: now,
+                    finished_at: Some(now),
+                    steps: vec![step("call", json!(n)), step("shape", json!({"n": n}))],
+                };
+                assert!(store.finish_job(&record, "web-1").await.unwrap());
+                (id, n)
+            })
+        });
+        for job in jobs.collect::<Vec<_>>() {
+            let (id, n) = job.await.unwrap();
+            let stored = store.job(&id).await.unwrap().unwrap();
+            assert_eq!(stored.status, JobStatus::Succeeded);
+            assert_eq!(stored.output, json!(n));
+            assert_eq!(stored.steps.len(), 2);
+            assert_eq!(stored.steps[1].output, json!({"n": n}));
+            assert!(store.job_progress(&id).await.unwrap().is_empty());
+        }
+        let done = store
+            .jobs(&JobFilter {
+                status: Some(JobStatus::Succeeded),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(done.len(), 200);
+    }
+);
+
 #[tokio::test]
 async fn postgres_claims_each_job_once_under_concurrent_workers() {
     let Some(store) = postgres().await else {

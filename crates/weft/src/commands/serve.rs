@@ -16,6 +16,8 @@ use super::store_args::StoreArgs;
 
 /// How long a stopping server lets running jobs finish before it leaves them to their leases.
 const DRAIN: Duration = Duration::from_secs(20);
+/// Jobs run at once per core, by default.
+const JOBS_PER_CORE: usize = 64;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -24,7 +26,8 @@ pub struct ServeArgs {
     /// The address to listen on.
     #[arg(long, env = "WEFT_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Jobs run at once by this process. Default: four per core.
+    /// Jobs run at once by this process. Default: 64 per core (most of a job's time is spent
+    /// waiting for other systems, and a waiting job costs a few kilobytes).
     #[arg(long, env = "WEFT_WORKERS")]
     workers: Option<usize>,
     /// Largest webhook body, in bytes.
@@ -61,9 +64,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let (stop, stopping) = watch::channel(false);
     let cores = std::thread::available_parallelism().map_or(2, |cores| cores.get());
-    let mut workers =
-        runtime.spawn_workers(args.workers.unwrap_or(4 * cores).max(1), stopping.clone());
-    workers.push(runtime.spawn_scheduler(stopping.clone()));
+    let workers = vec![
+        runtime.spawn_workers(
+            args.workers.unwrap_or(JOBS_PER_CORE * cores).max(1),
+            stopping.clone(),
+        ),
+        runtime.spawn_scheduler(stopping.clone()),
+    ];
     let state = AppState {
         metrics: weft_server::install_metrics(),
         runtime,

@@ -1,0 +1,253 @@
+//! The SQLite job writer: one thread, one connection, group commit.
+//!
+//! Every write on a job's hot path (accepting its event, noting a step that reached outside,
+//! writing its record) goes to this thread, which takes whatever writes are waiting and commits
+//! them in one transaction. Under load a commit carries many jobs; alone, a write is committed
+//! as soon as it arrives. Callers get their answer once their write is committed, so "accepted"
+//! still means "on disk" (as far as the `synchronous` setting promises).
+//!
+//! It uses rusqlite on a thread of its own rather than the sqlx pool: through sqlx each
+//! statement is a round trip to a connection's thread, and those hand-offs, not SQLite, were
+//! most of the time a job took.
+
+use rusqlite::{Connection, OpenFlags, ToSql, TransactionBehavior};
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+use crate::db::{StoreError, sql};
+
+/// Most writes one transaction carries: bounds how long the last of them waits.
+const MAX_BATCH: usize = 512;
+
+/// One write, with its values ready to bind (JSON already serialized, times as text).
+pub(crate) enum Write {
+    /// A new job row; `claimed_by` runs it at once, else it waits in the queue.
+    NewJob {
+        id: String,
+        recipe_id: String,
+        recipe_name: String,
+        recipe_version: i64,
+        trigger: String,
+        now: String,
+        claimed_by: Option<(String, String)>,
+    },
+    /// A step a running job finished.
+    Progress {
+        job_id: String,
+        path: String,
+        record: String,
+    },
+    /// A finished job's record, written only if `owner` still holds its lease.
+    Finish {
+        job_id: String,
+        status: &'static str,
+        output: String,
+        error: Option<String>,
+        finished_at: String,
+        owner: String,
+        trigger: String,
+        steps: Vec<String>,
+    },
+}
+
+struct Request {
+    write: Write,
+    answer: oneshot::Sender<Result<bool, StoreError>>,
+}
+
+/// The handle through which writes reach the writer thread; the thread ends when the last
+/// handle is dropped.
+pub(crate) struct Writer {
+    requests: mpsc::Sender<Request>,
+}
+
+impl Writer {
+    /// Opens the database file and starts the writer thread.
+    pub(crate) fn start(file: &Path, synchronous: &str) -> Result<Writer, StoreError> {
+        let connection = Connection::open_with_flags(
+            file,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(write_error)?;
+        connection
+            .busy_timeout(Duration::from_secs(10))
+            .map_err(write_error)?;
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(write_error)?;
+        connection
+            .pragma_update(None, "synchronous", synchronous)
+            .map_err(write_error)?;
+        connection
+            .pragma_update(None, "foreign_keys", "ON")
+            .map_err(write_error)?;
+        connection.set_prepared_statement_cache_capacity(32);
+        let (requests, incoming) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("weft-sqlite-writer".to_owned())
+            .spawn(move || write_batches(connection, incoming))
+            .map_err(|error| {
+                StoreError::Write(format!("cannot start the writer thread: {error}"))
+            })?;
+        Ok(Writer { requests })
+    }
+
+    /// Sends a write and waits until it is committed. `Ok(false)`: a `Finish` whose job is
+    /// no longer the owner's.
+    pub(crate) async fn write(&self, write: Write) -> Result<bool, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        self.requests
+            .send(Request { write, answer })
+            .map_err(|_| StoreError::Write("the writer thread has stopped".to_owned()))?;
+        answered
+            .await
+            .map_err(|_| StoreError::Write("the writer thread stopped mid-write".to_owned()))?
+    }
+}
+
+fn write_error(error: rusqlite::Error) -> StoreError {
+    StoreError::Write(error.to_string())
+}
+
+/// The writer thread: waits for a write, takes every other one already waiting, commits them
+/// together, answers each.
+fn write_batches(mut connection: Connection, incoming: mpsc::Receiver<Request>) {
+    while let Ok(first) = incoming.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match incoming.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let results = commit_batch(&mut connection, &batch);
+        match results {
+            Ok(results) => {
+                for (request, result) in batch.into_iter().zip(results) {
+                    let _ = request.answer.send(result);
+                }
+            }
+            Err(error) => {
+                let message = error.to_string();
+                for request in batch {
+                    let _ = request.answer.send(Err(StoreError::Write(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// One transaction for a batch. A write that fails is rolled back to its savepoint and
+/// answered with its error; the others still commit.
+fn commit_batch(
+    connection: &mut Connection,
+    batch: &[Request],
+) -> rusqlite::Result<Vec<Result<bool, StoreError>>> {
+    let mut transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut results = Vec::with_capacity(batch.len());
+    for request in batch {
+        let mut savepoint = transaction.savepoint()?;
+        let result = apply(&savepoint, &request.write);
+        if result.is_ok() {
+            savepoint.commit()?;
+        } else {
+            savepoint.rollback()?;
+        }
+        results.push(result.map_err(write_error));
+    }
+    transaction.commit()?;
+    Ok(results)
+}
+
+fn apply(connection: &Connection, write: &Write) -> rusqlite::Result<bool> {
+    match write {
+        Write::NewJob {
+            id,
+            recipe_id,
+            recipe_name,
+            recipe_version,
+            trigger,
+            now,
+            claimed_by: None,
+        } => {
+            run(
+                connection,
+                sql::QUEUE_JOB,
+                &[id, recipe_id, recipe_name, recipe_version, trigger, now],
+            )?;
+        }
+        Write::NewJob {
+            id,
+            recipe_id,
+            recipe_name,
+            recipe_version,
+            trigger,
+            now,
+            claimed_by: Some((owner, lease_until)),
+        } => {
+            run(
+                connection,
+                sql::START_JOB,
+                &[
+                    id,
+                    recipe_id,
+                    recipe_name,
+                    recipe_version,
+                    trigger,
+                    now,
+                    owner,
+                    lease_until,
+                ],
+            )?;
+        }
+        Write::Progress {
+            job_id,
+            path,
+            record,
+        } => {
+            run(connection, sql::LOG_STEP, &[job_id, path, record])?;
+        }
+        Write::Finish {
+            job_id,
+            status,
+            output,
+            error,
+            finished_at,
+            owner,
+            trigger,
+            steps,
+        } => {
+            let owned = run(
+                connection,
+                sql::FINISH_JOB,
+                &[job_id, status, output, error, finished_at, owner, trigger],
+            )?;
+            if owned == 0 {
+                return Ok(false);
+            }
+            run(connection, sql::CLEAR_STEPS, &[job_id])?;
+            run(connection, sql::CLEAR_PROGRESS, &[job_id])?;
+            for (seq, step) in steps.iter().enumerate() {
+                run(connection, sql::INSERT_STEP, &[job_id, &(seq as i64), step])?;
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Runs one statement of the shared SQL, whose parameters are `$1`, `$2`, ... in any order,
+/// and returns the rows it changed.
+fn run(connection: &Connection, statement: &str, values: &[&dyn ToSql]) -> rusqlite::Result<usize> {
+    const NAMES: [&str; 8] = ["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8"];
+    let mut statement = connection.prepare_cached(statement)?;
+    for (name, value) in NAMES.iter().zip(values) {
+        if let Some(index) = statement.parameter_index(name)? {
+            statement.raw_bind_parameter(index, value)?;
+        }
+    }
+    statement.raw_execute()
+}
