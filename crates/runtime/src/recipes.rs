@@ -3,11 +3,21 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use weft_connectors::Registry;
 use weft_engine::RecipeLibrary;
 use weft_recipe::{Recipe, compile_recipe};
-use weft_store::Store;
+use weft_store::{Store, StoredRecipe};
+
+/// How long the recipe of a webhook path is taken from memory before the store is asked
+/// again: a change made through another process is seen after at most this long (changes
+/// made through this one, at once).
+const WEBHOOK_FRESH: Duration = Duration::from_secs(1);
+/// Most webhook paths remembered; past this the memory is emptied and refilled.
+const MAX_WEBHOOKS: usize = 10_000;
+
+type WebhookRoutes = HashMap<String, (Instant, Arc<StoredRecipe>)>;
 
 /// A recipe version: its id and number.
 type VersionKey = (String, i64);
@@ -17,6 +27,7 @@ pub struct RecipeCache {
     store: Store,
     registry: Registry,
     compiled: Arc<Mutex<HashMap<VersionKey, Arc<Recipe>>>>,
+    webhooks: Arc<Mutex<WebhookRoutes>>,
 }
 
 impl RecipeCache {
@@ -25,6 +36,39 @@ impl RecipeCache {
             store,
             registry,
             compiled: Arc::new(Mutex::new(HashMap::new())),
+            webhooks: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// The enabled recipe that listens on a webhook path, if one does: from memory when it
+    /// was looked up in the last second, so that a burst of events costs one query.
+    pub async fn webhook(&self, path: &str) -> weft_store::Result<Option<Arc<StoredRecipe>>> {
+        let remembered = self.webhooks.lock().ok().and_then(|routes| {
+            routes
+                .get(path)
+                .filter(|(at, _)| at.elapsed() < WEBHOOK_FRESH)
+                .map(|(_, recipe)| Arc::clone(recipe))
+        });
+        if remembered.is_some() {
+            return Ok(remembered);
+        }
+        let Some(found) = self.store.recipe_for_webhook(path).await? else {
+            return Ok(None);
+        };
+        let found = Arc::new(found);
+        if let Ok(mut routes) = self.webhooks.lock() {
+            if routes.len() >= MAX_WEBHOOKS {
+                routes.clear();
+            }
+            routes.insert(path.to_owned(), (Instant::now(), Arc::clone(&found)));
+        }
+        Ok(Some(found))
+    }
+
+    /// Forgets the webhook paths looked up so far: call after a recipe changes.
+    pub fn forget_webhooks(&self) {
+        if let Ok(mut routes) = self.webhooks.lock() {
+            routes.clear();
         }
     }
 

@@ -38,11 +38,10 @@ pub async fn receive(
         )
     })?;
     let runtime = &state.runtime;
-    let stored = runtime
-        .store()
-        .recipe_for_webhook(&path)
-        .await?
-        .ok_or_else(|| ApiError::not_found(&format!("enabled recipe listens on /hooks/{path}")))?;
+    let stored =
+        runtime.recipes().webhook(&path).await?.ok_or_else(|| {
+            ApiError::not_found(&format!("enabled recipe listens on /hooks/{path}"))
+        })?;
     let recipe = state.compiled(&stored).await?;
     let Trigger::Webhook(webhook) = &recipe.trigger else {
         return Err(ApiError::not_found("webhook trigger on this path"));

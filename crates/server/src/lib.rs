@@ -9,7 +9,7 @@ mod recipes;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::{any, get, post};
+use axum::routing::{any, get, post, put};
 use std::time::Duration;
 use weft_runtime::Runtime;
 
@@ -76,16 +76,22 @@ pub fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle
 }
 
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/recipes", post(recipes::create).get(recipes::list))
+    let recipe_changes = Router::new()
+        .route("/recipes", post(recipes::create))
         .route(
             "/recipes/{id}",
-            get(recipes::show)
-                .put(recipes::replace)
-                .delete(recipes::delete),
+            put(recipes::replace).delete(recipes::delete),
         )
         .route("/recipes/{id}/enable", post(recipes::enable))
         .route("/recipes/{id}/disable", post(recipes::disable))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forget_webhooks_after,
+        ));
+    let api = Router::new()
+        .merge(recipe_changes)
+        .route("/recipes", get(recipes::list))
+        .route("/recipes/{id}", get(recipes::show))
         .route("/recipes/{id}/versions", get(recipes::versions))
         .route("/recipes/{id}/run", post(recipes::run))
         .route("/jobs", get(jobs::list))
@@ -112,6 +118,17 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .with_state(state)
+}
+
+/// After a recipe changes, its webhook path (old or new) is looked up afresh.
+async fn forget_webhooks_after(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(request).await;
+    state.runtime.recipes().forget_webhooks();
+    response
 }
 
 /// Prometheus text: counters kept as events happen, queue figures read at each scrape. Needs

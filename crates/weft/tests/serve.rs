@@ -127,6 +127,15 @@ on_both_backends!(
                 .contains("orders/new")
         );
 
+        // The path is answered (and remembered), then the recipe is turned off: the very next
+        // event is refused.
+        let on = Server::client()
+            .post(server.url("/hooks/orders/new"))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(on.status(), 202);
         let (status, _) = server
             .api(Method::POST, &format!("/api/v1/recipes/{id}/disable"), None)
             .await;
