@@ -101,6 +101,18 @@ impl StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// How far a SQLite commit is on disk before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// WAL with `synchronous=NORMAL`: a commit survives the process being killed; a power
+    /// loss may take the last commits back.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit is synced to disk before it is acknowledged, and
+    /// survives a power loss.
+    Full,
+}
+
 enum Backend {
     Sqlite(SqlitePool),
     Postgres(PgPool),
@@ -179,21 +191,33 @@ pub struct JobSummary {
 impl Store {
     /// Opens SQLite in a data folder, creating both on first start.
     pub async fn open_data_folder(folder: &Path) -> Result<Store> {
+        Store::open_data_folder_with(folder, Durability::Normal).await
+    }
+
+    /// Opens SQLite in a data folder with a chosen durability.
+    pub async fn open_data_folder_with(folder: &Path, durability: Durability) -> Result<Store> {
         std::fs::create_dir_all(folder).map_err(|source| StoreError::DataFolder {
             path: folder.display().to_string(),
             source,
         })?;
         let options = sqlx::sqlite::SqliteConnectOptions::new().filename(folder.join("weft.db"));
-        Store::open_sqlite(options).await
+        Store::open_sqlite(options, durability).await
     }
 
     /// Opens a SQLite file: a small pool for reads and rare writes, and the writer thread for
     /// the writes of running jobs.
-    async fn open_sqlite(options: sqlx::sqlite::SqliteConnectOptions) -> Result<Store> {
+    async fn open_sqlite(
+        options: sqlx::sqlite::SqliteConnectOptions,
+        durability: Durability,
+    ) -> Result<Store> {
+        let (synchronous, pragma) = match durability {
+            Durability::Normal => (sqlx::sqlite::SqliteSynchronous::Normal, "NORMAL"),
+            Durability::Full => (sqlx::sqlite::SqliteSynchronous::Full, "FULL"),
+        };
         let options = options
             .create_if_missing(true)
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+            .synchronous(synchronous)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let file = options.get_filename().to_owned();
@@ -201,7 +225,7 @@ impl Store {
             .max_connections(4)
             .connect_with(options)
             .await?;
-        let writer = Writer::start(&file, "NORMAL")?;
+        let writer = Writer::start(&file, pragma)?;
         Ok(Store {
             backend: std::sync::Arc::new(Backend::Sqlite(pool)),
             writer: Some(std::sync::Arc::new(writer)),
@@ -222,7 +246,11 @@ impl Store {
                 writer: None,
             });
         }
-        Store::open_sqlite(sqlx::sqlite::SqliteConnectOptions::from_str(url)?).await
+        Store::open_sqlite(
+            sqlx::sqlite::SqliteConnectOptions::from_str(url)?,
+            Durability::Normal,
+        )
+        .await
     }
 
     /// Which backend this is, for messages and health checks.

@@ -141,25 +141,33 @@ fn write_batches(mut connection: Connection, incoming: mpsc::Receiver<Request>) 
     }
 }
 
-/// One transaction for a batch. A write that fails is rolled back to its savepoint and
-/// answered with its error; the others still commit.
+/// One transaction for a batch. When a write fails, the batch is rolled back and each write
+/// is committed on its own, so that one bad write fails alone.
 fn commit_batch(
     connection: &mut Connection,
     batch: &[Request],
 ) -> rusqlite::Result<Vec<Result<bool, StoreError>>> {
-    let mut transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let together = (|| {
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let results = batch
+            .iter()
+            .map(|request| apply(&transaction, &request.write))
+            .collect::<rusqlite::Result<Vec<bool>>>()?;
+        transaction.commit()?;
+        Ok::<_, rusqlite::Error>(results)
+    })();
+    if let Ok(results) = together {
+        return Ok(results.into_iter().map(Ok).collect());
+    }
     let mut results = Vec::with_capacity(batch.len());
     for request in batch {
-        let mut savepoint = transaction.savepoint()?;
-        let result = apply(&savepoint, &request.write);
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let result = apply(&transaction, &request.write);
         if result.is_ok() {
-            savepoint.commit()?;
-        } else {
-            savepoint.rollback()?;
+            transaction.commit()?;
         }
         results.push(result.map_err(write_error));
     }
-    transaction.commit()?;
     Ok(results)
 }
 

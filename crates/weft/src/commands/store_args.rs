@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
-use weft_store::Store;
+use weft_store::{Durability, Store};
 
 #[derive(Args, Clone)]
 pub struct StoreArgs {
@@ -13,6 +13,18 @@ pub struct StoreArgs {
     /// A database URL instead of the data folder's SQLite, e.g. postgres://user@host/db.
     #[arg(long, env = "WEFT_DATABASE_URL")]
     pub database: Option<String>,
+    /// SQLite only: `normal` (a commit survives the process being killed; a power loss may
+    /// take back the last ones) or `full` (every commit synced to disk first).
+    #[arg(long, env = "WEFT_SQLITE_SYNC", default_value = "normal", value_parser = parse_durability)]
+    pub sqlite_sync: Durability,
+}
+
+fn parse_durability(text: &str) -> Result<Durability, String> {
+    match text {
+        "normal" => Ok(Durability::Normal),
+        "full" => Ok(Durability::Full),
+        other => Err(format!("`{other}` is not `normal` or `full`")),
+    }
 }
 
 impl StoreArgs {
@@ -22,7 +34,7 @@ impl StoreArgs {
             Some(url) => Store::connect(url).await.with_context(|| {
                 format!("cannot connect to the database {}", redact_password(url))
             })?,
-            None => Store::open_data_folder(&self.data)
+            None => Store::open_data_folder_with(&self.data, self.sqlite_sync)
                 .await
                 .with_context(|| format!("cannot open the data folder {}", self.data.display()))?,
         };
