@@ -337,6 +337,7 @@ mod tests {
                     json!({"echo": "s3cr3t-value"}),
                 ),
             ],
+            rerun_of: None,
         }
     }
 

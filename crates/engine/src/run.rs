@@ -162,6 +162,7 @@ impl<'e> JobRun<'e> {
             started_at,
             finished_at: resume_at.is_none().then(Utc::now),
             steps: journal,
+            rerun_of: None,
         };
         let scrub = self
             .scrub

@@ -458,5 +458,6 @@ fn unrunnable(job: &ClaimedJob, message: String) -> JobRecord {
         started_at: now,
         finished_at: Some(now),
         steps: Vec::new(),
+        rerun_of: None,
     }
 }

@@ -186,6 +186,8 @@ pub struct JobSummary {
     pub status: JobStatus,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The job this one reruns, if it is a rerun.
+    pub rerun_of: Option<String>,
 }
 
 impl Store {
@@ -854,7 +856,7 @@ impl Store {
 
     /// A job's record as the API shows it.
     pub async fn job(&self, id: &str) -> Result<Option<JobRecord>> {
-        let sql = "SELECT id, recipe_name, status, output, trigger, error, created_at, started_at, finished_at \
+        let sql = "SELECT id, recipe_name, status, output, trigger, error, created_at, started_at, finished_at, rerun_of \
                    FROM jobs WHERE id = $1";
         let steps = "SELECT record FROM job_steps WHERE job_id = $1 ORDER BY seq";
         on_pool!(self, pool => {
@@ -873,7 +875,7 @@ impl Store {
     /// Jobs, newest first, narrowed by a filter.
     pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<JobSummary>> {
         let mut sql = String::from(
-            "SELECT id, recipe_id, recipe_name, recipe_version, status, created_at, finished_at FROM jobs WHERE 1 = 1",
+            "SELECT id, recipe_id, recipe_name, recipe_version, status, created_at, finished_at, rerun_of FROM jobs WHERE 1 = 1",
         );
         let mut binds: Vec<Bind> = Vec::new();
         let mut add = |clause: &str, value: Bind| {
@@ -1087,6 +1089,7 @@ where
         started_at: started_at.unwrap_or(created_at),
         finished_at: row.try_get(8)?,
         steps: Vec::new(),
+        rerun_of: row.try_get(9)?,
     })
 }
 
@@ -1107,5 +1110,6 @@ where
         status: status_from(&status)?,
         created_at: row.try_get(5)?,
         finished_at: row.try_get(6)?,
+        rerun_of: row.try_get(7)?,
     })
 }

@@ -235,6 +235,7 @@ both_backends!(
                 started_at: now,
                 finished_at: now,
             }],
+            rerun_of: None,
         };
         assert!(
             !store.finish_job(&record, "someone-else").await.unwrap(),
@@ -477,6 +478,7 @@ both_backends!(
                     started_at: now,
                     finished_at: Some(now),
                     steps: vec![step("call", json!(n)), step("shape", json!({"n": n}))],
+                    rerun_of: None,
                 };
                 assert!(store.finish_job(&record, "web-1").await.unwrap());
                 (id, n)

@@ -496,9 +496,21 @@ on_both_backends!(
             )
             .await;
         assert_eq!(status, 202, "{rerun}");
-        let job = server.finished_job(rerun["job_id"].as_str().unwrap()).await;
+        let rerun_id = rerun["job_id"].as_str().unwrap().to_owned();
+        let job = server.finished_job(&rerun_id).await;
         assert_eq!(job["status"], "succeeded", "{job}");
         assert_eq!(job["output"], json!({"first_call": 1, "second": "fine"}));
+        // The rerun points at the job it repeats, in its record and in the list.
+        assert_eq!(job["rerun_of"], json!(failed_id), "{job}");
+        let (_, listed) = server.api(Method::GET, "/api/v1/jobs", None).await;
+        let line = listed["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|line| line["id"] == json!(rerun_id))
+            .cloned()
+            .unwrap();
+        assert_eq!(line["rerun_of"], json!(failed_id), "{line}");
 
         // From the start, the first step runs again.
         let (status, again) = server
