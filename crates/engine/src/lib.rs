@@ -100,6 +100,11 @@ pub trait StepLog: Send + Sync {
 
     /// The job's first `respond` step ran: a caller waiting for the job may have its answer.
     fn responded(&self, _job_id: &str, _response: &Value) {}
+
+    /// Why the job was cancelled while it runs, if it was: asked before each step.
+    fn cancelled(&self, _job_id: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Runs jobs. Cheap to share: clone the `Arc` it lives in.

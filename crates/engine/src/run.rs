@@ -286,6 +286,9 @@ impl<'e> JobRun<'e> {
         journal: &'a mut Vec<StepRecord>,
     ) -> BoxFuture<'a, Flow> {
         async move {
+            if let Some(reason) = self.cancelled() {
+                return Flow::Fail(Failure::new(&step.id, ErrorKind::Stopped, reason));
+            }
             let runs = self.step_runs.fetch_add(1, Ordering::Relaxed) + 1;
             if runs > self.engine.limits.max_step_runs {
                 let limit = self.engine.limits.max_step_runs;
@@ -438,6 +441,11 @@ impl<'e> JobRun<'e> {
         // The job's record so far, this step included, becomes its progress when it is put
         // to sleep: see the runtime.
         Flow::Suspend(until)
+    }
+
+    /// Why the job was cancelled while it ran, if it was: it stops before its next step.
+    fn cancelled(&self) -> Option<String> {
+        self.durable.as_ref()?.log.cancelled(&self.job_id)
     }
 
     /// Writes a finished step, masked, where a crashed or paused job resumes from.

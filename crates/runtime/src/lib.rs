@@ -41,6 +41,8 @@ struct Inner {
     waiting: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
     /// One permit per job this process may run at once; none until workers are started.
     slots: Arc<Semaphore>,
+    /// The jobs running in this process, with the reason when one was asked to stop.
+    running: Mutex<HashMap<String, Option<String>>>,
 }
 
 impl Runtime {
@@ -55,6 +57,7 @@ impl Runtime {
                 wake: Notify::new(),
                 waiting: Mutex::new(HashMap::new()),
                 slots: Arc::new(Semaphore::new(0)),
+                running: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -89,6 +92,25 @@ impl Runtime {
             waiting.insert(job_id.to_owned(), sender);
         }
         receiver
+    }
+
+    /// Asks a running job to stop before its next step. True when it is running (here, where
+    /// it stops at once, or in another process, which sees the request when it next renews
+    /// its leases).
+    pub async fn cancel_running(&self, job_id: &str, reason: &str) -> weft_store::Result<bool> {
+        if !self.inner.store.request_cancel(job_id, reason).await? {
+            return Ok(false);
+        }
+        self.note_cancel(job_id, reason);
+        Ok(true)
+    }
+
+    fn note_cancel(&self, job_id: &str, reason: &str) {
+        if let Ok(mut running) = self.inner.running.lock()
+            && let Some(slot) = running.get_mut(job_id)
+        {
+            *slot = Some(reason.to_owned());
+        }
     }
 
     /// Drops interest in a job, when the caller stopped waiting.
@@ -220,6 +242,17 @@ impl Runtime {
     }
 
     async fn run(&self, job: ClaimedJob, progress: Progress) {
+        let job_id = job.id.clone();
+        if let Ok(mut running) = self.inner.running.lock() {
+            running.insert(job_id.clone(), None);
+        }
+        self.run_claimed(job, progress).await;
+        if let Ok(mut running) = self.inner.running.lock() {
+            running.remove(&job_id);
+        }
+    }
+
+    async fn run_claimed(&self, job: ClaimedJob, progress: Progress) {
         let store = &self.inner.store;
         let outcome = match self.prepare(&job, progress).await {
             Ok((recipe, finished)) => {
@@ -353,17 +386,28 @@ impl Runtime {
         Ok((recipe, finished))
     }
 
-    /// Renews the leases of every job this process runs, a third of a lease apart: one
-    /// statement for all of them.
+    /// Renews the leases of every job this process runs, a third of a lease apart (one
+    /// statement for all of them), and picks up requests to stop them made elsewhere.
     fn keep_leases(&self) -> tokio::task::JoinHandle<()> {
-        let store = self.inner.store.clone();
-        let owner = self.inner.owner.clone();
-        let lease = self.inner.lease;
+        let runtime = self.clone();
         tokio::spawn(async move {
+            let (store, owner, lease) = (
+                &runtime.inner.store,
+                &runtime.inner.owner,
+                runtime.inner.lease,
+            );
             loop {
                 tokio::time::sleep(lease / 3).await;
-                if let Err(error) = store.renew_leases(&owner, lease).await {
+                if let Err(error) = store.renew_leases(owner, lease).await {
                     tracing::warn!(%error, "cannot renew the leases of running jobs");
+                }
+                match store.cancel_requests(owner).await {
+                    Ok(requests) => {
+                        for (job_id, reason) in requests {
+                            runtime.note_cancel(&job_id, &reason);
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "cannot look for jobs asked to stop"),
                 }
             }
         })
@@ -425,6 +469,15 @@ impl StepLog for StoreStepLog {
             .log_step(job_id, path, record)
             .await
             .map_err(|error| error.to_string())
+    }
+
+    fn cancelled(&self, job_id: &str) -> Option<String> {
+        self.runtime
+            .inner
+            .running
+            .lock()
+            .ok()
+            .and_then(|running| running.get(job_id).cloned().flatten())
     }
 
     fn responded(&self, job_id: &str, response: &serde_json::Value) {

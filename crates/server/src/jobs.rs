@@ -289,13 +289,20 @@ pub async fn cancel(
             json!({ "job_id": id, "status": "failed", "message": reason }),
         ));
     }
+    if state.runtime.cancel_running(&id, &reason).await? {
+        return Ok(Json(json!({
+            "job_id": id,
+            "status": "running",
+            "message": format!("{reason}: the job stops before its next step"),
+        })));
+    }
     match store.job(&id).await? {
         None => Err(ApiError::not_found("job with this id")),
         Some(job) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "not_cancellable",
             format!(
-                "the job is {}: only queued or waiting jobs can be cancelled",
+                "the job is {}: it is over",
                 weft_store::status_text(job.status)
             ),
         )),

@@ -795,6 +795,28 @@ impl Store {
         })
     }
 
+    /// Asks a running job to stop: its process stops it before its next step. False when the
+    /// job is not running.
+    pub async fn request_cancel(&self, job_id: &str, reason: &str) -> Result<bool> {
+        let sql = "UPDATE jobs SET cancel_reason = $2 WHERE id = $1 AND status = 'running'";
+        let done = on_pool!(self, pool => sqlx::query(sql).bind(job_id).bind(reason)
+            .execute(pool).await?.rows_affected());
+        Ok(done > 0)
+    }
+
+    /// The jobs `owner` runs that were asked to stop, with the reason.
+    pub async fn cancel_requests(&self, owner: &str) -> Result<Vec<(String, String)>> {
+        let sql = "SELECT id, cancel_reason FROM jobs WHERE lease_owner = $1 AND status = 'running' \
+                   AND cancel_reason IS NOT NULL";
+        on_pool!(self, pool => {
+            let mut found = Vec::new();
+            for row in sqlx::query(sql).bind(owner).fetch_all(pool).await? {
+                found.push((row.try_get(0)?, row.try_get(1)?));
+            }
+            Ok(found)
+        })
+    }
+
     /// Notes a step that a running job finished (masked), replacing an earlier note of it.
     pub async fn log_step(&self, job_id: &str, path: &str, record: &StepRecord) -> Result<()> {
         if let Some(writer) = &self.writer {

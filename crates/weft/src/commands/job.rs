@@ -101,10 +101,14 @@ pub async fn run(command: JobCommand) -> anyhow::Result<()> {
         }
         JobCommand::Cancel { job, server } => {
             let client = Client::new(&server)?;
-            client
+            let answer = client
                 .call(Method::POST, &format!("/jobs/{job}/cancel"), None)
                 .await?;
-            println!("cancelled {job}");
+            if answer["status"] == "running" {
+                println!("stopping {job}: it ends before its next step");
+            } else {
+                println!("cancelled {job}");
+            }
             Ok(())
         }
     }
