@@ -24,10 +24,8 @@ pub(crate) mod sql {
          ON CONFLICT (job_id, path) DO UPDATE SET record = excluded.record";
     /// The trigger is replaced by the record's, masked: the raw event was kept only to run it.
     pub const FINISH_JOB: &str = "UPDATE jobs SET status = $2, output = $3, error = $4, finished_at = $5, lease_owner = NULL, \
-         lease_until = NULL, trigger = $7 WHERE id = $1 AND lease_owner = $6 AND status = 'running'";
-    pub const CLEAR_STEPS: &str = "DELETE FROM job_steps WHERE job_id = $1";
+         lease_until = NULL, trigger = $7, steps = $8 WHERE id = $1 AND lease_owner = $6 AND status = 'running'";
     pub const CLEAR_PROGRESS: &str = "DELETE FROM job_progress WHERE job_id = $1";
-    pub const INSERT_STEP: &str = "INSERT INTO job_steps (job_id, seq, record) VALUES ($1, $2, $3)";
 }
 
 /// Runs the same statement on whichever pool the store has. The statement is written once and
@@ -58,7 +56,8 @@ macro_rules! ready_jobs {
     ($now:literal) => {
         concat!(
             "FROM jobs j LEFT JOIN recipes r ON r.id = j.recipe_id \
-             WHERE ((j.status IN ('queued', 'waiting') AND j.run_after <= ", $now, ") \
+             WHERE j.status IN ('queued', 'waiting', 'running') \
+             AND ((j.status IN ('queued', 'waiting') AND j.run_after <= ", $now, ") \
                  OR (j.status = 'running' AND j.lease_until < ", $now, ")) \
              AND (r.max_running IS NULL OR (SELECT COUNT(*) FROM jobs k WHERE k.recipe_id = j.recipe_id \
                  AND k.status = 'running' AND k.lease_until >= ", $now, ") < r.max_running)"
@@ -113,7 +112,7 @@ pub enum Durability {
     Full,
 }
 
-enum Backend {
+pub(crate) enum Backend {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
@@ -121,7 +120,7 @@ enum Backend {
 /// A handle on the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    backend: std::sync::Arc<Backend>,
+    pub(crate) backend: std::sync::Arc<Backend>,
     /// SQLite's group-commit writer for the writes on a job's hot path.
     writer: Option<std::sync::Arc<Writer>>,
 }
@@ -648,7 +647,7 @@ impl Store {
                 finished_at: time_text(record.finished_at.unwrap_or_else(Utc::now)),
                 owner: owner.to_owned(),
                 trigger: json_text(&record.trigger)?,
-                steps: record.steps.iter().map(json_text).collect::<Result<_>>()?,
+                steps: json_text(&record.steps)?,
             };
             return writer.write(write).await;
         }
@@ -657,16 +656,12 @@ impl Store {
             let mut tx = pool.begin().await?;
             let owned = sqlx::query(sql::FINISH_JOB)
                 .bind(&record.id).bind(status_text(record.status)).bind(Json(&record.output)).bind(error)
-                .bind(record.finished_at).bind(owner).bind(Json(&record.trigger))
+                .bind(record.finished_at).bind(owner).bind(Json(&record.trigger)).bind(Json(&record.steps))
                 .execute(&mut *tx).await?.rows_affected();
             if owned == 0 {
                 return Ok(false);
             }
-            sqlx::query(sql::CLEAR_STEPS).bind(&record.id).execute(&mut *tx).await?;
             sqlx::query(sql::CLEAR_PROGRESS).bind(&record.id).execute(&mut *tx).await?;
-            for (seq, step_record) in record.steps.iter().enumerate() {
-                sqlx::query(sql::INSERT_STEP).bind(&record.id).bind(seq as i64).bind(Json(step_record)).execute(&mut *tx).await?;
-            }
             tx.commit().await?;
         });
         Ok(true)
@@ -770,8 +765,7 @@ impl Store {
         let sql = "UPDATE jobs SET status = 'failed', error = $2, finished_at = $3, lease_owner = NULL, lease_until = NULL \
                    WHERE id = $1 AND status IN ('queued', 'waiting')";
         let progress = "SELECT record FROM job_progress WHERE job_id = $1";
-        let forget = "DELETE FROM job_progress WHERE job_id = $1";
-        let step = "INSERT INTO job_steps (job_id, seq, record) VALUES ($1, $2, $3)";
+        let steps = "UPDATE jobs SET steps = $2 WHERE id = $1";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let done = sqlx::query(sql).bind(job_id).bind(Json(&error)).bind(Utc::now())
@@ -786,10 +780,8 @@ impl Store {
                 finished.push(record);
             }
             finished.sort_by_key(|record| record.started_at);
-            for (seq, record) in finished.iter().enumerate() {
-                sqlx::query(step).bind(job_id).bind(seq as i64).bind(Json(record)).execute(&mut *tx).await?;
-            }
-            sqlx::query(forget).bind(job_id).execute(&mut *tx).await?;
+            sqlx::query(steps).bind(job_id).bind(Json(&finished)).execute(&mut *tx).await?;
+            sqlx::query(sql::CLEAR_PROGRESS).bind(job_id).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(true)
         })
@@ -878,18 +870,15 @@ impl Store {
 
     /// A job's record as the API shows it.
     pub async fn job(&self, id: &str) -> Result<Option<JobRecord>> {
-        let sql = "SELECT id, recipe_name, status, output, trigger, error, created_at, started_at, finished_at, rerun_of \
+        let sql = "SELECT id, recipe_name, status, output, trigger, error, created_at, started_at, finished_at, rerun_of, steps \
                    FROM jobs WHERE id = $1";
-        let steps = "SELECT record FROM job_steps WHERE job_id = $1 ORDER BY seq";
         on_pool!(self, pool => {
             let Some(row) = sqlx::query(sql).bind(id).fetch_optional(pool).await? else {
                 return Ok(None);
             };
             let mut record = job_from(&row)?;
-            for row in sqlx::query(steps).bind(id).fetch_all(pool).await? {
-                let Json(step): Json<StepRecord> = row.try_get(0)?;
-                record.steps.push(step);
-            }
+            let steps: Option<Json<Vec<StepRecord>>> = row.try_get(10)?;
+            record.steps = steps.map(|Json(steps)| steps).unwrap_or_default();
             Ok(Some(record))
         })
     }
@@ -913,10 +902,21 @@ impl Store {
                 Bind::Text(status_text(status).to_owned()),
             );
         }
+        // Ids begin with their creation time: a range of them finds the jobs of a time range
+        // on the primary key. The bounds are a second wider than asked, for ids made a moment
+        // before their job's `created_at`; `created_at` itself then gives the exact range.
         if let Some(since) = filter.since {
+            add(
+                " AND id >= ?",
+                Bind::Text(first_id_at(since - chrono::Duration::seconds(1))),
+            );
             add(" AND created_at >= ?", Bind::Time(since));
         }
         if let Some(until) = filter.until {
+            add(
+                " AND id < ?",
+                Bind::Text(first_id_at(until + chrono::Duration::seconds(1))),
+            );
             add(" AND created_at < ?", Bind::Time(until));
         }
         if let Some(before) = &filter.before {
@@ -939,7 +939,8 @@ impl Store {
 
     /// How many jobs wait to run, and since when the oldest has waited: for metrics.
     pub async fn queue_stats(&self) -> Result<(i64, Option<DateTime<Utc>>)> {
-        let sql = "SELECT COUNT(*), MIN(created_at) FROM jobs WHERE status = 'queued'";
+        let sql = "SELECT COUNT(*), MIN(created_at) FROM jobs WHERE status = 'queued' \
+                   AND status IN ('queued', 'waiting', 'running')";
         Ok(on_pool!(self, pool => {
             let row = sqlx::query(sql).fetch_one(pool).await?;
             (row.try_get(0)?, row.try_get(1)?)
@@ -981,6 +982,14 @@ fn time_text(time: DateTime<Utc>) -> String {
 
 fn json_text<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|error| StoreError::Corrupt(error.to_string()))
+}
+
+/// The smallest id made at `time`: ids are UUIDv7, whose first 48 bits are the Unix time in
+/// milliseconds, written as the first 12 hex digits.
+pub(crate) fn first_id_at(time: DateTime<Utc>) -> String {
+    let millis = u64::try_from(time.timestamp_millis()).unwrap_or(0) & 0xFFFF_FFFF_FFFF;
+    let hex = format!("{millis:012x}");
+    format!("{}-{}-0000-0000-000000000000", &hex[..8], &hex[8..])
 }
 
 /// Ids that sort by creation time, so that paging by id is paging by time.

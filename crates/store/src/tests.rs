@@ -23,8 +23,9 @@ async fn sqlite() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-/// A store in a fresh PostgreSQL schema, or `None` (with the reason printed) without a server.
-async fn postgres() -> Option<Store> {
+/// A store in a fresh, empty PostgreSQL schema, or `None` (with the reason printed) without a
+/// server.
+async fn postgres_unmigrated() -> Option<Store> {
     let url = postgres_url();
     let admin = match Store::connect(&url).await {
         Ok(store) => store,
@@ -43,6 +44,12 @@ async fn postgres() -> Option<Store> {
     let store = Store::connect(&format!("{url}{separator}options=-csearch_path%3D{schema}"))
         .await
         .expect("PostgreSQL connects");
+    Some(store)
+}
+
+/// A store in a fresh PostgreSQL schema with the current schema, or `None` without a server.
+async fn postgres() -> Option<Store> {
+    let store = postgres_unmigrated().await?;
     store.migrate().await.expect("the schema is created");
     Some(store)
 }
@@ -504,6 +511,151 @@ both_backends!(
         assert_eq!(done.len(), 200);
     }
 );
+
+both_backends!(
+    the_history_is_narrowed_to_a_time_range,
+    |store: Store| async move {
+        let recipe = store
+            .create_recipe("Orders", "name: Orders", None)
+            .await
+            .unwrap();
+        let mut ids = Vec::new();
+        for n in 0..3 {
+            ids.push(store.enqueue_job(&recipe, &json!({"n": n})).await.unwrap());
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        let all = store
+            .jobs(&JobFilter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let second_created = all.iter().find(|job| job.id == ids[1]).unwrap().created_at;
+        let listed = |filter: JobFilter| {
+            let store = store.clone();
+            async move {
+                let mut found: Vec<String> = store
+                    .jobs(&filter)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|job| job.id)
+                    .collect();
+                found.reverse();
+                found
+            }
+        };
+        let since = listed(JobFilter {
+            since: Some(second_created),
+            limit: 10,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(since, ids[1..].to_vec());
+        let until = listed(JobFilter {
+            until: Some(second_created),
+            limit: 10,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(until, ids[..1].to_vec());
+        let later = listed(JobFilter {
+            since: Some(Utc::now() + chrono::Duration::minutes(1)),
+            limit: 10,
+            ..Default::default()
+        })
+        .await;
+        assert!(later.is_empty());
+        let day = listed(JobFilter {
+            since: Some(Utc::now() - chrono::Duration::days(1)),
+            until: Some(Utc::now() + chrono::Duration::days(1)),
+            limit: 10,
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(day, ids);
+    }
+);
+
+#[test]
+fn the_first_id_of_a_time_sorts_before_every_id_made_then() {
+    let now = Utc::now();
+    let id = crate::new_id();
+    let after = Utc::now() + chrono::Duration::milliseconds(1);
+    assert!(crate::db::first_id_at(now - chrono::Duration::milliseconds(1)) <= id);
+    assert!(id < crate::db::first_id_at(after + chrono::Duration::milliseconds(1)));
+}
+
+/// Jobs recorded by the layout before migration 7 (one row a step in `job_steps`) keep their
+/// steps, in order, when the schema is brought up to date.
+async fn steps_survive_the_move_into_the_job_row(store: Store) {
+    let finished = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after) \
+                    VALUES ('j1', 'r', 'Orders', 1, 'succeeded', '{}', 1, '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')";
+    let old_step = "INSERT INTO job_steps (job_id, seq, record) VALUES ('j1', $1, $2)";
+    let record = |id: &str| serde_json::to_string(&step(id, json!(id))).unwrap();
+    match &*store.backend {
+        crate::db::Backend::Sqlite(pool) => {
+            let mut migrator = sqlx::migrate!("migrations/sqlite");
+            migrator.migrations = migrator
+                .migrations
+                .iter()
+                .filter(|m| m.version < 7)
+                .cloned()
+                .collect();
+            migrator.run(pool).await.unwrap();
+            sqlx::query(finished).execute(pool).await.unwrap();
+            for (seq, id) in ["b", "a", "c"].iter().enumerate() {
+                sqlx::query(old_step)
+                    .bind(seq as i64)
+                    .bind(record(id))
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+        }
+        crate::db::Backend::Postgres(pool) => {
+            let mut migrator = sqlx::migrate!("migrations/postgres");
+            migrator.migrations = migrator
+                .migrations
+                .iter()
+                .filter(|m| m.version < 7)
+                .cloned()
+                .collect();
+            migrator.run(pool).await.unwrap();
+            sqlx::query(finished).execute(pool).await.unwrap();
+            for (seq, id) in ["b", "a", "c"].iter().enumerate() {
+                sqlx::query(old_step)
+                    .bind(seq as i64)
+                    .bind(sqlx::types::Json(step(id, json!(id))))
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    store.migrate().await.unwrap();
+    let job = store.job("j1").await.unwrap().unwrap();
+    let ids: Vec<&str> = job.steps.iter().map(|step| step.id.as_str()).collect();
+    assert_eq!(ids, ["b", "a", "c"]);
+    assert_eq!(job.steps[1].output, json!("a"));
+}
+
+#[tokio::test]
+async fn steps_survive_the_move_into_the_job_row_on_sqlite() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let store = Store::open_data_folder(&dir.path().join("data"))
+        .await
+        .unwrap();
+    steps_survive_the_move_into_the_job_row(store).await;
+}
+
+#[tokio::test]
+async fn steps_survive_the_move_into_the_job_row_on_postgres() {
+    if let Some(store) = postgres_unmigrated().await {
+        steps_survive_the_move_into_the_job_row(store).await;
+    }
+}
 
 #[tokio::test]
 async fn postgres_claims_each_job_once_under_concurrent_workers() {

@@ -48,7 +48,8 @@ pub(crate) enum Write {
         finished_at: String,
         owner: String,
         trigger: String,
-        steps: Vec<String>,
+        /// The step records, one JSON array.
+        steps: String,
     },
 }
 
@@ -232,16 +233,21 @@ fn apply(connection: &Connection, write: &Write) -> rusqlite::Result<bool> {
             let owned = run(
                 connection,
                 sql::FINISH_JOB,
-                &[job_id, status, output, error, finished_at, owner, trigger],
+                &[
+                    job_id,
+                    status,
+                    output,
+                    error,
+                    finished_at,
+                    owner,
+                    trigger,
+                    steps,
+                ],
             )?;
             if owned == 0 {
                 return Ok(false);
             }
-            run(connection, sql::CLEAR_STEPS, &[job_id])?;
             run(connection, sql::CLEAR_PROGRESS, &[job_id])?;
-            for (seq, step) in steps.iter().enumerate() {
-                run(connection, sql::INSERT_STEP, &[job_id, &(seq as i64), step])?;
-            }
         }
     }
     Ok(true)
