@@ -101,6 +101,12 @@ pub trait StepLog: Send + Sync {
     /// The job's first `respond` step ran: a caller waiting for the job may have its answer.
     fn responded(&self, _job_id: &str, _response: &Value) {}
 
+    /// The job is about to wait or reach outside (an action, a call): whatever it has not
+    /// yet made durable must be, before anything outside can see it. An error fails the step.
+    async fn before_effect(&self, _job_id: &str) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Why the job was cancelled while it runs, if it was: asked before each step.
     fn cancelled(&self, _job_id: &str) -> Option<String> {
         None

@@ -339,6 +339,16 @@ impl<'e> JobRun<'e> {
         if let Some(done) = self.finished_before(&path) {
             return self.replay(step, scope, journal, done);
         }
+        if (step.kind.reaches_outside() || matches!(step.kind, StepKind::Wait(_)))
+            && let Some(durable) = &self.durable
+            && let Err(message) = durable.log.before_effect(&self.job_id).await
+        {
+            return Flow::Fail(Failure::new(
+                &step.id,
+                ErrorKind::Internal,
+                format!("the job could not be written before this step: {message}"),
+            ));
+        }
         if let StepKind::Wait(duration) = step.kind
             && self.durable.is_some()
             && duration >= DURABLE_WAIT

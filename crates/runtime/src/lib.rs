@@ -120,16 +120,21 @@ impl Runtime {
         }
     }
 
-    /// Accepts an event as a job of `stored` (compiled as `recipe`). When this returns, the
-    /// job is committed. It runs in this process at once when a slot is free and the recipe
-    /// has no `concurrency` bound to check against other jobs; otherwise it waits in the
-    /// queue for a worker.
+    /// Accepts an event as a job of `stored` (compiled as `recipe`). It runs in this process
+    /// at once when a slot is free and the recipe has no `concurrency` bound to check against
+    /// other jobs; otherwise it waits in the queue for a worker. With
+    /// [`Acceptance::Committed`] the job is committed when this returns; with
+    /// [`Acceptance::BeforeEffects`] (a caller that waits for the job's answer), a job that
+    /// runs at once is written before its first step that waits or reaches outside, before
+    /// its answer is handed over, and at the latest with its record: a job that only computes
+    /// costs one write.
     pub async fn accept(
         &self,
         job_id: &str,
-        stored: &StoredRecipe,
+        stored: &Arc<StoredRecipe>,
         recipe: &Recipe,
         trigger: Value,
+        acceptance: Acceptance,
     ) -> weft_store::Result<()> {
         let store = &self.inner.store;
         let slot = match recipe.concurrency {
@@ -141,15 +146,24 @@ impl Runtime {
             self.job_queued();
             return Ok(());
         };
-        store
-            .start_job(
-                job_id,
-                stored,
-                &trigger,
-                &self.inner.owner,
-                self.inner.lease,
-            )
-            .await?;
+        let unwritten = match acceptance {
+            Acceptance::Committed => {
+                store
+                    .start_job(
+                        job_id,
+                        stored,
+                        &trigger,
+                        &self.inner.owner,
+                        self.inner.lease,
+                    )
+                    .await?;
+                None
+            }
+            Acceptance::BeforeEffects => Some(Unwritten {
+                stored: Arc::clone(stored),
+                trigger: trigger.clone(),
+            }),
+        };
         let job = ClaimedJob {
             id: job_id.to_owned(),
             recipe_id: stored.id.clone(),
@@ -159,7 +173,7 @@ impl Runtime {
         };
         let runtime = self.clone();
         tokio::spawn(async move {
-            runtime.run(job, Progress::None).await;
+            runtime.run(job, Progress::None, unwritten).await;
             drop(slot);
         });
         Ok(())
@@ -220,7 +234,7 @@ impl Runtime {
                 Ok(Some(job)) => {
                     let runtime = self.clone();
                     tokio::spawn(async move {
-                        runtime.run(job, Progress::Stored).await;
+                        runtime.run(job, Progress::Stored, None).await;
                         drop(slot);
                     });
                 }
@@ -241,24 +255,28 @@ impl Runtime {
         }
     }
 
-    async fn run(&self, job: ClaimedJob, progress: Progress) {
+    async fn run(&self, job: ClaimedJob, progress: Progress, unwritten: Option<Unwritten>) {
         let job_id = job.id.clone();
         if let Ok(mut running) = self.inner.running.lock() {
             running.insert(job_id.clone(), None);
         }
-        self.run_claimed(job, progress).await;
+        let log = Arc::new(StoreStepLog {
+            runtime: self.clone(),
+            written: std::sync::atomic::AtomicBool::new(unwritten.is_none()),
+            unwritten: tokio::sync::Mutex::new(unwritten),
+            held_answer: Mutex::new(None),
+        });
+        self.run_claimed(job, progress, log).await;
         if let Ok(mut running) = self.inner.running.lock() {
             running.remove(&job_id);
         }
     }
 
-    async fn run_claimed(&self, job: ClaimedJob, progress: Progress) {
+    async fn run_claimed(&self, job: ClaimedJob, progress: Progress, log: Arc<StoreStepLog>) {
         let store = &self.inner.store;
         let outcome = match self.prepare(&job, progress).await {
             Ok((recipe, finished)) => {
-                let log = Arc::new(StoreStepLog {
-                    runtime: self.clone(),
-                });
+                let log: Arc<dyn StepLog> = log.clone();
                 self.inner
                     .engine
                     .run_stored_job(
@@ -277,6 +295,25 @@ impl Runtime {
                 resume_at: None,
             },
         };
+        let unwritten = log.unwritten.lock().await.take();
+        if let Some(unwritten) = &unwritten
+            && (outcome.resume_at.is_some() || outcome.record.status == JobStatus::Failed)
+        {
+            // Going to sleep or to another attempt needs the job's row: write it first.
+            if let Err(error) = store
+                .start_job(
+                    &job.id,
+                    &unwritten.stored,
+                    &unwritten.trigger,
+                    &self.inner.owner,
+                    self.inner.lease,
+                )
+                .await
+            {
+                tracing::error!(%error, job = %job.id, "cannot write a job; its outcome is lost");
+                return;
+            }
+        }
         if let Some(until) = outcome.resume_at {
             let suspended = store
                 .suspend_job(&job.id, &self.inner.owner, until, &outcome.record.steps)
@@ -300,7 +337,14 @@ impl Runtime {
                 }
             }
         }
-        match store.finish_job(&outcome.record, &self.inner.owner).await {
+        let written = match &unwritten {
+            Some(unwritten) if outcome.record.status != JobStatus::Failed => store
+                .record_job(&unwritten.stored, &outcome.record)
+                .await
+                .map(|()| true),
+            _ => store.finish_job(&outcome.record, &self.inner.owner).await,
+        };
+        match written {
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(job = %job.id, "another worker took this job over; its record is the one kept");
@@ -434,6 +478,24 @@ pub fn event_accepted(trigger: &'static str) {
     metrics::counter!("weft_events_accepted_total", "trigger" => trigger).increment(1);
 }
 
+/// When an accepted job is first written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acceptance {
+    /// Before `accept` returns: the caller is told the event is accepted (an async webhook's
+    /// `202`, a manual run).
+    Committed,
+    /// Before the job's first step that waits or reaches outside, before its answer is
+    /// handed to the caller, and at the latest with its record: the caller waits for the
+    /// answer (a sync webhook), and learns of a crash before then by the connection closing.
+    BeforeEffects,
+}
+
+/// A job that runs without having been written yet, and what writing it takes.
+struct Unwritten {
+    stored: Arc<StoredRecipe>,
+    trigger: Value,
+}
+
 /// Where a job's earlier progress is: a job accepted a moment ago has none to read.
 #[derive(Clone, Copy)]
 enum Progress {
@@ -450,9 +512,30 @@ pub enum Answer {
     Finished(Box<JobOutcome>),
 }
 
-/// Writes finished steps to the store and hands responses to waiting callers.
+/// Writes finished steps to the store and hands responses to waiting callers; writes a job
+/// accepted with [`Acceptance::BeforeEffects`] when it first has to be.
 struct StoreStepLog {
     runtime: Runtime,
+    /// Held across the write, so that concurrent steps of one job all wait for it.
+    unwritten: tokio::sync::Mutex<Option<Unwritten>>,
+    written: std::sync::atomic::AtomicBool,
+    /// The answer of a `respond` step given before the job was written.
+    held_answer: Mutex<Option<serde_json::Value>>,
+}
+
+impl StoreStepLog {
+    fn hand_over(&self, job_id: &str, response: serde_json::Value) {
+        let waiter = self
+            .runtime
+            .inner
+            .waiting
+            .lock()
+            .ok()
+            .and_then(|mut waiting| waiting.remove(job_id));
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(Answer::Responded(response));
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -481,16 +564,45 @@ impl StepLog for StoreStepLog {
     }
 
     fn responded(&self, job_id: &str, response: &serde_json::Value) {
-        let waiter = self
-            .runtime
-            .inner
-            .waiting
-            .lock()
-            .ok()
-            .and_then(|mut waiting| waiting.remove(job_id));
-        if let Some(waiter) = waiter {
-            let _ = waiter.send(Answer::Responded(response.clone()));
+        if self.written.load(std::sync::atomic::Ordering::Acquire) {
+            self.hand_over(job_id, response.clone());
+        } else if let Ok(mut held) = self.held_answer.lock() {
+            // Handed over once the job is written: at its next step that waits or reaches
+            // outside, or with its record.
+            *held = Some(response.clone());
         }
+    }
+
+    async fn before_effect(&self, job_id: &str) -> Result<(), String> {
+        let mut unwritten = self.unwritten.lock().await;
+        if let Some(pending) = unwritten.take() {
+            let inner = &self.runtime.inner;
+            if let Err(error) = inner
+                .store
+                .start_job(
+                    job_id,
+                    &pending.stored,
+                    &pending.trigger,
+                    &inner.owner,
+                    inner.lease,
+                )
+                .await
+            {
+                *unwritten = Some(pending);
+                return Err(error.to_string());
+            }
+            self.written
+                .store(true, std::sync::atomic::Ordering::Release);
+            let held = self
+                .held_answer
+                .lock()
+                .ok()
+                .and_then(|mut held| held.take());
+            if let Some(response) = held {
+                self.hand_over(job_id, response);
+            }
+        }
+        Ok(())
     }
 }
 

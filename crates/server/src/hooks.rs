@@ -13,7 +13,7 @@ use sha2::Sha256;
 use std::time::Duration;
 use weft_engine::JobOutcome;
 use weft_recipe::model::{Trigger, WebhookMode, WebhookSignature};
-use weft_runtime::Answer;
+use weft_runtime::{Acceptance, Answer};
 use weft_store::JobStatus;
 
 use crate::AppState;
@@ -61,12 +61,23 @@ pub async fn receive(
     let job_id = weft_store::new_id();
     match webhook.mode {
         WebhookMode::Async => {
-            runtime.accept(&job_id, &stored, &recipe, trigger).await?;
+            runtime
+                .accept(&job_id, &stored, &recipe, trigger, Acceptance::Committed)
+                .await?;
             Ok((StatusCode::ACCEPTED, Json(json!({ "job_id": job_id }))).into_response())
         }
         WebhookMode::Sync => {
             let finished = runtime.wait_for(&job_id);
-            if let Err(error) = runtime.accept(&job_id, &stored, &recipe, trigger).await {
+            if let Err(error) = runtime
+                .accept(
+                    &job_id,
+                    &stored,
+                    &recipe,
+                    trigger,
+                    Acceptance::BeforeEffects,
+                )
+                .await
+            {
                 runtime.stop_waiting(&job_id);
                 return Err(error.into());
             }

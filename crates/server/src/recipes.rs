@@ -209,7 +209,13 @@ pub async fn run(
     let job_id = weft_store::new_id();
     state
         .runtime
-        .accept(&job_id, &stored, &recipe, input)
+        .accept(
+            &job_id,
+            &std::sync::Arc::new(stored),
+            &recipe,
+            input,
+            weft_runtime::Acceptance::Committed,
+        )
         .await?;
     weft_runtime::event_accepted("manual");
     Ok((StatusCode::ACCEPTED, Json(json!({ "job_id": job_id }))).into_response())

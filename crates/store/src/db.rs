@@ -26,6 +26,9 @@ pub(crate) mod sql {
     pub const FINISH_JOB: &str = "UPDATE jobs SET status = $2, output = $3, error = $4, finished_at = $5, lease_owner = NULL, \
          lease_until = NULL, trigger = $7, steps = $8 WHERE id = $1 AND lease_owner = $6 AND status = 'running'";
     pub const CLEAR_PROGRESS: &str = "DELETE FROM job_progress WHERE job_id = $1";
+    /// A job that ended before it had to be written: its one write is its record.
+    pub const RECORD_JOB: &str = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after, \
+         started_at, finished_at, output, error, steps) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, $7, $8, $9, $10, $11)";
 }
 
 /// Runs the same statement on whichever pool the store has. The statement is written once and
@@ -665,6 +668,35 @@ impl Store {
             tx.commit().await?;
         });
         Ok(true)
+    }
+
+    /// Writes the record of a job that ran to its end before anything had to be written
+    /// (a sync webhook's job of steps that only compute): one insert, the job and its record.
+    pub async fn record_job(&self, recipe: &StoredRecipe, record: &JobRecord) -> Result<()> {
+        let finished_at = record.finished_at.unwrap_or_else(Utc::now);
+        if let Some(writer) = &self.writer {
+            let write = Write::Record {
+                id: record.id.clone(),
+                recipe_id: recipe.id.clone(),
+                recipe_name: recipe.name.clone(),
+                recipe_version: recipe.version,
+                status: status_text(record.status),
+                trigger: json_text(&record.trigger)?,
+                started_at: time_text(record.started_at),
+                finished_at: time_text(finished_at),
+                output: json_text(&record.output)?,
+                error: record.error.as_ref().map(json_text).transpose()?,
+                steps: json_text(&record.steps)?,
+            };
+            return writer.write(write).await.map(|_| ());
+        }
+        let error = record.error.as_ref().map(Json);
+        on_pool!(self, pool => sqlx::query(sql::RECORD_JOB)
+            .bind(&record.id).bind(&recipe.id).bind(&recipe.name).bind(recipe.version)
+            .bind(status_text(record.status)).bind(Json(&record.trigger)).bind(record.started_at)
+            .bind(finished_at).bind(Json(&record.output)).bind(error).bind(Json(&record.steps))
+            .execute(pool).await.map(|_| ()))?;
+        Ok(())
     }
 
     /// When a schedule last fired, if it has.

@@ -33,6 +33,20 @@ pub(crate) enum Write {
         now: String,
         claimed_by: Option<(String, String)>,
     },
+    /// A job that ended before it was written: its record, in one insert.
+    Record {
+        id: String,
+        recipe_id: String,
+        recipe_name: String,
+        recipe_version: i64,
+        status: &'static str,
+        trigger: String,
+        started_at: String,
+        finished_at: String,
+        output: String,
+        error: Option<String>,
+        steps: String,
+    },
     /// A step a running job finished.
     Progress {
         job_id: String,
@@ -213,6 +227,37 @@ fn apply(connection: &Connection, write: &Write) -> rusqlite::Result<bool> {
                 ],
             )?;
         }
+        Write::Record {
+            id,
+            recipe_id,
+            recipe_name,
+            recipe_version,
+            status,
+            trigger,
+            started_at,
+            finished_at,
+            output,
+            error,
+            steps,
+        } => {
+            run(
+                connection,
+                sql::RECORD_JOB,
+                &[
+                    id,
+                    recipe_id,
+                    recipe_name,
+                    recipe_version,
+                    status,
+                    trigger,
+                    started_at,
+                    finished_at,
+                    output,
+                    error,
+                    steps,
+                ],
+            )?;
+        }
         Write::Progress {
             job_id,
             path,
@@ -256,7 +301,15 @@ fn apply(connection: &Connection, write: &Write) -> rusqlite::Result<bool> {
 /// Runs one statement of the shared SQL, whose parameters are `$1`, `$2`, ... in any order,
 /// and returns the rows it changed.
 fn run(connection: &Connection, statement: &str, values: &[&dyn ToSql]) -> rusqlite::Result<usize> {
-    const NAMES: [&str; 8] = ["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8"];
+    const NAMES: [&str; 12] = [
+        "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12",
+    ];
+    if values.len() > NAMES.len() {
+        return Err(rusqlite::Error::InvalidParameterCount(
+            values.len(),
+            NAMES.len(),
+        ));
+    }
     let mut statement = connection.prepare_cached(statement)?;
     for (name, value) in NAMES.iter().zip(values) {
         if let Some(index) = statement.parameter_index(name)? {

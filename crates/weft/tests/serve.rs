@@ -672,6 +672,63 @@ async fn a_sync_webhook_answers_at_its_respond_step_while_the_job_goes_on() {
     );
 }
 
+on_both_backends!(
+    a_sync_webhook_answers_only_once_its_job_is_written,
+    |server: Server| async move {
+        // Steps that only compute: the job is written once, with its record, and the caller
+        // is answered after that write; with a step that waits, before that step.
+        let quick = "name: Quick\ntrigger:\n  webhook: { path: quick, mode: sync }\nsteps:\n  - id: shape\n    transform: '{n: (.trigger.body.n * 2)}'\n  - id: answer\n    respond: { status: 200, body: '{{ steps.shape.output }}' }\n";
+        let slow = "name: Slow\ntrigger:\n  webhook: { path: slow, mode: sync }\nsteps:\n  - id: answer\n    respond: { status: 200, body: early }\n  - id: pause\n    wait: 500ms\n";
+        for recipe in [quick, slow] {
+            let (status, created) = server
+                .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
+                .await;
+            assert_eq!(status, 201, "{created}");
+        }
+        let jobs_of = |name: &'static str| {
+            let server = &server;
+            async move {
+                let (_, listed) = server.api(Method::GET, "/api/v1/jobs", None).await;
+                listed["jobs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|job| job["recipe"] == name)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            }
+        };
+        for n in 1..=3 {
+            let answer: serde_json::Value = Server::client()
+                .post(server.url("/hooks/quick"))
+                .json(&json!({"n": n}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(answer, json!({"n": n * 2}));
+            let jobs = jobs_of("Quick").await;
+            assert_eq!(jobs.len(), n as usize, "{jobs:?}");
+            assert_eq!(jobs[0]["status"], "succeeded", "{jobs:?}");
+            let record = server.finished_job(jobs[0]["id"].as_str().unwrap()).await;
+            assert_eq!(record["steps"].as_array().unwrap().len(), 2, "{record}");
+        }
+        let early = Server::client()
+            .post(server.url("/hooks/slow"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(early.text().await.unwrap(), "early");
+        let jobs = jobs_of("Slow").await;
+        assert_eq!(jobs.len(), 1, "the answer came before the job was written");
+        assert_eq!(jobs[0]["status"], "running", "{jobs:?}");
+        let record = server.finished_job(jobs[0]["id"].as_str().unwrap()).await;
+        assert_eq!(record["status"], "succeeded", "{record}");
+    }
+);
+
 #[tokio::test]
 async fn webhook_credentials_never_reach_the_job_history() {
     let server = Server::start(Backend::Sqlite).await.unwrap();
