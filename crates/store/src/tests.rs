@@ -658,6 +658,19 @@ async fn steps_survive_the_move_into_the_job_row_on_postgres() {
 }
 
 #[tokio::test]
+async fn a_new_sqlite_database_has_pages_that_fit_many_job_rows() {
+    let (_dir, store) = sqlite().await;
+    let crate::db::Backend::Sqlite(pool) = &*store.backend else {
+        unreachable!("a data folder is SQLite")
+    };
+    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(page_size, 16 * 1024);
+}
+
+#[tokio::test]
 async fn postgres_claims_each_job_once_under_concurrent_workers() {
     let Some(store) = postgres().await else {
         return;
