@@ -546,12 +546,22 @@ impl StepLog for StoreStepLog {
         path: &str,
         record: &StepRecord,
     ) -> Result<(), String> {
-        self.runtime
-            .inner
+        let inner = &self.runtime.inner;
+        match inner
             .store
-            .log_step(job_id, path, record)
+            .log_step(job_id, path, record, &inner.owner)
             .await
-            .map_err(|error| error.to_string())
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                // Another worker runs this job now: stop before the next step, and leave the
+                // record to it.
+                let reason = "this process lost the job's lease; another worker took it over";
+                self.runtime.note_cancel(job_id, reason);
+                Err(reason.to_owned())
+            }
+            Err(error) => Err(error.to_string()),
+        }
     }
 
     fn cancelled(&self, job_id: &str) -> Option<String> {

@@ -22,6 +22,10 @@ pub(crate) mod sql {
          started_at, lease_owner, lease_until) VALUES ($1, $2, $3, $4, 'running', $5, 1, $6, $6, $6, $7, $8)";
     pub const LOG_STEP: &str = "INSERT INTO job_progress (job_id, path, record) VALUES ($1, $2, $3) \
          ON CONFLICT (job_id, path) DO UPDATE SET record = excluded.record";
+    /// A step of a running job, noted only while `$4` holds the job's lease.
+    pub const LOG_OWNED_STEP: &str = "INSERT INTO job_progress (job_id, path, record) \
+         SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND lease_owner = $4 AND status = 'running') \
+         ON CONFLICT (job_id, path) DO UPDATE SET record = excluded.record";
     /// The trigger is replaced by the record's, masked: the raw event was kept only to run it.
     pub const FINISH_JOB: &str = "UPDATE jobs SET status = $2, output = $3, error = $4, finished_at = $5, lease_owner = NULL, \
          lease_until = NULL, trigger = $7, steps = $8 WHERE id = $1 AND lease_owner = $6 AND status = 'running'";
@@ -847,19 +851,28 @@ impl Store {
         })
     }
 
-    /// Notes a step that a running job finished (masked), replacing an earlier note of it.
-    pub async fn log_step(&self, job_id: &str, path: &str, record: &StepRecord) -> Result<()> {
+    /// Notes a step that a running job finished (masked), replacing an earlier note of it,
+    /// if `owner` still holds the job's lease; false (and nothing noted) when another worker
+    /// took the job over.
+    pub async fn log_step(
+        &self,
+        job_id: &str,
+        path: &str,
+        record: &StepRecord,
+        owner: &str,
+    ) -> Result<bool> {
         if let Some(writer) = &self.writer {
             let write = Write::Progress {
                 job_id: job_id.to_owned(),
                 path: path.to_owned(),
                 record: json_text(record)?,
+                owner: owner.to_owned(),
             };
-            return writer.write(write).await.map(|_| ());
+            return writer.write(write).await;
         }
-        on_pool!(self, pool => sqlx::query(sql::LOG_STEP).bind(job_id).bind(path).bind(Json(record))
-            .execute(pool).await.map(|_| ()))?;
-        Ok(())
+        let noted = on_pool!(self, pool => sqlx::query(sql::LOG_OWNED_STEP).bind(job_id).bind(path).bind(Json(record)).bind(owner)
+            .execute(pool).await?.rows_affected());
+        Ok(noted > 0)
     }
 
     /// The steps a job finished in earlier runs, by path.

@@ -423,6 +423,13 @@ both_backends!(
                 .await
                 .unwrap()
         );
+        // Nor does a worker that lost the job note its steps.
+        assert!(
+            !store
+                .log_step(&id, "first", &finished[0], "intruder")
+                .await
+                .unwrap()
+        );
         assert!(store.job_progress(&id).await.unwrap().is_empty());
         assert!(
             store
@@ -470,10 +477,12 @@ both_backends!(
                     )
                     .await
                     .unwrap();
-                store
-                    .log_step(&id, "call", &step("call", json!(n)))
-                    .await
-                    .unwrap();
+                assert!(
+                    store
+                        .log_step(&id, "call", &step("call", json!(n)), "web-1")
+                        .await
+                        .unwrap()
+                );
                 let now = Utc::now();
                 let record = JobRecord {
                     id: id.clone(),

@@ -52,6 +52,7 @@ pub(crate) enum Write {
         job_id: String,
         path: String,
         record: String,
+        owner: String,
     },
     /// A finished job's record, written only if `owner` still holds its lease.
     Finish {
@@ -262,8 +263,14 @@ fn apply(connection: &Connection, write: &Write) -> rusqlite::Result<bool> {
             job_id,
             path,
             record,
+            owner,
         } => {
-            run(connection, sql::LOG_STEP, &[job_id, path, record])?;
+            let noted = run(
+                connection,
+                sql::LOG_OWNED_STEP,
+                &[job_id, path, record, owner],
+            )?;
+            return Ok(noted > 0);
         }
         Write::Finish {
             job_id,
