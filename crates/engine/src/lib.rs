@@ -107,6 +107,16 @@ pub trait StepLog: Send + Sync {
         Ok(())
     }
 
+    /// A job run by this job's `call` step ended: `record` is its record (masked), to keep
+    /// as a job of `recipe` of its own.
+    async fn child_finished(
+        &self,
+        _recipe: &Arc<Recipe>,
+        _record: &JobRecord,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Why the job was cancelled while it runs, if it was: asked before each step.
     fn cancelled(&self, _job_id: &str) -> Option<String> {
         None

@@ -338,6 +338,7 @@ mod tests {
                 ),
             ],
             rerun_of: None,
+            called_by: None,
         }
     }
 

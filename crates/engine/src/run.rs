@@ -163,6 +163,7 @@ impl<'e> JobRun<'e> {
             finished_at: resume_at.is_none().then(Utc::now),
             steps: journal,
             rerun_of: None,
+            called_by: None,
         };
         let scrub = self
             .scrub
@@ -670,8 +671,14 @@ impl<'e> JobRun<'e> {
             .find(name)
             .await
             .map_err(|message| Failure::new(id, ErrorKind::Validation, message))?;
-        let child = JobRun::new(self.engine, recipe, self.depth + 1);
-        let outcome = Box::pin(child.run(input)).await;
+        let child = JobRun::new(self.engine, Arc::clone(&recipe), self.depth + 1);
+        let mut outcome = Box::pin(child.run(input)).await;
+        if let Some(durable) = &self.durable {
+            outcome.record.called_by = Some(self.job_id.clone());
+            if let Err(message) = durable.log.child_finished(&recipe, &outcome.record).await {
+                tracing::warn!(job = %self.job_id, step = id, %message, "cannot keep the record of a called recipe's job");
+            }
+        }
         match outcome.record.status {
             JobStatus::Succeeded => Ok(outcome.record.output),
             _ => {

@@ -339,7 +339,7 @@ impl Runtime {
         }
         let written = match &unwritten {
             Some(unwritten) if outcome.record.status != JobStatus::Failed => store
-                .record_job(&unwritten.stored, &outcome.record)
+                .record_job(unwritten.stored.as_ref().into(), &outcome.record)
                 .await
                 .map(|()| true),
             _ => store.finish_job(&outcome.record, &self.inner.owner).await,
@@ -583,6 +583,26 @@ impl StepLog for StoreStepLog {
         }
     }
 
+    async fn child_finished(&self, recipe: &Arc<Recipe>, record: &JobRecord) -> Result<(), String> {
+        let (id, version) = self
+            .runtime
+            .inner
+            .recipes
+            .origin_of(recipe)
+            .ok_or_else(|| "the called recipe is not among the compiled ones".to_owned())?;
+        let origin = weft_store::RecipeRef {
+            id: &id,
+            name: &record.recipe,
+            version,
+        };
+        self.runtime
+            .inner
+            .store
+            .record_job(origin, record)
+            .await
+            .map_err(|error| error.to_string())
+    }
+
     async fn before_effect(&self, job_id: &str) -> Result<(), String> {
         let mut unwritten = self.unwritten.lock().await;
         if let Some(pending) = unwritten.take() {
@@ -634,5 +654,6 @@ fn unrunnable(job: &ClaimedJob, message: String) -> JobRecord {
         finished_at: Some(now),
         steps: Vec::new(),
         rerun_of: None,
+        called_by: None,
     }
 }

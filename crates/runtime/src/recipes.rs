@@ -65,6 +65,15 @@ impl RecipeCache {
         Ok(Some(found))
     }
 
+    /// Which recipe version a compiled recipe is, when it came from this cache.
+    pub fn origin_of(&self, recipe: &Arc<Recipe>) -> Option<(String, i64)> {
+        let compiled = self.compiled.lock().ok()?;
+        compiled
+            .iter()
+            .find(|(_, cached)| Arc::ptr_eq(cached, recipe))
+            .map(|((id, version), _)| (id.clone(), *version))
+    }
+
     /// Forgets the webhook paths looked up so far: call after a recipe changes.
     pub fn forget_webhooks(&self) {
         if let Ok(mut routes) = self.webhooks.lock() {

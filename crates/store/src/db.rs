@@ -32,7 +32,7 @@ pub(crate) mod sql {
     pub const CLEAR_PROGRESS: &str = "DELETE FROM job_progress WHERE job_id = $1";
     /// A job that ended before it had to be written: its one write is its record.
     pub const RECORD_JOB: &str = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after, \
-         started_at, finished_at, output, error, steps) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, $7, $8, $9, $10, $11)";
+         started_at, finished_at, output, error, steps, called_by) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, $7, $8, $9, $10, $11, $12)";
 }
 
 /// Runs the same statement on whichever pool the store has. The statement is written once and
@@ -199,6 +199,26 @@ pub struct JobSummary {
     pub finished_at: Option<DateTime<Utc>>,
     /// The job this one reruns, if it is a rerun.
     pub rerun_of: Option<String>,
+    /// The job whose `call` step ran this one, if one did.
+    pub called_by: Option<String>,
+}
+
+/// Which recipe version a job ran.
+#[derive(Debug, Clone, Copy)]
+pub struct RecipeRef<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub version: i64,
+}
+
+impl<'a> From<&'a StoredRecipe> for RecipeRef<'a> {
+    fn from(recipe: &'a StoredRecipe) -> RecipeRef<'a> {
+        RecipeRef {
+            id: &recipe.id,
+            name: &recipe.name,
+            version: recipe.version,
+        }
+    }
 }
 
 impl Store {
@@ -682,13 +702,13 @@ impl Store {
 
     /// Writes the record of a job that ran to its end before anything had to be written
     /// (a sync webhook's job of steps that only compute): one insert, the job and its record.
-    pub async fn record_job(&self, recipe: &StoredRecipe, record: &JobRecord) -> Result<()> {
+    pub async fn record_job(&self, recipe: RecipeRef<'_>, record: &JobRecord) -> Result<()> {
         let finished_at = record.finished_at.unwrap_or_else(Utc::now);
         if let Some(writer) = &self.writer {
             let write = Write::Record {
                 id: record.id.clone(),
-                recipe_id: recipe.id.clone(),
-                recipe_name: recipe.name.clone(),
+                recipe_id: recipe.id.to_owned(),
+                recipe_name: recipe.name.to_owned(),
                 recipe_version: recipe.version,
                 status: status_text(record.status),
                 trigger: json_text(&record.trigger)?,
@@ -697,14 +717,16 @@ impl Store {
                 output: json_text(&record.output)?,
                 error: record.error.as_ref().map(json_text).transpose()?,
                 steps: json_text(&record.steps)?,
+                called_by: record.called_by.clone(),
             };
             return writer.write(write).await.map(|_| ());
         }
         let error = record.error.as_ref().map(Json);
         on_pool!(self, pool => sqlx::query(sql::RECORD_JOB)
-            .bind(&record.id).bind(&recipe.id).bind(&recipe.name).bind(recipe.version)
+            .bind(&record.id).bind(recipe.id).bind(recipe.name).bind(recipe.version)
             .bind(status_text(record.status)).bind(Json(&record.trigger)).bind(record.started_at)
             .bind(finished_at).bind(Json(&record.output)).bind(error).bind(Json(&record.steps))
+            .bind(&record.called_by)
             .execute(pool).await.map(|_| ()))?;
         Ok(())
     }
@@ -921,7 +943,7 @@ impl Store {
 
     /// A job's record as the API shows it.
     pub async fn job(&self, id: &str) -> Result<Option<JobRecord>> {
-        let sql = "SELECT id, recipe_name, status, output, trigger, error, created_at, started_at, finished_at, rerun_of, steps \
+        let sql = "SELECT id, recipe_name, status, output, trigger, error, created_at, started_at, finished_at, rerun_of, steps, called_by \
                    FROM jobs WHERE id = $1";
         on_pool!(self, pool => {
             let Some(row) = sqlx::query(sql).bind(id).fetch_optional(pool).await? else {
@@ -929,7 +951,8 @@ impl Store {
             };
             let mut record = job_from(&row)?;
             let steps: Option<Json<Vec<StepRecord>>> = row.try_get(10)?;
-            record.steps = steps.map(|Json(steps)| steps).unwrap_or_default();
+                        record.steps = steps.map(|Json(steps)| steps).unwrap_or_default();
+            record.called_by = row.try_get(11)?;
             Ok(Some(record))
         })
     }
@@ -937,7 +960,7 @@ impl Store {
     /// Jobs, newest first, narrowed by a filter.
     pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<JobSummary>> {
         let mut sql = String::from(
-            "SELECT id, recipe_id, recipe_name, recipe_version, status, created_at, finished_at, rerun_of FROM jobs WHERE 1 = 1",
+            "SELECT id, recipe_id, recipe_name, recipe_version, status, created_at, finished_at, rerun_of, called_by FROM jobs WHERE 1 = 1",
         );
         let mut binds: Vec<Bind> = Vec::new();
         let mut add = |clause: &str, value: Bind| {
@@ -1172,6 +1195,7 @@ where
         finished_at: row.try_get(8)?,
         steps: Vec::new(),
         rerun_of: row.try_get(9)?,
+        called_by: None,
     })
 }
 
@@ -1193,5 +1217,6 @@ where
         created_at: row.try_get(5)?,
         finished_at: row.try_get(6)?,
         rerun_of: row.try_get(7)?,
+        called_by: row.try_get(8)?,
     })
 }

@@ -6,8 +6,8 @@ pub mod record;
 mod writer;
 
 pub use db::{
-    ClaimedJob, Durability, JobFilter, JobSummary, RecipeVersion, Result, Store, StoreError,
-    StoredRecipe, User, new_id, parse_status, status_text,
+    ClaimedJob, Durability, JobFilter, JobSummary, RecipeRef, RecipeVersion, Result, Store,
+    StoreError, StoredRecipe, User, new_id, parse_status, status_text,
 };
 pub use record::{ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, StepStatus};
 

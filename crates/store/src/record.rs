@@ -123,4 +123,7 @@ pub struct JobRecord {
     /// The job this one reruns, if it is a rerun.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerun_of: Option<String>,
+    /// The job whose `call` step ran this one, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub called_by: Option<String>,
 }

@@ -243,6 +243,7 @@ both_backends!(
                 finished_at: now,
             }],
             rerun_of: None,
+            called_by: None,
         };
         assert!(
             !store.finish_job(&record, "someone-else").await.unwrap(),
@@ -495,6 +496,7 @@ both_backends!(
                     finished_at: Some(now),
                     steps: vec![step("call", json!(n)), step("shape", json!({"n": n}))],
                     rerun_of: None,
+                    called_by: None,
                 };
                 assert!(store.finish_job(&record, "web-1").await.unwrap());
                 (id, n)

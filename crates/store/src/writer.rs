@@ -46,6 +46,7 @@ pub(crate) enum Write {
         output: String,
         error: Option<String>,
         steps: String,
+        called_by: Option<String>,
     },
     /// A step a running job finished.
     Progress {
@@ -240,6 +241,7 @@ fn apply(connection: &Connection, write: &Write) -> rusqlite::Result<bool> {
             output,
             error,
             steps,
+            called_by,
         } => {
             run(
                 connection,
@@ -256,6 +258,7 @@ fn apply(connection: &Connection, write: &Write) -> rusqlite::Result<bool> {
                     output,
                     error,
                     steps,
+                    called_by,
                 ],
             )?;
         }

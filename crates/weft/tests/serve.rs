@@ -1077,10 +1077,26 @@ async fn a_call_step_runs_another_saved_recipe() {
         )
         .await;
     assert_eq!(status, 202, "{accepted}");
-    let job = server
-        .finished_job(accepted["job_id"].as_str().unwrap())
-        .await;
+    let parent_id = accepted["job_id"].as_str().unwrap();
+    let job = server.finished_job(parent_id).await;
     assert_eq!(job["output"], json!({"gross": 42}), "{job}");
+    // The called recipe's job has a record of its own, pointing at the job that called it.
+    let (_, listed) = server.api(Method::GET, "/api/v1/jobs", None).await;
+    let child = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|line| line["recipe"] == "Price quote")
+        .cloned()
+        .unwrap_or_else(|| panic!("no job of the called recipe: {listed}"));
+    assert_eq!(child["called_by"], json!(parent_id), "{child}");
+    assert_eq!(child["recipe_version"], 1);
+    let record = server.finished_job(child["id"].as_str().unwrap()).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+    assert_eq!(record["trigger"], json!({"amount": 21}));
+    assert_eq!(record["output"], json!({"gross": 42}));
+    assert_eq!(record["steps"][0]["id"], "tax");
+    assert_eq!(record["called_by"], json!(parent_id));
 }
 
 #[tokio::test]
