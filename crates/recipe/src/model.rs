@@ -25,6 +25,14 @@ pub struct Recipe {
 }
 
 impl Recipe {
+    /// The path the recipe's webhook listens on, when its trigger is a webhook.
+    pub fn webhook_path(&self) -> Option<&str> {
+        match &self.trigger {
+            Trigger::Webhook(webhook) => Some(webhook.path.as_str()),
+            _ => None,
+        }
+    }
+
     /// Every step of the recipe, nested ones included, in document order.
     pub fn all_steps(&self) -> Vec<&Step> {
         let mut found = Vec::new();

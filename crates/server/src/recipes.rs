@@ -31,13 +31,6 @@ async fn compile(state: &AppState, body: String) -> Result<(Recipe, String), Api
         .map_err(ApiError::invalid_recipe)
 }
 
-fn webhook_path(recipe: &Recipe) -> Option<&str> {
-    match &recipe.trigger {
-        Trigger::Webhook(webhook) => Some(webhook.path.as_str()),
-        _ => None,
-    }
-}
-
 fn recipe_json(stored: &StoredRecipe, with_source: bool) -> Value {
     let mut value = json!({
         "id": stored.id,
@@ -63,7 +56,7 @@ pub async fn create(
     let stored = state
         .runtime
         .store()
-        .create_recipe(&recipe.name, &source, webhook_path(&recipe))
+        .create_recipe(&recipe.name, &source, recipe.webhook_path())
         .await?;
     save_concurrency(&state, &stored.id, &recipe).await?;
     Ok((StatusCode::CREATED, Json(recipe_json(&stored, true))).into_response())
@@ -79,7 +72,7 @@ pub async fn replace(
     let stored = state
         .runtime
         .store()
-        .update_recipe(&id, &recipe.name, &source, webhook_path(&recipe))
+        .update_recipe(&id, &recipe.name, &source, recipe.webhook_path())
         .await?
         .ok_or_else(|| ApiError::not_found("recipe with this id"))?;
     save_concurrency(&state, &stored.id, &recipe).await?;

@@ -857,6 +857,26 @@ async fn apply_makes_the_server_match_a_folder_and_the_cli_reads_jobs() {
         "{listed}"
     );
 
+    // A rename that keeps the webhook path replaces the recipe in place under --prune.
+    std::fs::write(
+        folder.path().join("count.yaml"),
+        COUNT.replace("name: Count", "name: Tally"),
+    )
+    .unwrap();
+    let (_, before) = server.api(Method::GET, "/api/v1/recipes", None).await;
+    let count_id = before["recipes"][0]["id"].clone();
+    let (_, refused, _) = cli(&server, &["apply", &dir, "--dry-run"]);
+    assert!(refused.contains("+ create    Tally"), "{refused}");
+    let (code, renamed, stderr) = cli(&server, &["apply", &dir, "--prune"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(renamed.contains("~ rename    Count -> Tally"), "{renamed}");
+    let (_, after) = server.api(Method::GET, "/api/v1/recipes", None).await;
+    let recipes = after["recipes"].as_array().unwrap();
+    assert_eq!(recipes.len(), 1, "{after}");
+    assert_eq!(recipes[0]["name"], "Tally");
+    assert_eq!(recipes[0]["id"], count_id);
+    assert_eq!(recipes[0]["version"], 3);
+
     std::fs::write(
         folder.path().join("broken.yaml"),
         "name: Broken\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    sett: {}\n",
@@ -875,7 +895,7 @@ async fn apply_makes_the_server_match_a_folder_and_the_cli_reads_jobs() {
         .await;
     let job_id = accepted["job_id"].as_str().unwrap();
     server.finished_job(job_id).await;
-    let (_, jobs, _) = cli(&server, &["job", "list", "--recipe", "Count"]);
+    let (_, jobs, _) = cli(&server, &["job", "list", "--recipe", "Tally"]);
     assert!(
         jobs.contains(job_id) && jobs.contains("succeeded"),
         "{jobs}"

@@ -53,8 +53,8 @@ pub async fn run(command: RecipeCommand) -> anyhow::Result<()> {
             let client = Client::new(&server)?;
             let local = read_recipes(&files)?;
             let remote = remote_by_name(&client).await?;
-            for (name, source) in local {
-                apply_one(&client, &name, &source, remote.get(&name)).await?;
+            for (name, recipe) in local {
+                apply_one(&client, &name, &recipe.source, remote.get(&name)).await?;
             }
             Ok(())
         }
@@ -110,8 +110,14 @@ async fn switch(server: &ServerArgs, recipe: &str, action: &str) -> anyhow::Resu
     Ok(())
 }
 
+/// A recipe file of a folder: its text, and the webhook path it listens on.
+struct LocalRecipe {
+    source: String,
+    webhook_path: Option<String>,
+}
+
 /// Reads and checks recipe files; any invalid one stops everything, with its problems.
-fn read_recipes(files: &[PathBuf]) -> anyhow::Result<BTreeMap<String, String>> {
+fn read_recipes(files: &[PathBuf]) -> anyhow::Result<BTreeMap<String, LocalRecipe>> {
     let registry = registry(&Default::default())?;
     let mut recipes = BTreeMap::new();
     let mut invalid = false;
@@ -120,7 +126,11 @@ fn read_recipes(files: &[PathBuf]) -> anyhow::Result<BTreeMap<String, String>> {
             Loaded::Recipe(recipe) => {
                 let source = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read {}", path.display()))?;
-                if recipes.insert(recipe.name.clone(), source).is_some() {
+                let local = LocalRecipe {
+                    source,
+                    webhook_path: recipe.webhook_path().map(str::to_owned),
+                };
+                if recipes.insert(recipe.name.clone(), local).is_some() {
                     bail!("two files hold a recipe named `{}`", recipe.name);
                 }
             }
@@ -194,12 +204,38 @@ pub async fn apply(
         .with_context(|| format!("cannot read the folder {}", folder.display()))?;
     let local = read_recipes(&files)?;
     let client = Client::new(server)?;
-    let remote = remote_by_name(&client).await?;
-    for (name, source) in &local {
-        let what = match remote.get(name) {
-            None => "+ create   ",
-            Some(existing) if existing["source"].as_str() == Some(source.as_str()) => "= unchanged",
-            Some(_) => "~ change   ",
+    let mut remote = remote_by_name(&client).await?;
+    // With --prune, a new name on the webhook path of a recipe that leaves is a rename: the
+    // recipe is replaced in place (same id, a new version), as a create would find the path
+    // taken until the old recipe is removed.
+    let mut renamed = BTreeMap::new();
+    if prune {
+        for (name, recipe) in &local {
+            let Some(path) = &recipe.webhook_path else {
+                continue;
+            };
+            if remote.contains_key(name) {
+                continue;
+            }
+            let old = remote.iter().find(|(old_name, existing)| {
+                !local.contains_key(*old_name) && existing["webhook_path"].as_str() == Some(path)
+            });
+            if let Some((old_name, existing)) = old {
+                renamed.insert(name.clone(), (old_name.clone(), existing.clone()));
+            }
+        }
+        for (old_name, _) in renamed.values() {
+            remote.remove(old_name);
+        }
+    }
+    for (name, recipe) in &local {
+        let what = match (remote.get(name), renamed.get(name)) {
+            (None, Some((old_name, _))) => format!("~ rename    {old_name} ->"),
+            (None, None) => "+ create   ".to_owned(),
+            (Some(existing), _) if existing["source"].as_str() == Some(recipe.source.as_str()) => {
+                "= unchanged".to_owned()
+            }
+            (Some(_), _) => "~ change   ".to_owned(),
         };
         println!("{what} {name}");
     }
@@ -218,13 +254,13 @@ pub async fn apply(
         println!("dry run: nothing was changed");
         return Ok(());
     }
-    for (name, source) in &local {
-        if remote
+    for (name, recipe) in &local {
+        let existing = remote
             .get(name)
-            .and_then(|existing| existing["source"].as_str())
-            != Some(source.as_str())
+            .or_else(|| renamed.get(name).map(|(_, old)| old));
+        if existing.and_then(|existing| existing["source"].as_str()) != Some(recipe.source.as_str())
         {
-            apply_one(&client, name, source, remote.get(name)).await?;
+            apply_one(&client, name, &recipe.source, existing).await?;
         }
     }
     if prune {
