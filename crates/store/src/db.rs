@@ -645,28 +645,57 @@ impl Store {
             }
             Backend::Postgres(pool) => {
                 // Many processes: the pick skips rows another worker is claiming.
-                let sql = concat!(
-                    "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = $2, \
-                     attempt = attempt + CASE WHEN status = 'waiting' THEN 0 ELSE 1 END, \
-                     started_at = COALESCE(started_at, $3) WHERE id = (SELECT j.id ",
-                    ready_jobs!("$3"),
-                    " ORDER BY j.run_after LIMIT 1 FOR UPDATE OF j SKIP LOCKED) \
-                     RETURNING id, recipe_id, recipe_version, trigger, attempt"
+                let pick = concat!(
+                    "SELECT j.id, j.recipe_id, r.max_running ",
+                    ready_jobs!("$1"),
+                    " ORDER BY j.run_after LIMIT 1 FOR UPDATE OF j SKIP LOCKED"
                 );
-                sqlx::query(sql)
+                // Two processes could each count a recipe's running jobs below its
+                // `concurrency` and both claim: claims of such a recipe take turns on a lock
+                // held until their commit, and count again under it.
+                let take_turn = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
+                let running = "SELECT COUNT(*) FROM jobs WHERE recipe_id = $1 AND status = 'running' \
+                               AND status IN ('queued', 'waiting', 'running') AND lease_until >= $2";
+                let claim = "UPDATE jobs SET status = 'running', lease_owner = $2, lease_until = $3, \
+                             attempt = attempt + CASE WHEN status = 'waiting' THEN 0 ELSE 1 END, \
+                             started_at = COALESCE(started_at, $4) WHERE id = $1 \
+                             RETURNING id, recipe_id, recipe_version, trigger, attempt";
+                let mut tx = pool.begin().await?;
+                let Some(picked) = sqlx::query(pick).bind(now).fetch_optional(&mut *tx).await?
+                else {
+                    return Ok(None);
+                };
+                let id: String = picked.try_get(0)?;
+                let recipe_id: String = picked.try_get(1)?;
+                let max_running: Option<i64> = picked.try_get(2)?;
+                if let Some(max_running) = max_running {
+                    sqlx::query(take_turn)
+                        .bind(&recipe_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let (count,): (i64,) = sqlx::query_as(running)
+                        .bind(&recipe_id)
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    if count >= max_running {
+                        return Ok(None);
+                    }
+                }
+                let claimed = sqlx::query(claim)
+                    .bind(id)
                     .bind(owner)
                     .bind(until)
                     .bind(now)
-                    .fetch_optional(pool)
-                    .await?
-                    .map(|row| claimed_from_postgres(&row))
-                    .transpose()?
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Some(claimed_from_postgres(&claimed)?)
             }
         };
         Ok(row)
     }
 
-    /// Writes a finished job's record: its status, output, error and every step.
     /// Writes a finished job's record, if `owner` still holds the job's lease: a worker that
     /// lost its lease (it stalled, and another took the job over) gets `false` and nothing
     /// is written.

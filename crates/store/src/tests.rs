@@ -716,6 +716,48 @@ async fn postgres_claims_each_job_once_under_concurrent_workers() {
     assert_eq!(unique.len(), 200);
 }
 
+#[tokio::test]
+async fn postgres_never_runs_more_of_a_recipe_than_its_concurrency() {
+    let Some(store) = postgres().await else {
+        return;
+    };
+    let recipe = store
+        .create_recipe("One at a time", "name: One at a time", None)
+        .await
+        .unwrap();
+    store
+        .set_recipe_concurrency(&recipe.id, Some(1))
+        .await
+        .unwrap();
+    for n in 0..40 {
+        store.enqueue_job(&recipe, &json!({"n": n})).await.unwrap();
+    }
+    // Sixteen workers (as of several processes) claim at once and never finish: no more than
+    // one may hold a job.
+    let workers = (0..16).map(|worker| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut mine = 0;
+            for _ in 0..10 {
+                if store
+                    .claim_job(&format!("w{worker}"), Duration::from_secs(60))
+                    .await
+                    .unwrap()
+                    .is_some()
+                {
+                    mine += 1;
+                }
+            }
+            mine
+        })
+    });
+    let mut claimed = 0;
+    for worker in workers {
+        claimed += worker.await.unwrap();
+    }
+    assert_eq!(claimed, 1);
+}
+
 #[test]
 fn both_backends_have_the_same_migration_versions() {
     let versions = |folder: &str| {
