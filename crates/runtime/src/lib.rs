@@ -274,7 +274,7 @@ impl Runtime {
 
     async fn run_claimed(&self, job: ClaimedJob, progress: Progress, log: Arc<StoreStepLog>) {
         let store = &self.inner.store;
-        let outcome = match self.prepare(&job, progress).await {
+        let mut outcome = match self.prepare(&job, progress).await {
             Ok((recipe, finished)) => {
                 let log: Arc<dyn StepLog> = log.clone();
                 self.inner
@@ -315,19 +315,11 @@ impl Runtime {
             }
         }
         if let Some(until) = outcome.resume_at {
-            let suspended = store
-                .suspend_job(&job.id, &self.inner.owner, until, &outcome.record.steps)
-                .await;
-            match suspended {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::warn!(job = %job.id, "another worker took this job over before it could sleep")
-                }
-                Err(error) => {
-                    tracing::error!(%error, job = %job.id, "cannot put a waiting job to sleep; it will be taken up again when its lease runs out")
-                }
-            }
-            return;
+            let Some(reason) = self.sleep_or_stop(&job.id, until, &outcome).await else {
+                return;
+            };
+            // Asked to stop while it went to sleep: it ends here instead.
+            stop(&mut outcome, reason);
         }
         if let Some(run_after) = self.retry_at(&job, &outcome).await {
             match store.retry_job(&job.id, &self.inner.owner, run_after).await {
@@ -365,6 +357,44 @@ impl Runtime {
             .and_then(|mut waiting| waiting.remove(&job.id));
         if let Some(waiter) = waiter {
             let _ = waiter.send(Answer::Finished(Box::new(outcome)));
+        }
+    }
+
+    /// Puts a job to sleep in the store; or, when it was asked to stop meanwhile (here, or
+    /// through another process), returns why, so that it ends instead.
+    async fn sleep_or_stop(
+        &self,
+        job_id: &str,
+        until: chrono::DateTime<chrono::Utc>,
+        outcome: &JobOutcome,
+    ) -> Option<String> {
+        let local = self
+            .inner
+            .running
+            .lock()
+            .ok()
+            .and_then(|running| running.get(job_id).cloned().flatten());
+        if local.is_some() {
+            return local;
+        }
+        let store = &self.inner.store;
+        let owner = &self.inner.owner;
+        match store
+            .suspend_job(job_id, owner, until, &outcome.record.steps)
+            .await
+        {
+            Ok(true) => None,
+            Ok(false) => match store.cancel_reason(job_id, owner).await {
+                Ok(Some(reason)) => Some(reason),
+                _ => {
+                    tracing::warn!(job = %job_id, "another worker took this job over before it could sleep");
+                    None
+                }
+            },
+            Err(error) => {
+                tracing::error!(%error, job = %job_id, "cannot put a waiting job to sleep; it will be taken up again when its lease runs out");
+                None
+            }
         }
     }
 
@@ -634,6 +664,18 @@ impl StepLog for StoreStepLog {
         }
         Ok(())
     }
+}
+
+/// Ends a job that was going to sleep as stopped, with the steps it finished.
+fn stop(outcome: &mut JobOutcome, reason: String) {
+    outcome.resume_at = None;
+    outcome.record.status = JobStatus::Failed;
+    outcome.record.finished_at = Some(chrono::Utc::now());
+    outcome.record.error = Some(RecordError {
+        step: None,
+        message: reason,
+        kind: ErrorKind::Stopped,
+    });
 }
 
 /// The record of a job whose recipe cannot be loaded.

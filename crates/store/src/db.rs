@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::record::{JobRecord, JobStatus, RecordError, StepRecord};
-use crate::writer::{Write, Writer};
+use crate::writer::{SqlValue, Write, Writer};
 
 /// Statements that both the sqlx pools and the SQLite writer thread run.
 pub(crate) mod sql {
@@ -559,16 +559,25 @@ impl Store {
     ) -> Result<()> {
         let now = Utc::now();
         if let Some(writer) = &self.writer {
-            let write = Write::NewJob {
-                id: id.to_owned(),
-                recipe_id: recipe.id.clone(),
-                recipe_name: recipe.name.clone(),
-                recipe_version: recipe.version,
-                trigger: json_text(trigger)?,
-                now: time_text(now),
-                claimed_by: claimed_by.map(|(owner, until)| (owner.to_owned(), time_text(until))),
+            let mut values = vec![
+                text(id),
+                text(&recipe.id),
+                text(&recipe.name),
+                SqlValue::Integer(recipe.version),
+                SqlValue::Text(json_text(trigger)?),
+                SqlValue::Text(time_text(now)),
+            ];
+            let statement = match claimed_by {
+                None => sql::QUEUE_JOB,
+                Some((owner, until)) => {
+                    values.extend([text(owner), SqlValue::Text(time_text(until))]);
+                    sql::START_JOB
+                }
             };
-            return writer.write(write).await.map(|_| ());
+            return writer
+                .write(Write::one(statement, values))
+                .await
+                .map(|_| ());
         }
         macro_rules! insert {
             ($statement:expr) => {
@@ -701,15 +710,22 @@ impl Store {
     /// is written.
     pub async fn finish_job(&self, record: &JobRecord, owner: &str) -> Result<bool> {
         if let Some(writer) = &self.writer {
-            let write = Write::Finish {
-                job_id: record.id.clone(),
-                status: status_text(record.status),
-                output: json_text(&record.output)?,
-                error: record.error.as_ref().map(json_text).transpose()?,
-                finished_at: time_text(record.finished_at.unwrap_or_else(Utc::now)),
-                owner: owner.to_owned(),
-                trigger: json_text(&record.trigger)?,
-                steps: json_text(&record.steps)?,
+            let finish = vec![
+                text(&record.id),
+                text(status_text(record.status)),
+                SqlValue::Text(json_text(&record.output)?),
+                optional(record.error.as_ref().map(json_text).transpose()?),
+                SqlValue::Text(time_text(record.finished_at.unwrap_or_else(Utc::now))),
+                text(owner),
+                SqlValue::Text(json_text(&record.trigger)?),
+                SqlValue::Text(json_text(&record.steps)?),
+            ];
+            let write = Write {
+                statements: vec![
+                    (sql::FINISH_JOB, finish),
+                    (sql::CLEAR_PROGRESS, vec![text(&record.id)]),
+                ],
+                guarded: true,
             };
             return writer.write(write).await;
         }
@@ -734,21 +750,24 @@ impl Store {
     pub async fn record_job(&self, recipe: RecipeRef<'_>, record: &JobRecord) -> Result<()> {
         let finished_at = record.finished_at.unwrap_or_else(Utc::now);
         if let Some(writer) = &self.writer {
-            let write = Write::Record {
-                id: record.id.clone(),
-                recipe_id: recipe.id.to_owned(),
-                recipe_name: recipe.name.to_owned(),
-                recipe_version: recipe.version,
-                status: status_text(record.status),
-                trigger: json_text(&record.trigger)?,
-                started_at: time_text(record.started_at),
-                finished_at: time_text(finished_at),
-                output: json_text(&record.output)?,
-                error: record.error.as_ref().map(json_text).transpose()?,
-                steps: json_text(&record.steps)?,
-                called_by: record.called_by.clone(),
-            };
-            return writer.write(write).await.map(|_| ());
+            let values = vec![
+                text(&record.id),
+                text(recipe.id),
+                text(recipe.name),
+                SqlValue::Integer(recipe.version),
+                text(status_text(record.status)),
+                SqlValue::Text(json_text(&record.trigger)?),
+                SqlValue::Text(time_text(record.started_at)),
+                SqlValue::Text(time_text(finished_at)),
+                SqlValue::Text(json_text(&record.output)?),
+                optional(record.error.as_ref().map(json_text).transpose()?),
+                SqlValue::Text(json_text(&record.steps)?),
+                optional(record.called_by.clone()),
+            ];
+            return writer
+                .write(Write::one(sql::RECORD_JOB, values))
+                .await
+                .map(|_| ());
         }
         let error = record.error.as_ref().map(Json);
         on_pool!(self, pool => sqlx::query(sql::RECORD_JOB)
@@ -889,6 +908,14 @@ impl Store {
         Ok(done > 0)
     }
 
+    /// Why a job `owner` runs was asked to stop, if it was.
+    pub async fn cancel_reason(&self, job_id: &str, owner: &str) -> Result<Option<String>> {
+        let sql = "SELECT cancel_reason FROM jobs WHERE id = $1 AND lease_owner = $2 AND status = 'running'";
+        let reason: Option<Option<String>> = on_pool!(self, pool => sqlx::query_scalar(sql)
+            .bind(job_id).bind(owner).fetch_optional(pool).await?);
+        Ok(reason.flatten())
+    }
+
     /// The jobs `owner` runs that were asked to stop, with the reason.
     pub async fn cancel_requests(&self, owner: &str) -> Result<Vec<(String, String)>> {
         let sql = "SELECT id, cancel_reason FROM jobs WHERE lease_owner = $1 AND status = 'running' \
@@ -913,11 +940,15 @@ impl Store {
         owner: &str,
     ) -> Result<bool> {
         if let Some(writer) = &self.writer {
-            let write = Write::Progress {
-                job_id: job_id.to_owned(),
-                path: path.to_owned(),
-                record: json_text(record)?,
-                owner: owner.to_owned(),
+            let values = vec![
+                text(job_id),
+                text(path),
+                SqlValue::Text(json_text(record)?),
+                text(owner),
+            ];
+            let write = Write {
+                statements: vec![(sql::LOG_OWNED_STEP, values)],
+                guarded: true,
             };
             return writer.write(write).await;
         }
@@ -945,7 +976,7 @@ impl Store {
 
     /// Puts a job to sleep until `until` (a durable `wait`), if `owner` still holds it, with
     /// the steps it finished so far (masked) as its progress. False, and nothing written,
-    /// when another worker took the job over.
+    /// when another worker took the job over or the job was asked to stop.
     pub async fn suspend_job(
         &self,
         job_id: &str,
@@ -954,7 +985,7 @@ impl Store {
         finished: &[StepRecord],
     ) -> Result<bool> {
         let sql = "UPDATE jobs SET status = 'waiting', run_after = $2, lease_owner = NULL, lease_until = NULL \
-                   WHERE id = $1 AND lease_owner = $3 AND status = 'running'";
+                   WHERE id = $1 AND lease_owner = $3 AND status = 'running' AND cancel_reason IS NULL";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let owned = sqlx::query(sql).bind(job_id).bind(until).bind(owner)
@@ -1081,6 +1112,14 @@ fn lease_end(lease: Duration) -> DateTime<Utc> {
 /// A time as sqlx writes it to SQLite, so that the two agree and text order is time order.
 fn time_text(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+}
+
+fn text(value: &str) -> SqlValue {
+    SqlValue::Text(value.to_owned())
+}
+
+fn optional(value: Option<String>) -> SqlValue {
+    value.map_or(SqlValue::Null, SqlValue::Text)
 }
 
 fn json_text<T: serde::Serialize>(value: &T) -> Result<String> {

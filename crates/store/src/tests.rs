@@ -424,6 +424,38 @@ both_backends!(
                 .await
                 .unwrap()
         );
+        // A job asked to stop does not go to sleep; its owner learns why.
+        let other = crate::new_id();
+        store
+            .start_job(
+                &other,
+                &recipe,
+                &json!({}),
+                "web-1",
+                Duration::from_secs(60),
+            )
+            .await
+            .unwrap();
+        assert!(
+            store
+                .request_cancel(&other, "cancelled by ann")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .suspend_job(&other, "web-1", until, &finished)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store
+                .cancel_reason(&other, "web-1")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("cancelled by ann")
+        );
         // Nor does a worker that lost the job note its steps.
         assert!(
             !store
@@ -604,46 +636,31 @@ async fn steps_survive_the_move_into_the_job_row(store: Store) {
     let finished = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after) \
                     VALUES ('j1', 'r', 'Orders', 1, 'succeeded', '{}', 1, '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')";
     let old_step = "INSERT INTO job_steps (job_id, seq, record) VALUES ('j1', $1, $2)";
-    let record = |id: &str| serde_json::to_string(&step(id, json!(id))).unwrap();
-    match &*store.backend {
-        crate::db::Backend::Sqlite(pool) => {
-            let mut migrator = sqlx::migrate!("migrations/sqlite");
+    // The schema as it was before migration 7, and a finished job recorded in it.
+    macro_rules! old_layout {
+        ($pool:expr, $migrations:literal) => {{
+            let mut migrator = sqlx::migrate!($migrations);
             migrator.migrations = migrator
                 .migrations
                 .iter()
                 .filter(|m| m.version < 7)
                 .cloned()
                 .collect();
-            migrator.run(pool).await.unwrap();
-            sqlx::query(finished).execute(pool).await.unwrap();
-            for (seq, id) in ["b", "a", "c"].iter().enumerate() {
-                sqlx::query(old_step)
-                    .bind(seq as i64)
-                    .bind(record(id))
-                    .execute(pool)
-                    .await
-                    .unwrap();
-            }
-        }
-        crate::db::Backend::Postgres(pool) => {
-            let mut migrator = sqlx::migrate!("migrations/postgres");
-            migrator.migrations = migrator
-                .migrations
-                .iter()
-                .filter(|m| m.version < 7)
-                .cloned()
-                .collect();
-            migrator.run(pool).await.unwrap();
-            sqlx::query(finished).execute(pool).await.unwrap();
+            migrator.run($pool).await.unwrap();
+            sqlx::query(finished).execute($pool).await.unwrap();
             for (seq, id) in ["b", "a", "c"].iter().enumerate() {
                 sqlx::query(old_step)
                     .bind(seq as i64)
                     .bind(sqlx::types::Json(step(id, json!(id))))
-                    .execute(pool)
+                    .execute($pool)
                     .await
                     .unwrap();
             }
-        }
+        }};
+    }
+    match &*store.backend {
+        crate::db::Backend::Sqlite(pool) => old_layout!(pool, "migrations/sqlite"),
+        crate::db::Backend::Postgres(pool) => old_layout!(pool, "migrations/postgres"),
     }
     store.migrate().await.unwrap();
     let job = store.job("j1").await.unwrap().unwrap();

@@ -10,63 +10,36 @@
 //! statement is a round trip to a connection's thread, and those hand-offs, not SQLite, were
 //! most of the time a job took.
 
-use rusqlite::{Connection, OpenFlags, ToSql, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-use crate::db::{StoreError, sql};
+use crate::db::StoreError;
 
 /// Most writes one transaction carries: bounds how long the last of them waits.
 const MAX_BATCH: usize = 512;
 
-/// One write, with its values ready to bind (JSON already serialized, times as text).
-pub(crate) enum Write {
-    /// A new job row; `claimed_by` runs it at once, else it waits in the queue.
-    NewJob {
-        id: String,
-        recipe_id: String,
-        recipe_name: String,
-        recipe_version: i64,
-        trigger: String,
-        now: String,
-        claimed_by: Option<(String, String)>,
-    },
-    /// A job that ended before it was written: its record, in one insert.
-    Record {
-        id: String,
-        recipe_id: String,
-        recipe_name: String,
-        recipe_version: i64,
-        status: &'static str,
-        trigger: String,
-        started_at: String,
-        finished_at: String,
-        output: String,
-        error: Option<String>,
-        steps: String,
-        called_by: Option<String>,
-    },
-    /// A step a running job finished.
-    Progress {
-        job_id: String,
-        path: String,
-        record: String,
-        owner: String,
-    },
-    /// A finished job's record, written only if `owner` still holds its lease.
-    Finish {
-        job_id: String,
-        status: &'static str,
-        output: String,
-        error: Option<String>,
-        finished_at: String,
-        owner: String,
-        trigger: String,
-        /// The step records, one JSON array.
-        steps: String,
-    },
+/// A value to bind, owned: the writer thread outlives the caller's borrows.
+pub(crate) type SqlValue = rusqlite::types::Value;
+
+/// One write: statements run in order, in the batch's transaction. When `guarded`, the first
+/// statement must change a row (a job this owner still holds) or the rest are skipped and the
+/// write answers `false`.
+pub(crate) struct Write {
+    pub statements: Vec<(&'static str, Vec<SqlValue>)>,
+    pub guarded: bool,
+}
+
+impl Write {
+    /// A write of one statement.
+    pub fn one(statement: &'static str, values: Vec<SqlValue>) -> Write {
+        Write {
+            statements: vec![(statement, values)],
+            guarded: false,
+        }
+    }
 }
 
 struct Request {
@@ -189,120 +162,10 @@ fn commit_batch(
 }
 
 fn apply(connection: &Connection, write: &Write) -> rusqlite::Result<bool> {
-    match write {
-        Write::NewJob {
-            id,
-            recipe_id,
-            recipe_name,
-            recipe_version,
-            trigger,
-            now,
-            claimed_by: None,
-        } => {
-            run(
-                connection,
-                sql::QUEUE_JOB,
-                &[id, recipe_id, recipe_name, recipe_version, trigger, now],
-            )?;
-        }
-        Write::NewJob {
-            id,
-            recipe_id,
-            recipe_name,
-            recipe_version,
-            trigger,
-            now,
-            claimed_by: Some((owner, lease_until)),
-        } => {
-            run(
-                connection,
-                sql::START_JOB,
-                &[
-                    id,
-                    recipe_id,
-                    recipe_name,
-                    recipe_version,
-                    trigger,
-                    now,
-                    owner,
-                    lease_until,
-                ],
-            )?;
-        }
-        Write::Record {
-            id,
-            recipe_id,
-            recipe_name,
-            recipe_version,
-            status,
-            trigger,
-            started_at,
-            finished_at,
-            output,
-            error,
-            steps,
-            called_by,
-        } => {
-            run(
-                connection,
-                sql::RECORD_JOB,
-                &[
-                    id,
-                    recipe_id,
-                    recipe_name,
-                    recipe_version,
-                    status,
-                    trigger,
-                    started_at,
-                    finished_at,
-                    output,
-                    error,
-                    steps,
-                    called_by,
-                ],
-            )?;
-        }
-        Write::Progress {
-            job_id,
-            path,
-            record,
-            owner,
-        } => {
-            let noted = run(
-                connection,
-                sql::LOG_OWNED_STEP,
-                &[job_id, path, record, owner],
-            )?;
-            return Ok(noted > 0);
-        }
-        Write::Finish {
-            job_id,
-            status,
-            output,
-            error,
-            finished_at,
-            owner,
-            trigger,
-            steps,
-        } => {
-            let owned = run(
-                connection,
-                sql::FINISH_JOB,
-                &[
-                    job_id,
-                    status,
-                    output,
-                    error,
-                    finished_at,
-                    owner,
-                    trigger,
-                    steps,
-                ],
-            )?;
-            if owned == 0 {
-                return Ok(false);
-            }
-            run(connection, sql::CLEAR_PROGRESS, &[job_id])?;
+    for (index, (statement, values)) in write.statements.iter().enumerate() {
+        let changed = run(connection, statement, values)?;
+        if index == 0 && write.guarded && changed == 0 {
+            return Ok(false);
         }
     }
     Ok(true)
@@ -310,7 +173,7 @@ fn apply(connection: &Connection, write: &Write) -> rusqlite::Result<bool> {
 
 /// Runs one statement of the shared SQL, whose parameters are `$1`, `$2`, ... in any order,
 /// and returns the rows it changed.
-fn run(connection: &Connection, statement: &str, values: &[&dyn ToSql]) -> rusqlite::Result<usize> {
+fn run(connection: &Connection, statement: &str, values: &[SqlValue]) -> rusqlite::Result<usize> {
     const NAMES: [&str; 12] = [
         "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12",
     ];

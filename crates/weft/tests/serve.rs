@@ -567,19 +567,11 @@ on_both_backends!(
             .await
             .unwrap();
         let id = accepted["job_id"].as_str().unwrap().to_owned();
-        let mut cancelled = serde_json::Value::Null;
-        for _ in 0..40 {
-            let (status, answer) = server
-                .api(Method::POST, &format!("/api/v1/jobs/{id}/cancel"), None)
-                .await;
-            if status == 200 {
-                cancelled = answer;
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        assert_eq!(
-            cancelled["status"], "failed",
+        // Taken while the job sleeps ("failed" at once), or while it is on its way to sleep
+        // ("running": it ends instead of sleeping).
+        let cancelled = cancel_once_it_exists(&server, &id).await;
+        assert!(
+            cancelled["status"] == "failed" || cancelled["status"] == "running",
             "the job was never cancellable"
         );
         let job = server.finished_job(&id).await;
@@ -598,6 +590,21 @@ on_both_backends!(
         assert_eq!(status, 409, "{refused}");
     }
 );
+
+/// Cancels a job, trying for two seconds while it cannot be (not written yet, or between
+/// states); the answer of the cancel that was taken, or `null`.
+async fn cancel_once_it_exists(server: &Server, id: &str) -> serde_json::Value {
+    for _ in 0..40 {
+        let (status, answer) = server
+            .api(Method::POST, &format!("/api/v1/jobs/{id}/cancel"), None)
+            .await;
+        if status == 200 {
+            return answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    serde_json::Value::Null
+}
 
 on_both_backends!(
     a_running_job_stops_before_its_next_step_when_cancelled,
@@ -619,17 +626,7 @@ on_both_backends!(
             .await
             .unwrap();
         let id = accepted["job_id"].as_str().unwrap().to_owned();
-        let mut answer = serde_json::Value::Null;
-        for _ in 0..40 {
-            let (status, body) = server
-                .api(Method::POST, &format!("/api/v1/jobs/{id}/cancel"), None)
-                .await;
-            if status == 200 {
-                answer = body;
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        let answer = cancel_once_it_exists(&server, &id).await;
         assert_eq!(answer["status"], "running", "{answer}");
         let job = server.finished_job(&id).await;
         assert_eq!(job["status"], "failed", "{job}");
@@ -723,7 +720,11 @@ on_both_backends!(
         assert_eq!(early.text().await.unwrap(), "early");
         let jobs = jobs_of("Slow").await;
         assert_eq!(jobs.len(), 1, "the answer came before the job was written");
-        assert_eq!(jobs[0]["status"], "running", "{jobs:?}");
+        // Still in its wait, unless this machine is slow enough for it to have ended.
+        assert!(
+            jobs[0]["status"] == "running" || jobs[0]["status"] == "succeeded",
+            "{jobs:?}"
+        );
         let record = server.finished_job(jobs[0]["id"].as_str().unwrap()).await;
         assert_eq!(record["status"], "succeeded", "{record}");
     }
