@@ -302,7 +302,7 @@ pub async fn cancel(
             StatusCode::CONFLICT,
             "not_cancellable",
             format!(
-                "the job is {}: it is over",
+                "the job has already ended ({})",
                 weft_store::status_text(job.status)
             ),
         )),

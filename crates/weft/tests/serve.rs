@@ -909,7 +909,10 @@ async fn apply_makes_the_server_match_a_folder_and_the_cli_reads_jobs() {
     server.finished_job(rerun.trim()).await;
     let (code, _, refused) = cli(&server, &["job", "cancel", job_id]);
     assert_ne!(code, 0);
-    assert!(refused.contains("it is over"), "{refused}");
+    assert!(
+        refused.contains("the job has already ended (succeeded)"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]
