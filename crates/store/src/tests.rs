@@ -699,6 +699,35 @@ async fn a_new_sqlite_database_has_pages_that_fit_many_job_rows() {
 }
 
 #[tokio::test]
+async fn sqlite_copies_committed_jobs_into_the_database_file_in_the_background() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let data = dir.path().join("data");
+    let store = Store::open_data_folder(&data).await.unwrap();
+    store.migrate().await.unwrap();
+    let recipe = store
+        .create_recipe("Orders", "name: Orders", None)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let file_size = || std::fs::metadata(data.join("weft.db")).unwrap().len();
+    let before = file_size();
+    let big = "x".repeat(2_000);
+    for n in 0..200 {
+        store
+            .enqueue_job(&recipe, &json!({"n": n, "padding": big}))
+            .await
+            .unwrap();
+    }
+    // The writer never checkpoints in a commit; the checkpoint thread does, soon after.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        file_size() >= before + 200 * 2_000,
+        "the database file did not take the new jobs: {before} -> {}",
+        file_size()
+    );
+}
+
+#[tokio::test]
 async fn postgres_claims_each_job_once_under_concurrent_workers() {
     let Some(store) = postgres().await else {
         return;

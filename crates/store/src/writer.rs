@@ -51,6 +51,8 @@ struct Request {
 /// handle is dropped.
 pub(crate) struct Writer {
     requests: mpsc::Sender<Request>,
+    /// Dropped with the writer: the checkpoint thread ends.
+    _stop_checkpoints: mpsc::Sender<()>,
 }
 
 impl Writer {
@@ -76,14 +78,38 @@ impl Writer {
             .pragma_update(None, "foreign_keys", "ON")
             .map_err(write_error)?;
         connection.set_prepared_statement_cache_capacity(32);
+        // Checkpoints run on a thread of their own (below), not in whichever commit crosses
+        // the WAL's size: that commit, and every caller waiting on it, would wait for the
+        // checkpoint's copy and sync.
+        connection
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(write_error)?;
+        let checkpoints = Connection::open_with_flags(
+            file,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(write_error)?;
+        checkpoints
+            .busy_timeout(Duration::from_secs(10))
+            .map_err(write_error)?;
         let (requests, incoming) = mpsc::channel();
+        let (stop_checkpoints, stopped) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("weft-sqlite-writer".to_owned())
             .spawn(move || write_batches(connection, incoming))
             .map_err(|error| {
                 StoreError::Write(format!("cannot start the writer thread: {error}"))
             })?;
-        Ok(Writer { requests })
+        std::thread::Builder::new()
+            .name("weft-sqlite-checkpoints".to_owned())
+            .spawn(move || checkpoint_now_and_then(checkpoints, stopped))
+            .map_err(|error| {
+                StoreError::Write(format!("cannot start the checkpoint thread: {error}"))
+            })?;
+        Ok(Writer {
+            requests,
+            _stop_checkpoints: stop_checkpoints,
+        })
     }
 
     /// Sends a write and waits until it is committed. `Ok(false)`: a `Finish` whose job is
@@ -96,6 +122,20 @@ impl Writer {
         answered
             .await
             .map_err(|_| StoreError::Write("the writer thread stopped mid-write".to_owned()))?
+    }
+}
+
+/// How often the WAL's new pages are copied into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Copies the WAL into the database file every little while, without stopping the writer
+/// (a passive checkpoint), until the writer is dropped.
+fn checkpoint_now_and_then(connection: Connection, stopped: mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+        let done = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        if let Err(error) = done {
+            tracing::warn!(%error, "cannot checkpoint the SQLite WAL; trying again");
+        }
     }
 }
 
