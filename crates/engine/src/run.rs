@@ -340,7 +340,7 @@ impl<'e> JobRun<'e> {
         if let Some(done) = self.finished_before(&path) {
             return self.replay(step, scope, journal, done);
         }
-        if (step.kind.reaches_outside() || matches!(step.kind, StepKind::Wait(_)))
+        if step.kind.needs_durable_job()
             && let Some(durable) = &self.durable
             && let Err(message) = durable.log.before_effect(&self.job_id).await
         {

@@ -281,6 +281,12 @@ impl StepKind {
         matches!(self, StepKind::Action { .. } | StepKind::Call { .. })
     }
 
+    /// True for steps before which a job must be durable: those that reach outside, and
+    /// waits (the job's time passes, or it sleeps in the store).
+    pub fn needs_durable_job(&self) -> bool {
+        self.reaches_outside() || matches!(self, StepKind::Wait(_))
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             StepKind::Action { .. } => "action",

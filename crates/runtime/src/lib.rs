@@ -105,6 +105,28 @@ impl Runtime {
         Ok(true)
     }
 
+    /// Why a job running in this process was asked to stop, if it was.
+    fn cancel_reason_here(&self, job_id: &str) -> Option<String> {
+        self.inner
+            .running
+            .lock()
+            .ok()
+            .and_then(|running| running.get(job_id).cloned().flatten())
+    }
+
+    /// Hands a job's answer to the caller waiting for it, if one is.
+    fn answer(&self, job_id: &str, answer: Answer) {
+        let waiter = self
+            .inner
+            .waiting
+            .lock()
+            .ok()
+            .and_then(|mut waiting| waiting.remove(job_id));
+        if let Some(waiter) = waiter {
+            let _ = waiter.send(answer);
+        }
+    }
+
     fn note_cancel(&self, job_id: &str, reason: &str) {
         if let Ok(mut running) = self.inner.running.lock()
             && let Some(slot) = running.get_mut(job_id)
@@ -295,25 +317,14 @@ impl Runtime {
                 resume_at: None,
             },
         };
-        let unwritten = log.unwritten.lock().await.take();
-        if let Some(unwritten) = &unwritten
-            && (outcome.resume_at.is_some() || outcome.record.status == JobStatus::Failed)
+        // Going to sleep or to another attempt needs the job's row: write it first.
+        if (outcome.resume_at.is_some() || outcome.record.status == JobStatus::Failed)
+            && let Err(error) = log.before_effect(&job.id).await
         {
-            // Going to sleep or to another attempt needs the job's row: write it first.
-            if let Err(error) = store
-                .start_job(
-                    &job.id,
-                    &unwritten.stored,
-                    &unwritten.trigger,
-                    &self.inner.owner,
-                    self.inner.lease,
-                )
-                .await
-            {
-                tracing::error!(%error, job = %job.id, "cannot write a job; its outcome is lost");
-                return;
-            }
+            tracing::error!(%error, job = %job.id, "cannot write a job; its outcome is lost");
+            return;
         }
+        let unwritten = log.unwritten.lock().await.take();
         if let Some(until) = outcome.resume_at {
             let Some(reason) = self.sleep_or_stop(&job.id, until, &outcome).await else {
                 return;
@@ -349,15 +360,7 @@ impl Runtime {
             }
         }
         record_metrics(&outcome.record);
-        let waiter = self
-            .inner
-            .waiting
-            .lock()
-            .ok()
-            .and_then(|mut waiting| waiting.remove(&job.id));
-        if let Some(waiter) = waiter {
-            let _ = waiter.send(Answer::Finished(Box::new(outcome)));
-        }
+        self.answer(&job.id, Answer::Finished(Box::new(outcome)));
     }
 
     /// Puts a job to sleep in the store; or, when it was asked to stop meanwhile (here, or
@@ -368,14 +371,8 @@ impl Runtime {
         until: chrono::DateTime<chrono::Utc>,
         outcome: &JobOutcome,
     ) -> Option<String> {
-        let local = self
-            .inner
-            .running
-            .lock()
-            .ok()
-            .and_then(|running| running.get(job_id).cloned().flatten());
-        if local.is_some() {
-            return local;
+        if let Some(reason) = self.cancel_reason_here(job_id) {
+            return Some(reason);
         }
         let store = &self.inner.store;
         let owner = &self.inner.owner;
@@ -553,21 +550,6 @@ struct StoreStepLog {
     held_answer: Mutex<Option<serde_json::Value>>,
 }
 
-impl StoreStepLog {
-    fn hand_over(&self, job_id: &str, response: serde_json::Value) {
-        let waiter = self
-            .runtime
-            .inner
-            .waiting
-            .lock()
-            .ok()
-            .and_then(|mut waiting| waiting.remove(job_id));
-        if let Some(waiter) = waiter {
-            let _ = waiter.send(Answer::Responded(response));
-        }
-    }
-}
-
 #[async_trait::async_trait]
 impl StepLog for StoreStepLog {
     async fn step_finished(
@@ -595,17 +577,13 @@ impl StepLog for StoreStepLog {
     }
 
     fn cancelled(&self, job_id: &str) -> Option<String> {
-        self.runtime
-            .inner
-            .running
-            .lock()
-            .ok()
-            .and_then(|running| running.get(job_id).cloned().flatten())
+        self.runtime.cancel_reason_here(job_id)
     }
 
     fn responded(&self, job_id: &str, response: &serde_json::Value) {
         if self.written.load(std::sync::atomic::Ordering::Acquire) {
-            self.hand_over(job_id, response.clone());
+            self.runtime
+                .answer(job_id, Answer::Responded(response.clone()));
         } else if let Ok(mut held) = self.held_answer.lock() {
             // Handed over once the job is written: at its next step that waits or reaches
             // outside, or with its record.
@@ -659,7 +637,7 @@ impl StepLog for StoreStepLog {
                 .ok()
                 .and_then(|mut held| held.take());
             if let Some(response) = held {
-                self.hand_over(job_id, response);
+                self.runtime.answer(job_id, Answer::Responded(response));
             }
         }
         Ok(())

@@ -57,13 +57,21 @@ macro_rules! recipe_select {
     };
 }
 
+/// The condition of the partial index `jobs_ready` (migration 7), written out in every query
+/// meant to use it: SQLite uses a partial index only when the query repeats its condition.
+macro_rules! unfinished {
+    () => {
+        "status IN ('queued', 'waiting', 'running')"
+    };
+}
+
 /// The jobs a worker may claim at time `$now`: queued or woken ones that are due, and running
 /// ones whose worker's lease ran out; not those of a recipe already running its `concurrency`.
 macro_rules! ready_jobs {
     ($now:literal) => {
         concat!(
             "FROM jobs j LEFT JOIN recipes r ON r.id = j.recipe_id \
-             WHERE j.status IN ('queued', 'waiting', 'running') \
+                          WHERE j.", unfinished!(), " \
              AND ((j.status IN ('queued', 'waiting') AND j.run_after <= ", $now, ") \
                  OR (j.status = 'running' AND j.lease_until < ", $now, ")) \
              AND (r.max_running IS NULL OR (SELECT COUNT(*) FROM jobs k WHERE k.recipe_id = j.recipe_id \
@@ -663,8 +671,11 @@ impl Store {
                 // `concurrency` and both claim: claims of such a recipe take turns on a lock
                 // held until their commit, and count again under it.
                 let take_turn = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
-                let running = "SELECT COUNT(*) FROM jobs WHERE recipe_id = $1 AND status = 'running' \
-                               AND status IN ('queued', 'waiting', 'running') AND lease_until >= $2";
+                let running = concat!(
+                    "SELECT COUNT(*) FROM jobs WHERE recipe_id = $1 AND status = 'running' AND ",
+                    unfinished!(),
+                    " AND lease_until >= $2"
+                );
                 let claim = "UPDATE jobs SET status = 'running', lease_owner = $2, lease_until = $3, \
                              attempt = attempt + CASE WHEN status = 'waiting' THEN 0 ELSE 1 END, \
                              started_at = COALESCE(started_at, $4) WHERE id = $1 \
@@ -1009,11 +1020,7 @@ impl Store {
             let Some(row) = sqlx::query(sql).bind(id).fetch_optional(pool).await? else {
                 return Ok(None);
             };
-            let mut record = job_from(&row)?;
-            let steps: Option<Json<Vec<StepRecord>>> = row.try_get(10)?;
-                        record.steps = steps.map(|Json(steps)| steps).unwrap_or_default();
-            record.called_by = row.try_get(11)?;
-            Ok(Some(record))
+                        Ok(Some(job_from(&row)?))
         })
     }
 
@@ -1073,8 +1080,10 @@ impl Store {
 
     /// How many jobs wait to run, and since when the oldest has waited: for metrics.
     pub async fn queue_stats(&self) -> Result<(i64, Option<DateTime<Utc>>)> {
-        let sql = "SELECT COUNT(*), MIN(created_at) FROM jobs WHERE status = 'queued' \
-                   AND status IN ('queued', 'waiting', 'running')";
+        let sql = concat!(
+            "SELECT COUNT(*), MIN(created_at) FROM jobs WHERE status = 'queued' AND ",
+            unfinished!()
+        );
         Ok(on_pool!(self, pool => {
             let row = sqlx::query(sql).fetch_one(pool).await?;
             (row.try_get(0)?, row.try_get(1)?)
@@ -1244,10 +1253,13 @@ where
     for<'r> Option<Json<RecordError>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> DateTime<Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Option<DateTime<Utc>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<Json<Vec<StepRecord>>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     usize: sqlx::ColumnIndex<R>,
 {
     let status: String = row.try_get(2)?;
     let output: Option<Json<Value>> = row.try_get(3)?;
+    let steps: Option<Json<Vec<StepRecord>>> = row.try_get(10)?;
     let Json(trigger): Json<Value> = row.try_get(4)?;
     let error: Option<Json<RecordError>> = row.try_get(5)?;
     let created_at: DateTime<Utc> = row.try_get(6)?;
@@ -1261,9 +1273,9 @@ where
         error: error.map(|Json(error)| error),
         started_at: started_at.unwrap_or(created_at),
         finished_at: row.try_get(8)?,
-        steps: Vec::new(),
+        steps: steps.map(|Json(steps)| steps).unwrap_or_default(),
         rerun_of: row.try_get(9)?,
-        called_by: None,
+        called_by: row.try_get(11)?,
     })
 }
 

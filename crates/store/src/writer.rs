@@ -58,16 +58,7 @@ pub(crate) struct Writer {
 impl Writer {
     /// Opens the database file and starts the writer thread.
     pub(crate) fn start(file: &Path, synchronous: &str) -> Result<Writer, StoreError> {
-        let connection = Connection::open_with_flags(
-            file,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(write_error)?;
-        connection
-            .busy_timeout(Duration::from_secs(10))
-            .map_err(write_error)?;
+        let connection = open(file, OpenFlags::SQLITE_OPEN_CREATE)?;
         connection
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(write_error)?;
@@ -84,36 +75,23 @@ impl Writer {
         connection
             .pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(write_error)?;
-        let checkpoints = Connection::open_with_flags(
-            file,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(write_error)?;
-        checkpoints
-            .busy_timeout(Duration::from_secs(10))
-            .map_err(write_error)?;
+        let checkpoints = open(file, OpenFlags::empty())?;
         let (requests, incoming) = mpsc::channel();
         let (stop_checkpoints, stopped) = mpsc::channel::<()>();
-        std::thread::Builder::new()
-            .name("weft-sqlite-writer".to_owned())
-            .spawn(move || write_batches(connection, incoming))
-            .map_err(|error| {
-                StoreError::Write(format!("cannot start the writer thread: {error}"))
-            })?;
-        std::thread::Builder::new()
-            .name("weft-sqlite-checkpoints".to_owned())
-            .spawn(move || checkpoint_now_and_then(checkpoints, stopped))
-            .map_err(|error| {
-                StoreError::Write(format!("cannot start the checkpoint thread: {error}"))
-            })?;
+        spawn("weft-sqlite-writer", move || {
+            write_batches(connection, incoming)
+        })?;
+        spawn("weft-sqlite-checkpoints", move || {
+            checkpoint_now_and_then(checkpoints, stopped)
+        })?;
         Ok(Writer {
             requests,
             _stop_checkpoints: stop_checkpoints,
         })
     }
 
-    /// Sends a write and waits until it is committed. `Ok(false)`: a `Finish` whose job is
-    /// no longer the owner's.
+    /// Sends a write and waits until it is committed. `Ok(false)`: a guarded write whose
+    /// first statement changed nothing (a job no longer the owner's), so nothing was written.
     pub(crate) async fn write(&self, write: Write) -> Result<bool, StoreError> {
         let (answer, answered) = oneshot::channel();
         self.requests
@@ -123,6 +101,25 @@ impl Writer {
             .await
             .map_err(|_| StoreError::Write("the writer thread stopped mid-write".to_owned()))?
     }
+}
+
+/// Opens the database file for reading and writing (and `extra`), waiting up to 10 s for a
+/// lock another connection holds.
+fn open(file: &Path, extra: OpenFlags) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | extra;
+    let connection = Connection::open_with_flags(file, flags).map_err(write_error)?;
+    connection
+        .busy_timeout(Duration::from_secs(10))
+        .map_err(write_error)?;
+    Ok(connection)
+}
+
+fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), StoreError> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(work)
+        .map(|_| ())
+        .map_err(|error| StoreError::Write(format!("cannot start the thread {name}: {error}")))
 }
 
 /// How often the WAL's new pages are copied into the database file.
