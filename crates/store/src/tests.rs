@@ -685,17 +685,34 @@ async fn steps_survive_the_move_into_the_job_row_on_postgres() {
     }
 }
 
-#[tokio::test]
-async fn a_new_sqlite_database_has_pages_that_fit_many_job_rows() {
-    let (_dir, store) = sqlite().await;
+/// A setting of a SQLite store's connections, read with `PRAGMA name`.
+async fn sqlite_pragma(store: &Store, name: &str) -> i64 {
     let crate::db::Backend::Sqlite(pool) = &*store.backend else {
         unreachable!("a data folder is SQLite")
     };
-    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("PRAGMA {name}")))
         .fetch_one(pool)
         .await
-        .unwrap();
-    assert_eq!(page_size, 16 * 1024);
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_new_sqlite_database_has_pages_that_fit_many_job_rows() {
+    let (_dir, store) = sqlite().await;
+    assert_eq!(sqlite_pragma(&store, "page_size").await, 16 * 1024);
+}
+
+#[tokio::test]
+async fn sqlite_commits_are_synced_to_disk_when_asked() {
+    for (durability, expected) in [(crate::Durability::Normal, 1), (crate::Durability::Full, 2)] {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let store = Store::open_data_folder_with(&dir.path().join("data"), durability)
+            .await
+            .unwrap();
+        // `PRAGMA synchronous`: 1 is NORMAL, 2 is FULL.
+        let synchronous = sqlite_pragma(&store, "synchronous").await;
+        assert_eq!(synchronous, expected, "{durability:?}");
+    }
 }
 
 #[tokio::test]
@@ -727,19 +744,19 @@ async fn sqlite_copies_committed_jobs_into_the_database_file_in_the_background()
     );
 }
 
-#[tokio::test]
-async fn postgres_claims_each_job_once_under_concurrent_workers() {
-    let Some(store) = postgres().await else {
-        return;
-    };
-    let recipe = store
-        .create_recipe("Orders", "name: Orders", None)
-        .await
-        .unwrap();
-    for n in 0..200 {
+/// A recipe with `count` queued jobs.
+async fn queued_jobs(store: &Store, name: &str, count: usize) -> crate::StoredRecipe {
+    let recipe = store.create_recipe(name, name, None).await.unwrap();
+    for n in 0..count {
         store.enqueue_job(&recipe, &json!({"n": n})).await.unwrap();
     }
-    let workers = (0..8).map(|worker| {
+    recipe
+}
+
+/// `workers` workers (as of several processes) claim at once, each until it finds nothing,
+/// and never finish a job: the ids of the jobs they hold.
+async fn claim_at_once(store: &Store, workers: usize) -> Vec<String> {
+    let workers = (0..workers).map(|worker| {
         let store = store.clone();
         tokio::spawn(async move {
             let mut mine = Vec::new();
@@ -754,9 +771,19 @@ async fn postgres_claims_each_job_once_under_concurrent_workers() {
         })
     });
     let mut claimed = Vec::new();
-    for worker in workers {
+    for worker in workers.collect::<Vec<_>>() {
         claimed.extend(worker.await.unwrap());
     }
+    claimed
+}
+
+#[tokio::test]
+async fn postgres_claims_each_job_once_under_concurrent_workers() {
+    let Some(store) = postgres().await else {
+        return;
+    };
+    queued_jobs(&store, "Orders", 200).await;
+    let claimed = claim_at_once(&store, 8).await;
     let unique: std::collections::HashSet<_> = claimed.iter().collect();
     assert_eq!(claimed.len(), 200);
     assert_eq!(unique.len(), 200);
@@ -767,41 +794,13 @@ async fn postgres_never_runs_more_of_a_recipe_than_its_concurrency() {
     let Some(store) = postgres().await else {
         return;
     };
-    let recipe = store
-        .create_recipe("One at a time", "name: One at a time", None)
-        .await
-        .unwrap();
+    let recipe = queued_jobs(&store, "One at a time", 40).await;
     store
         .set_recipe_concurrency(&recipe.id, Some(1))
         .await
         .unwrap();
-    for n in 0..40 {
-        store.enqueue_job(&recipe, &json!({"n": n})).await.unwrap();
-    }
-    // Sixteen workers (as of several processes) claim at once and never finish: no more than
-    // one may hold a job.
-    let workers = (0..16).map(|worker| {
-        let store = store.clone();
-        tokio::spawn(async move {
-            let mut mine = 0;
-            for _ in 0..10 {
-                if store
-                    .claim_job(&format!("w{worker}"), Duration::from_secs(60))
-                    .await
-                    .unwrap()
-                    .is_some()
-                {
-                    mine += 1;
-                }
-            }
-            mine
-        })
-    });
-    let mut claimed = 0;
-    for worker in workers {
-        claimed += worker.await.unwrap();
-    }
-    assert_eq!(claimed, 1);
+    // No more than one of sixteen workers may hold a job of it.
+    assert_eq!(claim_at_once(&store, 16).await.len(), 1);
 }
 
 #[test]
