@@ -10,6 +10,7 @@ use jaq_json::{Num, Val};
 use serde_json::{Map, Value};
 use std::sync::{Arc, LazyLock};
 
+use crate::jq_direct::Direct;
 use crate::text::shorten;
 
 type Filter = jaq_core::Filter<data::JustLut<Val>>;
@@ -33,6 +34,9 @@ pub struct JqProgram {
     filter: Arc<Filter>,
     /// Finishes in time about proportional to its input: see [`crate::jq_bounds`].
     bounded: bool,
+    /// The same program for the direct path, when it is of its subset: see
+    /// [`crate::jq_direct`].
+    direct: Option<Arc<Direct>>,
 }
 
 impl std::fmt::Debug for JqProgram {
@@ -88,6 +92,7 @@ impl JqProgram {
             source: Arc::from(source),
             filter: Arc::new(filter),
             bounded: crate::jq_bounds::is_bounded(source),
+            direct: Direct::compile(source).map(Arc::new),
         })
     }
 
@@ -104,6 +109,14 @@ impl JqProgram {
     /// Runs the program on one input and returns every output, in order. The first error
     /// stops the run, as in jq.
     pub fn run(&self, input: &Value) -> Result<Vec<Value>, JqRunError> {
+        if let Some(output) = self.direct.as_ref().and_then(|direct| direct.run(input)) {
+            return Ok(vec![output]);
+        }
+        self.run_in_jaq(input)
+    }
+
+    /// Runs the program in jaq, never on the direct path.
+    fn run_in_jaq(&self, input: &Value) -> Result<Vec<Value>, JqRunError> {
         let context = Ctx::<data::JustLut<Val>>::new(&self.filter.lut, Vars::new([]));
         let mut outputs = Vec::new();
         for output in self.filter.id.run((context, from_json(input))) {
@@ -299,6 +312,205 @@ fn to_json(value: &Val) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Programs of the direct path's subset, each of which must take it.
+    const DIRECT: &[&str] = &[
+        "{email: (.trigger.body.email | ascii_downcase), name: (.trigger.body.name | ascii_upcase), total: (.trigger.body.amount * 1.2), items: (.trigger.body.items | length)}",
+        ".",
+        ".a",
+        ".a.b",
+        ".arr[0]",
+        ".arr[-1]",
+        ".arr[7]",
+        ".arr[-9]",
+        ".[\"a b\"]",
+        ".a?",
+        ".\"s\"",
+        "{a, b: .s}",
+        "{\"k\": 1, k2: \"s\", k: 3}",
+        "{(\"x\"): .n}",
+        "[.a, .s, 1, null, true, false]",
+        "[]",
+        "{}",
+        ".n + 1",
+        ".n - 1",
+        ".n * 2",
+        ".n / 2",
+        ".n / 0",
+        ".n % 3",
+        ".n % 0",
+        ".f * 1.2",
+        ".n * 1.5",
+        ".f - .n",
+        ".f / .f",
+        ".f % 2",
+        "-.n",
+        "-.f",
+        ".s + \"!\"",
+        ".arr + [4]",
+        ".obj + {z: 1, x: 9}",
+        "null + .n",
+        ".n + null",
+        "1e3",
+        "1.0",
+        "-1",
+        "9223372036854775807 + 1",
+        ".n * 4611686018427387904",
+        "-(-9223372036854775807 - 1)",
+        ".n > 1",
+        ".n >= 3",
+        ".n < .f",
+        ".n <= 2.5",
+        ".s == \"Hello\"",
+        ".n == 3.0",
+        ".n != .f",
+        "null < false",
+        "false < true",
+        "true < 0",
+        "0 < \"\"",
+        "\"a\" < \"b\"",
+        "\"B\" < \"a\"",
+        "0.0 == -0.0",
+        ".arr == [1, 2, 3]",
+        ".a and .b",
+        ".a or .b",
+        ".missing and .b",
+        ".b or .n",
+        ".missing // \"default\"",
+        ".n // 0",
+        "false // null // 7",
+        ".s | ascii_downcase",
+        ".s | ascii_upcase | length",
+        ".arr | length",
+        ".obj | length",
+        "null | length",
+        ".n | length",
+        ".f | length",
+        ".b | not",
+        ".missing | not",
+        "if .n > 1 then \"big\" elif .n == 1 then \"one\" else \"small\" end",
+        "if .b then 1 end",
+        ".s.x",
+        ".arr.x",
+        ".obj[0]",
+        ".n | ascii_downcase",
+        ".b | length",
+        ".s - 1",
+        ".s * 2",
+        ".arr - [1]",
+        "{a: 1} * {a: {b: 2}}",
+        ".s / \"l\"",
+        ".a.b.c.d",
+        ".obj.x + .n * 2 - 1",
+        "(.n | . * .) + (.f | -.)",
+        ".arr[0] + .arr[1] * .arr[2]",
+    ];
+
+    /// Programs outside the subset: jaq alone runs them.
+    const NOT_DIRECT: &[&str] = &[
+        "\"\\(.s)\"",
+        ".arr[]",
+        ".a as $x | $x",
+        ".n, .f",
+        "empty",
+        "[.arr[] | . + 1]",
+        "{(.s): 1}",
+        ".arr[.n]",
+        ".arr[1:]",
+        "tostring",
+        "def f: 1; f",
+        "@base64 \"x\"",
+        "reduce .arr[] as $x (0; . + $x)",
+        ".a |= 1",
+        "keys",
+        "100000000000000000000",
+    ];
+
+    fn inputs() -> Vec<Value> {
+        let typical = json!({
+            "n": 3, "f": 2.5, "s": "Hello", "arr": [1, 2, 3], "obj": {"x": 1}, "b": true,
+            "a": {"b": 1}, "a b": 5,
+            "trigger": {"body": {"email": "Ann.Smith@Example.COM", "name": "Ann Smith",
+                                  "amount": 99.5, "items": [{"sku": "a"}, {"sku": "b"}]}}
+        });
+        let mut inputs = vec![typical.clone(), Value::Null, json!([1, 2]), json!("text")];
+        for (field, value) in [
+            ("n", json!(-4)),
+            ("n", json!(0)),
+            ("n", json!(9223372036854775807_i64)),
+            ("n", json!(18446744073709551615_u64)),
+            ("n", json!(-9223372036854775807_i64 - 1)),
+            ("f", json!(1e300)),
+            ("f", json!(-0.0)),
+            ("s", json!("ÄÖü straße")),
+            ("n", json!(2.0)),
+            ("b", json!(null)),
+            ("a", json!(false)),
+            ("arr", json!([])),
+            ("obj", json!({})),
+            ("s", json!(null)),
+            ("n", json!("3")),
+            ("trigger", json!({"body": {"amount": 7}})),
+        ] {
+            let mut input = typical.clone();
+            input[field] = value;
+            inputs.push(input);
+        }
+        inputs
+    }
+
+    /// The direct path answers only what jaq answers, and exactly as jaq does: the same
+    /// types of numbers, the same key order, the same results.
+    #[test]
+    fn the_direct_path_agrees_with_jaq() {
+        let mut answered = 0;
+        for source in DIRECT {
+            let program = JqProgram::compile(source).expect(source);
+            let direct = program
+                .direct
+                .as_ref()
+                .unwrap_or_else(|| panic!("{source} should take the direct path"));
+            for input in inputs() {
+                let Some(output) = direct.run(&input) else {
+                    continue;
+                };
+                answered += 1;
+                let by_jaq = program.run_in_jaq(&input);
+                assert_eq!(
+                    by_jaq.as_ref().ok(),
+                    Some(&vec![output.clone()]),
+                    "{source} on {input}: direct {output}, jaq {by_jaq:?}"
+                );
+                // Same text too: an integer and a float of one value print differently.
+                assert_eq!(
+                    serde_json::to_string(&by_jaq.expect("jaq's output")[0]).ok(),
+                    serde_json::to_string(&output).ok(),
+                    "{source} on {input}"
+                );
+            }
+        }
+        assert!(
+            answered > 1_000,
+            "the direct path answered only {answered} runs"
+        );
+        for source in NOT_DIRECT {
+            let program = JqProgram::compile(source).expect(source);
+            assert!(program.direct.is_none(), "{source} is not of the subset");
+        }
+    }
+
+    #[test]
+    fn what_the_direct_path_leaves_runs_in_jaq_all_the_same() {
+        let program = JqProgram::compile(".s | ascii_downcase").expect("compiles");
+        assert!(program.direct.is_some());
+        let error = program
+            .run(&json!({"s": 7}))
+            .expect_err("a number has no case");
+        assert!(error.message.contains("7"), "{}", error.message);
+        let program = JqProgram::compile(".n * 4611686018427387904").expect("compiles");
+        let big = program.run_one(&json!({"n": 4})).expect("a big integer");
+        assert_eq!(big.as_f64(), Some(18446744073709551616.0));
+    }
 
     #[test]
     fn runs_a_program_on_json() {

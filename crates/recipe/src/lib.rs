@@ -6,6 +6,7 @@ pub mod duration;
 mod filters;
 pub mod jq;
 pub mod jq_bounds;
+mod jq_direct;
 pub mod location;
 pub mod model;
 pub mod node;
