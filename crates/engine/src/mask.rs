@@ -53,16 +53,35 @@ const PREVIEW_CHARS: usize = 1000;
 
 /// Replaces a value whose JSON is larger than the limit with a marker that says so.
 fn cut_if_large(value: &mut Value) {
+    if serialized_len(value) <= MAX_STORED_VALUE_BYTES {
+        return;
+    }
     let Ok(text) = serde_json::to_string(value) else {
         return;
     };
-    if text.len() <= MAX_STORED_VALUE_BYTES {
-        return;
-    }
     *value = serde_json::json!({
         "[cut]": format!("{} bytes, more than the {} bytes a stored value may hold", text.len(), MAX_STORED_VALUE_BYTES),
         "preview": weft_recipe::text::shorten(&text, PREVIEW_CHARS),
     });
+}
+
+/// The length of a value as JSON text, counted without building the text.
+fn serialized_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => 0,
+    }
 }
 
 /// Every payload of a record: trigger, output, and each step's input and output.
@@ -137,7 +156,7 @@ impl StepMasker {
     pub fn new(masks: &[MaskPath], level: RecordLevel, trigger: &Value) -> StepMasker {
         let mut found = Vec::new();
         for mask in masks.iter().filter(|mask| mask.segments[0] == "trigger") {
-            mask_at(&mut trigger.clone(), &mask.segments[1..], &mut found);
+            find_at(trigger, &mask.segments[1..], &mut found);
         }
         StepMasker {
             masks: masks.to_vec(),
@@ -192,7 +211,7 @@ pub fn masked_variable_values(masks: &[MaskPath], name: &str, value: &Value) -> 
         let covers =
             segments[0] == "vars" && segments.get(1).is_some_and(|var| var == name || var == "*");
         if covers {
-            mask_at(&mut value.clone(), &segments[2..], &mut found);
+            find_at(value, &segments[2..], &mut found);
         }
     }
     found
@@ -228,6 +247,33 @@ fn mask_at(value: &mut Value, path: &[String], found: &mut Vec<Value>) {
                 mask_at(item, rest, found);
             }
         }
+        _ => {}
+    }
+}
+
+/// What [`mask_at`] would hide, found without changing (or copying) the value.
+fn find_at(value: &Value, path: &[String], found: &mut Vec<Value>) {
+    let Some((first, rest)) = path.split_first() else {
+        collect_leaves(value, found);
+        return;
+    };
+    match value {
+        Value::Object(map) if first == "*" => {
+            map.values().for_each(|item| find_at(item, rest, found))
+        }
+        Value::Array(items) if first == "*" => {
+            items.iter().for_each(|item| find_at(item, rest, found))
+        }
+        Value::Object(map) => map
+            .get(first)
+            .into_iter()
+            .for_each(|item| find_at(item, rest, found)),
+        Value::Array(items) => first
+            .parse::<usize>()
+            .ok()
+            .and_then(|index| items.get(index))
+            .into_iter()
+            .for_each(|item| find_at(item, rest, found)),
         _ => {}
     }
 }

@@ -1,29 +1,73 @@
 //! What a step can see when it runs: the trigger, earlier steps' outputs, variables, the loop
-//! item and the error being handled. Values are kept both as JSON (for jq and records) and as
-//! template values (for minijinja), each converted once.
+//! item and the error being handled. Values are kept as JSON (for jq and records), and as
+//! template values (for minijinja) from the first time a template reads them: a job whose
+//! templates never name its trigger never converts it.
 
 use minijinja::Value as MjValue;
+use minijinja::value::{Enumerator, Object, ObjectExt, ObjectRepr};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use weft_recipe::template::from_json;
 
-/// One value in both forms.
-#[derive(Clone)]
+/// One value in both forms, the template form made when first asked for.
+#[derive(Clone, Debug)]
 pub struct Shared {
     pub json: Arc<Value>,
-    pub template: MjValue,
+    template: Arc<OnceLock<MjValue>>,
 }
 
 impl Shared {
     pub fn new(json: Value) -> Shared {
-        let template = from_json(&json);
         Shared {
             json: Arc::new(json),
-            template,
+            template: Arc::default(),
         }
     }
+
+    pub fn template(&self) -> MjValue {
+        self.template.get_or_init(|| from_json(&self.json)).clone()
+    }
+}
+
+/// A name templates can read, and what they find under it.
+#[derive(Debug)]
+enum Entry {
+    Value(Shared),
+    Index(usize),
+    /// `steps` and `vars`: names, each with its value.
+    Group(Arc<Group>),
+}
+
+/// The template context, or one of its groups: a map whose values are converted when a
+/// template reads them.
+#[derive(Debug, Default)]
+struct Group(BTreeMap<String, Entry>);
+
+impl Object for Group {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &MjValue) -> Option<MjValue> {
+        Some(match self.0.get(key.as_str()?)? {
+            Entry::Value(shared) => shared.template(),
+            Entry::Index(index) => MjValue::from(*index),
+            Entry::Group(group) => MjValue::from_dyn_object(group.clone()),
+        })
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        self.mapped_enumerator(|group| {
+            Box::new(group.0.keys().map(|key| MjValue::from(key.as_str())))
+        })
+    }
+}
+
+fn group<'a>(values: impl Iterator<Item = (&'a String, &'a Shared)>) -> Entry {
+    let entries = values.map(|(name, value)| (name.clone(), Entry::Value(value.clone())));
+    Entry::Group(Arc::new(Group(entries.collect())))
 }
 
 /// The context of expressions at one point of a job. Cheap to clone: loop iterations each
@@ -133,43 +177,23 @@ impl Scope {
         if let Some(cached) = &self.cached {
             return cached.clone();
         }
-        let mut context: BTreeMap<&str, MjValue> = BTreeMap::new();
-        context.insert("trigger", self.trigger.template.clone());
-        context.insert("job", self.job.template.clone());
-        context.insert(
-            "steps",
-            MjValue::from(
-                self.steps
-                    .iter()
-                    .map(|(id, step)| (id.clone(), step.template.clone()))
-                    .collect::<BTreeMap<String, MjValue>>(),
-            ),
-        );
-        context.insert(
-            "vars",
-            MjValue::from(
-                self.vars
-                    .iter()
-                    .map(|(name, value)| (name.clone(), value.template.clone()))
-                    .collect::<BTreeMap<String, MjValue>>(),
-            ),
-        );
+        let mut context = Group::default();
+        let mut add = |name: &str, entry: Entry| context.0.insert(name.to_owned(), entry);
+        add("trigger", Entry::Value(self.trigger.clone()));
+        add("job", Entry::Value(self.job.clone()));
+        add("steps", group(self.steps.iter()));
+        add("vars", group(self.vars.iter()));
         for (name, item, _) in &self.loops {
-            context.insert(name.as_str(), item.template.clone());
+            add(name, Entry::Value(item.clone()));
         }
         if let Some((_, item, index)) = self.loops.last() {
-            context.insert("item", item.template.clone());
-            context.insert("index", MjValue::from(*index));
+            add("item", Entry::Value(item.clone()));
+            add("index", Entry::Index(*index));
         }
         if let Some(error) = &self.error {
-            context.insert("error", error.template.clone());
+            add("error", Entry::Value(error.clone()));
         }
-        let value = MjValue::from(
-            context
-                .into_iter()
-                .map(|(key, value)| (key.to_owned(), value))
-                .collect::<BTreeMap<String, MjValue>>(),
-        );
+        let value = MjValue::from_object(context);
         self.cached = Some(value.clone());
         value
     }
@@ -212,5 +236,57 @@ impl Scope {
 
     pub fn trigger(&self) -> &Value {
         &self.trigger.json
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_recipe::template::TemplateValue;
+
+    fn render(scope: &mut Scope, text: &str) -> Value {
+        let template = TemplateValue::compile_string(text).expect("a template");
+        template
+            .render(&scope.template_context())
+            .expect("it renders")
+    }
+
+    #[test]
+    fn templates_see_every_name_and_convert_only_what_they_read() {
+        let mut scope = Scope::new(json!({"body": {"n": 2}}), json!({"id": "j1"}));
+        scope.set_output("shape", &json!({"total": 3}));
+        scope.set_var("limit", json!(10));
+        assert_eq!(
+            render(&mut scope, "{{ steps.shape.output.total }}"),
+            json!(3)
+        );
+        assert!(
+            scope.trigger.template.get().is_none(),
+            "the trigger was converted though no template read it"
+        );
+        assert_eq!(
+            render(&mut scope, "{{ trigger.body.n * vars.limit }}"),
+            json!(20)
+        );
+        assert_eq!(
+            render(&mut scope, "{{ steps }}"),
+            json!({"shape": {"output": {"total": 3}}})
+        );
+        assert_eq!(
+            render(
+                &mut scope,
+                "{% for id in steps %}{{ id }}{% endfor %} {{ job.id }}"
+            ),
+            json!("shape j1")
+        );
+        assert_eq!(
+            render(&mut scope, "{{ steps.missing is undefined }}"),
+            json!(true)
+        );
+        scope.set_item("lines", "line", json!({"sku": "a"}), 4);
+        assert_eq!(
+            render(&mut scope, "{{ line.sku }}{{ item.sku }}{{ index }}"),
+            json!("aa4")
+        );
     }
 }
