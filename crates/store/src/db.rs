@@ -75,10 +75,36 @@ macro_rules! ready_jobs {
              AND ((j.status IN ('queued', 'waiting') AND j.run_after <= ", $now, ") \
                  OR (j.status = 'running' AND j.lease_until < ", $now, ")) \
              AND (r.max_running IS NULL OR (SELECT COUNT(*) FROM jobs k WHERE k.recipe_id = j.recipe_id \
-                 AND k.status = 'running' AND k.lease_until >= ", $now, ") < r.max_running)"
+                 AND k.", unfinished!(), " AND k.status = 'running' AND k.lease_until >= ", $now, ") < r.max_running)"
         )
     };
 }
+
+// Statements about unfinished jobs. Each names the condition of the queue's partial index, so
+// that it reads the few unfinished jobs and not the whole history (a test checks the plans).
+
+/// The oldest job that is ready to be claimed at `$1`.
+pub(crate) const PICK_READY_JOB: &str = concat!(
+    "SELECT j.id ",
+    ready_jobs!("$1"),
+    " ORDER BY j.run_after LIMIT 1"
+);
+/// Extends to `$2` the leases of the jobs `$1` runs.
+pub(crate) const RENEW_LEASES: &str = concat!(
+    "UPDATE jobs SET lease_until = $2 WHERE lease_owner = $1 AND status = 'running' AND ",
+    unfinished!()
+);
+/// The jobs `$1` runs that were asked to stop.
+pub(crate) const CANCEL_REQUESTS: &str = concat!(
+    "SELECT id, cancel_reason FROM jobs WHERE lease_owner = $1 AND status = 'running' \
+     AND cancel_reason IS NOT NULL AND ",
+    unfinished!()
+);
+/// How many jobs are queued, and the oldest one's creation time.
+pub(crate) const QUEUE_STATS: &str = concat!(
+    "SELECT COUNT(*), MIN(created_at) FROM jobs WHERE status = 'queued' AND ",
+    unfinished!()
+);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -261,7 +287,10 @@ impl Store {
             .synchronous(synchronous)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            .page_size(SQLITE_PAGE_BYTES);
+            .page_size(SQLITE_PAGE_BYTES)
+            // The writer's checkpoint thread keeps the WAL short; a commit here must not stop
+            // to do it instead.
+            .pragma("wal_autocheckpoint", "0");
         let file = options.get_filename().to_owned();
         let pool = sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(4)
@@ -608,9 +637,18 @@ impl Store {
     /// Extends the lease of every job `owner` is running, in one statement: a process renews
     /// all its jobs at once instead of one timer per job.
     pub async fn renew_leases(&self, owner: &str, lease: Duration) -> Result<u64> {
-        let sql = "UPDATE jobs SET lease_until = $2 WHERE lease_owner = $1 AND status = 'running'";
+        let until = lease_end(lease);
+        if let Some(writer) = &self.writer {
+            // Through the writer, not beside it: a second writer would wait for the lock, and
+            // the writer's callers with it.
+            let values = vec![text(owner), SqlValue::Text(time_text(until))];
+            let renewed = writer
+                .write_counted(Write::one(RENEW_LEASES, values))
+                .await?;
+            return Ok(renewed as u64);
+        }
         Ok(
-            on_pool!(self, pool => sqlx::query(sql).bind(owner).bind(lease_end(lease))
+            on_pool!(self, pool => sqlx::query(RENEW_LEASES).bind(owner).bind(until)
             .execute(pool).await?.rows_affected()),
         )
     }
@@ -619,11 +657,7 @@ impl Store {
     pub async fn claim_job(&self, owner: &str, lease: Duration) -> Result<Option<ClaimedJob>> {
         let now = Utc::now();
         let until = lease_end(lease);
-        let pick = concat!(
-            "SELECT j.id ",
-            ready_jobs!("$1"),
-            " ORDER BY j.run_after LIMIT 1"
-        );
+        let pick = PICK_READY_JOB;
         let claim = "UPDATE jobs SET status = 'running', lease_owner = $2, lease_until = $3, attempt = attempt + CASE WHEN status = 'waiting' THEN 0 ELSE 1 END, \
                      started_at = COALESCE(started_at, $4) WHERE id = $1 \
                      RETURNING id, recipe_id, recipe_version, trigger, attempt";
@@ -929,11 +963,9 @@ impl Store {
 
     /// The jobs `owner` runs that were asked to stop, with the reason.
     pub async fn cancel_requests(&self, owner: &str) -> Result<Vec<(String, String)>> {
-        let sql = "SELECT id, cancel_reason FROM jobs WHERE lease_owner = $1 AND status = 'running' \
-                   AND cancel_reason IS NOT NULL";
         on_pool!(self, pool => {
             let mut found = Vec::new();
-            for row in sqlx::query(sql).bind(owner).fetch_all(pool).await? {
+            for row in sqlx::query(CANCEL_REQUESTS).bind(owner).fetch_all(pool).await? {
                 found.push((row.try_get(0)?, row.try_get(1)?));
             }
             Ok(found)
@@ -1080,12 +1112,8 @@ impl Store {
 
     /// How many jobs wait to run, and since when the oldest has waited: for metrics.
     pub async fn queue_stats(&self) -> Result<(i64, Option<DateTime<Utc>>)> {
-        let sql = concat!(
-            "SELECT COUNT(*), MIN(created_at) FROM jobs WHERE status = 'queued' AND ",
-            unfinished!()
-        );
         Ok(on_pool!(self, pool => {
-            let row = sqlx::query(sql).fetch_one(pool).await?;
+            let row = sqlx::query(QUEUE_STATS).fetch_one(pool).await?;
             (row.try_get(0)?, row.try_get(1)?)
         }))
     }

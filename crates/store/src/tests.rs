@@ -820,3 +820,42 @@ fn both_backends_have_the_same_migration_versions() {
         versions("migrations/postgres")
     );
 }
+
+/// Every statement about unfinished jobs reads them through the queue's partial index: a
+/// scan of the whole history, run every few seconds (lease renewals) or at every claim, grows
+/// with every job ever kept.
+#[tokio::test]
+async fn statements_about_unfinished_jobs_use_the_queue_index() {
+    let (_dir, store) = sqlite().await;
+    let crate::db::Backend::Sqlite(pool) = &*store.backend else {
+        unreachable!("a data folder is SQLite")
+    };
+    for statement in [
+        crate::db::PICK_READY_JOB,
+        crate::db::RENEW_LEASES,
+        crate::db::CANCEL_REQUESTS,
+        crate::db::QUEUE_STATS,
+    ] {
+        let explain = sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {statement}"));
+        let plan: Vec<String> = sqlx::query(explain)
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| sqlx::Row::get::<String, _>(row, 3))
+            .collect();
+        let reads_jobs = plan.iter().filter(|step| {
+            step.contains("jobs")
+                || step.starts_with("SEARCH k")
+                || step.starts_with("SCAN k")
+                || step.starts_with("SEARCH j")
+                || step.starts_with("SCAN j")
+        });
+        for step in reads_jobs {
+            assert!(
+                step.contains("jobs_ready"),
+                "{statement}\nreads jobs without the queue index: {plan:?}"
+            );
+        }
+    }
+}

@@ -46,7 +46,7 @@ impl Write {
 
 struct Request {
     write: Write,
-    answer: oneshot::Sender<Result<bool, StoreError>>,
+    answer: oneshot::Sender<Result<usize, StoreError>>,
 }
 
 /// The handle through which writes reach the writer thread; the thread ends when the last
@@ -128,6 +128,12 @@ impl Writer {
     /// Sends a write and waits until it is committed. `Ok(false)`: a guarded write whose
     /// first statement changed nothing (a job no longer the owner's), so nothing was written.
     pub(crate) async fn write(&self, write: Write) -> Result<bool, StoreError> {
+        Ok(self.write_counted(write).await? > 0)
+    }
+
+    /// Sends a write, waits until it is committed, and returns the rows its first statement
+    /// changed.
+    pub(crate) async fn write_counted(&self, write: Write) -> Result<usize, StoreError> {
         let (answer, answered) = oneshot::channel();
         self.requests
             .send(Request { write, answer })
@@ -258,13 +264,13 @@ fn let_callers_run_first() {
 fn commit_batch(
     connection: &mut Connection,
     batch: &[Request],
-) -> rusqlite::Result<Vec<Result<bool, StoreError>>> {
+) -> rusqlite::Result<Vec<Result<usize, StoreError>>> {
     let together = (|| {
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let results = batch
             .iter()
             .map(|request| apply(&transaction, &request.write))
-            .collect::<rusqlite::Result<Vec<bool>>>()?;
+            .collect::<rusqlite::Result<Vec<usize>>>()?;
         transaction.commit()?;
         Ok::<_, rusqlite::Error>(results)
     })();
@@ -283,14 +289,19 @@ fn commit_batch(
     Ok(results)
 }
 
-fn apply(connection: &Connection, write: &Write) -> rusqlite::Result<bool> {
+/// Runs a write's statements; returns the rows the first changed.
+fn apply(connection: &Connection, write: &Write) -> rusqlite::Result<usize> {
+    let mut first_changed = 0;
     for (index, (statement, values)) in write.statements.iter().enumerate() {
         let changed = run(connection, statement, values)?;
-        if index == 0 && write.guarded && changed == 0 {
-            return Ok(false);
+        if index == 0 {
+            if write.guarded && changed == 0 {
+                return Ok(0);
+            }
+            first_changed = changed;
         }
     }
-    Ok(true)
+    Ok(first_changed)
 }
 
 /// Runs one statement of the shared SQL, whose parameters are `$1`, `$2`, ... in any order,
