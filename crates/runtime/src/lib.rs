@@ -24,6 +24,9 @@ pub use recipes::{RecipeCache, StoreLibrary};
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// How often an idle worker looks at the queue when nothing woke it.
 const POLL_EVERY: Duration = Duration::from_millis(500);
+/// How long a caller that waits for its job's answer waits for a free slot before its job
+/// goes to the queue.
+const SLOT_WAIT: Duration = Duration::from_millis(50);
 
 /// The runtime of one process: its store, engine, and the callers waiting for jobs.
 #[derive(Clone)]
@@ -160,7 +163,7 @@ impl Runtime {
     ) -> weft_store::Result<()> {
         let store = &self.inner.store;
         let slot = match recipe.concurrency {
-            None => Arc::clone(&self.inner.slots).try_acquire_owned().ok(),
+            None => self.free_slot(acceptance).await,
             Some(_) => None,
         };
         let Some(slot) = slot else {
@@ -199,6 +202,20 @@ impl Runtime {
             drop(slot);
         });
         Ok(())
+    }
+
+    /// A slot to run a job in at once, if one is free. A caller that waits for the job's
+    /// answer waits a moment for one: under steady load a slot frees within milliseconds,
+    /// and the queue would make the job wait for one all the same, after two more writes.
+    async fn free_slot(&self, acceptance: Acceptance) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let slots = Arc::clone(&self.inner.slots);
+        match acceptance {
+            Acceptance::Committed => slots.try_acquire_owned().ok(),
+            Acceptance::BeforeEffects => tokio::time::timeout(SLOT_WAIT, slots.acquire_owned())
+                .await
+                .ok()
+                .and_then(Result::ok),
+        }
     }
 
     /// Starts taking jobs from the queue, `count` at most at once (webhook jobs run at once

@@ -1081,6 +1081,30 @@ async fn a_recipes_concurrency_bounds_its_running_jobs() {
     }
 }
 
+/// With every worker busy, a sync webhook waits a moment for one, or goes to the queue when
+/// none frees in time; either way each caller gets its own job's answer.
+#[tokio::test]
+async fn sync_webhooks_are_answered_while_every_worker_is_busy() {
+    let server = Server::start_with(Backend::Sqlite, &["--workers", "1"])
+        .await
+        .unwrap();
+    for (path, pause) in [("brief", "20ms"), ("long", "300ms")] {
+        let recipe = format!(
+            "name: Busy {path}\ntrigger:\n  webhook: {{ path: {path}, mode: sync }}\nsteps:\n  - id: pause\n    wait: {pause}\n  - id: answer\n    respond: {{ status: 200, body: {{ n: '{{{{ trigger.body.n }}}}' }} }}\n"
+        );
+        let (status, created) = server
+            .api(Method::POST, "/api/v1/recipes", Some(recipe))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let path = format!("/hooks/{path}");
+        let answers = (0..4).map(|n| server.hook(&path, json!({ "n": n })));
+        let answers = futures::future::join_all(answers).await;
+        for (n, answer) in answers.iter().enumerate() {
+            assert_eq!(answer, &json!({ "n": n }), "{path}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_call_step_runs_another_saved_recipe() {
     let server = Server::start(Backend::Sqlite).await.unwrap();

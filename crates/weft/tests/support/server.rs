@@ -25,6 +25,11 @@ pub enum Backend {
 impl Server {
     /// Starts a server, or `None` (with the reason printed) when its backend is not available.
     pub async fn start(backend: Backend) -> Option<Server> {
+        Server::start_with(backend, &[]).await
+    }
+
+    /// Starts a server with more options of `weft serve`.
+    pub async fn start_with(backend: Backend, options: &[&str]) -> Option<Server> {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let mut store_args = match backend {
             Backend::Sqlite => vec![
@@ -37,6 +42,7 @@ impl Server {
         // clients reach the server again after a restart.
         store_args.extend(["--job-lease".to_owned(), "2s".to_owned()]);
         store_args.extend(["--listen".to_owned(), format!("127.0.0.1:{}", free_port())]);
+        store_args.extend(options.iter().map(|option| option.to_string()));
         let (child, base) = launch(&store_args);
         let mut server = Server {
             base,
