@@ -9,7 +9,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::record::{JobRecord, JobStatus, RecordError, StepRecord};
+use crate::record::{JobRecord, JobStatus, RecordError, StepRecord, StoredSteps};
 use crate::writer::{SqlValue, Write, Writer};
 
 /// Statements that both the sqlx pools and the SQLite writer thread run.
@@ -763,7 +763,7 @@ impl Store {
                 SqlValue::Text(time_text(record.finished_at.unwrap_or_else(Utc::now))),
                 text(owner),
                 SqlValue::Text(json_text(&record.trigger)?),
-                SqlValue::Text(json_text(&record.steps)?),
+                SqlValue::Text(json_text(&StoredSteps(&record.steps))?),
             ];
             let write = Write {
                 statements: vec![
@@ -779,7 +779,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             let owned = sqlx::query(sql::FINISH_JOB)
                 .bind(&record.id).bind(status_text(record.status)).bind(Json(&record.output)).bind(error)
-                .bind(record.finished_at).bind(owner).bind(Json(&record.trigger)).bind(Json(&record.steps))
+                .bind(record.finished_at).bind(owner).bind(Json(&record.trigger)).bind(Json(StoredSteps(&record.steps)))
                 .execute(&mut *tx).await?.rows_affected();
             if owned == 0 {
                 return Ok(false);
@@ -806,7 +806,7 @@ impl Store {
                 SqlValue::Text(time_text(finished_at)),
                 SqlValue::Text(json_text(&record.output)?),
                 optional(record.error.as_ref().map(json_text).transpose()?),
-                SqlValue::Text(json_text(&record.steps)?),
+                SqlValue::Text(json_text(&StoredSteps(&record.steps))?),
                 optional(record.called_by.clone()),
             ];
             return writer
@@ -818,7 +818,7 @@ impl Store {
         on_pool!(self, pool => sqlx::query(sql::RECORD_JOB)
             .bind(&record.id).bind(recipe.id).bind(recipe.name).bind(recipe.version)
             .bind(status_text(record.status)).bind(Json(&record.trigger)).bind(record.started_at)
-            .bind(finished_at).bind(Json(&record.output)).bind(error).bind(Json(&record.steps))
+            .bind(finished_at).bind(Json(&record.output)).bind(error).bind(Json(StoredSteps(&record.steps)))
             .bind(&record.called_by)
             .execute(pool).await.map(|_| ()))?;
         Ok(())
@@ -937,7 +937,7 @@ impl Store {
                 finished.push(record);
             }
             finished.sort_by_key(|record| record.started_at);
-            sqlx::query(steps).bind(job_id).bind(Json(&finished)).execute(&mut *tx).await?;
+            sqlx::query(steps).bind(job_id).bind(Json(StoredSteps(&finished))).execute(&mut *tx).await?;
             sqlx::query(sql::CLEAR_PROGRESS).bind(job_id).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(true)

@@ -4,7 +4,8 @@
 //! plain data so that every layer above can share them without pulling in the engine.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
 /// Where a job is in its life.
@@ -94,8 +95,12 @@ pub struct StepRecord {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub path: Option<String>,
     pub attempts: u32,
+    /// Stored records leave out what is null (see [`StoredSteps`]); read back, it is null.
+    #[serde(default)]
     pub input: Value,
+    #[serde(default)]
     pub output: Value,
+    #[serde(default)]
     pub error: Option<RecordError>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
@@ -105,6 +110,46 @@ impl StepRecord {
     /// Where the step ran: its path inside loops, else its id.
     pub fn place(&self) -> &str {
         self.path.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// Step records as the store keeps them: fields that hold `null` are left out (a step that
+/// only computes has neither input nor error). The API shows the same record either way.
+pub struct StoredSteps<'a>(pub &'a [StepRecord]);
+
+impl Serialize for StoredSteps<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(StoredStep))
+    }
+}
+
+struct StoredStep<'a>(&'a StepRecord);
+
+impl Serialize for StoredStep<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let step = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &step.id)?;
+        map.serialize_entry("status", &step.status)?;
+        if let Some(index) = step.index {
+            map.serialize_entry("index", &index)?;
+        }
+        if let Some(path) = &step.path {
+            map.serialize_entry("path", path)?;
+        }
+        map.serialize_entry("attempts", &step.attempts)?;
+        if !step.input.is_null() {
+            map.serialize_entry("input", &step.input)?;
+        }
+        if !step.output.is_null() {
+            map.serialize_entry("output", &step.output)?;
+        }
+        if let Some(error) = &step.error {
+            map.serialize_entry("error", error)?;
+        }
+        map.serialize_entry("started_at", &step.started_at)?;
+        map.serialize_entry("finished_at", &step.finished_at)?;
+        map.end()
     }
 }
 
@@ -126,4 +171,47 @@ pub struct JobRecord {
     /// The job whose `call` step ran this one, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub called_by: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn step(input: Value, output: Value, error: Option<RecordError>) -> StepRecord {
+        let at = |text: &str| text.parse::<DateTime<Utc>>().expect("a time");
+        StepRecord {
+            id: "price".to_owned(),
+            status: StepStatus::Handled,
+            index: Some(2),
+            path: Some("lines[2]/price".to_owned()),
+            attempts: 3,
+            input,
+            output,
+            error,
+            started_at: at("2026-11-30T08:42:37.331621Z"),
+            finished_at: at("2026-11-30T08:42:38.000001Z"),
+        }
+    }
+
+    /// Every field survives the stored form: a field added to the record and forgotten
+    /// there fails here.
+    #[test]
+    fn stored_steps_read_back_as_they_were() {
+        let error = RecordError {
+            step: Some("price".to_owned()),
+            message: "no".to_owned(),
+            kind: ErrorKind::Connector,
+        };
+        let steps = vec![
+            step(json!({"a": 1}), json!([1]), Some(error)),
+            step(Value::Null, Value::Null, None),
+        ];
+        let stored = serde_json::to_string(&StoredSteps(&steps)).expect("serializes");
+        let read: Vec<StepRecord> = serde_json::from_str(&stored).expect("reads back");
+        assert_eq!(read, steps);
+        let full = serde_json::to_string(&steps).expect("serializes");
+        assert!(stored.len() < full.len(), "{stored}");
+        assert!(!stored.contains("null"), "{stored}");
+    }
 }
