@@ -10,7 +10,7 @@
 //! statement is a round trip to a connection's thread, and those hand-offs, not SQLite, were
 //! most of the time a job took.
 
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -205,7 +205,7 @@ fn write_error(error: rusqlite::Error) -> StoreError {
 /// The writer thread: waits for a write, takes every other one already waiting, commits them
 /// together, answers each; and between batches, finishes a checkpoint when asked to.
 fn write_batches(
-    mut connection: Connection,
+    connection: Connection,
     incoming: mpsc::Receiver<Request>,
     rewind_wanted: &AtomicBool,
 ) {
@@ -223,19 +223,9 @@ fn write_batches(
                 Err(_) => break,
             }
         }
-        let results = commit_batch(&mut connection, &batch);
-        match results {
-            Ok(results) => {
-                for (request, result) in batch.into_iter().zip(results) {
-                    let _ = request.answer.send(result);
-                }
-            }
-            Err(error) => {
-                let message = error.to_string();
-                for request in batch {
-                    let _ = request.answer.send(Err(StoreError::Write(message.clone())));
-                }
-            }
+        let results = commit_batch(&connection, &batch);
+        for (request, result) in batch.into_iter().zip(results) {
+            let _ = request.answer.send(result);
         }
     }
 }
@@ -263,32 +253,38 @@ fn let_callers_run_first() {
 
 /// One transaction for a batch. When a write fails, the batch is rolled back and each write
 /// is committed on its own, so that one bad write fails alone.
-fn commit_batch(
-    connection: &mut Connection,
-    batch: &[Request],
-) -> rusqlite::Result<Vec<Result<usize, StoreError>>> {
-    let together = (|| {
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let results = batch
+fn commit_batch(connection: &Connection, batch: &[Request]) -> Vec<Result<usize, StoreError>> {
+    let together = in_transaction(connection, |connection| {
+        batch
             .iter()
-            .map(|request| apply(&transaction, &request.write))
-            .collect::<rusqlite::Result<Vec<usize>>>()?;
-        transaction.commit()?;
-        Ok::<_, rusqlite::Error>(results)
-    })();
+            .map(|request| apply(connection, &request.write))
+            .collect::<rusqlite::Result<Vec<usize>>>()
+    });
     if let Ok(results) = together {
-        return Ok(results.into_iter().map(Ok).collect());
+        return results.into_iter().map(Ok).collect();
     }
-    let mut results = Vec::with_capacity(batch.len());
-    for request in batch {
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let result = apply(&transaction, &request.write);
-        if result.is_ok() {
-            transaction.commit()?;
-        }
-        results.push(result.map_err(write_error));
+    let alone = batch.iter().map(|request| {
+        in_transaction(connection, |connection| apply(connection, &request.write))
+            .map_err(write_error)
+    });
+    alone.collect()
+}
+
+/// Runs `work` in a write transaction, committed when it succeeds and rolled back when it
+/// fails. `BEGIN` and `COMMIT` are prepared once, not parsed again for every batch.
+fn in_transaction<T>(
+    connection: &Connection,
+    work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    connection.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let done = work(connection).and_then(|value| {
+        connection.prepare_cached("COMMIT")?.execute([])?;
+        Ok(value)
+    });
+    if done.is_err() && !connection.is_autocommit() {
+        connection.prepare_cached("ROLLBACK")?.execute([])?;
     }
-    Ok(results)
+    done
 }
 
 /// Runs a write's statements; returns the rows the first changed.
@@ -330,6 +326,49 @@ fn run(connection: &Connection, statement: &str, values: &[SqlValue]) -> rusqlit
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn writer_on_a_new_table(folder: &Path) -> Arc<Writer> {
+        let file = folder.join("writes.db");
+        let setup = Connection::open(&file).expect("the database");
+        setup
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER UNIQUE); INSERT INTO t VALUES (1)",
+            )
+            .expect("the table");
+        Arc::new(Writer::start(&file, "NORMAL").expect("the writer"))
+    }
+
+    /// Writes that share a commit do not share a failure: a bad one fails alone, the others
+    /// are committed; a guarded write whose first statement changes nothing writes nothing.
+    #[tokio::test]
+    async fn a_bad_write_fails_alone_and_a_guard_stops_the_rest() {
+        let folder = tempfile::tempdir().expect("a temporary folder");
+        let writer = writer_on_a_new_table(folder.path());
+        let insert =
+            |x: i64| Write::one("INSERT INTO t (x) VALUES ($1)", vec![SqlValue::Integer(x)]);
+        // 1 is there already: that insert breaks the unique rule.
+        let writes = (1..=50).map(|x| {
+            let writer = writer.clone();
+            tokio::spawn(async move { (x, writer.write(insert(x)).await) })
+        });
+        for write in writes.collect::<Vec<_>>() {
+            let (x, result) = write.await.expect("the task");
+            match x {
+                1 => assert!(result.is_err(), "a duplicate was written"),
+                _ => assert!(matches!(result, Ok(true)), "{x}: {result:?}"),
+            }
+        }
+        let guarded = Write {
+            statements: vec![
+                ("UPDATE t SET x = x WHERE x = 999", vec![]),
+                ("INSERT INTO t (x) VALUES (1000)", vec![]),
+            ],
+            guarded: true,
+        };
+        assert!(!writer.write(guarded).await.expect("the write"));
+        let count = Write::one("UPDATE t SET x = x", vec![]);
+        assert_eq!(writer.write_counted(count).await.expect("the count"), 50);
+    }
 
     /// A steady stream of writes, with no pause in which a passive checkpoint could catch up:
     /// the WAL must still be rewound, not grow by everything written.
