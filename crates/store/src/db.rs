@@ -657,7 +657,6 @@ impl Store {
     pub async fn claim_job(&self, owner: &str, lease: Duration) -> Result<Option<ClaimedJob>> {
         let now = Utc::now();
         let until = lease_end(lease);
-        let pick = PICK_READY_JOB;
         let claim = "UPDATE jobs SET status = 'running', lease_owner = $2, lease_until = $3, attempt = attempt + CASE WHEN status = 'waiting' THEN 0 ELSE 1 END, \
                      started_at = COALESCE(started_at, $4) WHERE id = $1 \
                      RETURNING id, recipe_id, recipe_version, trigger, attempt";
@@ -668,7 +667,7 @@ impl Store {
                 sqlx::query("BEGIN IMMEDIATE")
                     .execute(&mut *connection)
                     .await?;
-                let picked = sqlx::query(pick)
+                let picked = sqlx::query(PICK_READY_JOB)
                     .bind(now)
                     .fetch_optional(&mut *connection)
                     .await;

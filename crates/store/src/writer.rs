@@ -246,7 +246,7 @@ fn let_callers_run_first() {
         // the calling thread (pid 0).
         let failed = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &normal_priority) };
         if failed != 0 {
-            tracing::debug!("the SQLite writer keeps the normal scheduling policy");
+            tracing::debug!("a SQLite thread keeps the normal scheduling policy");
         }
     }
 }
@@ -327,15 +327,14 @@ fn run(connection: &Connection, statement: &str, values: &[SqlValue]) -> rusqlit
 mod tests {
     use super::*;
 
-    fn writer_on_a_new_table(folder: &Path) -> Arc<Writer> {
+    /// A writer on a new WAL database in `folder`, made with `schema`.
+    fn writer_on(folder: &Path, schema: &str, upkeep: WalUpkeep) -> Arc<Writer> {
         let file = folder.join("writes.db");
         let setup = Connection::open(&file).expect("the database");
         setup
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; CREATE TABLE t (x INTEGER UNIQUE); INSERT INTO t VALUES (1)",
-            )
-            .expect("the table");
-        Arc::new(Writer::start(&file, "NORMAL").expect("the writer"))
+            .execute_batch(&format!("PRAGMA journal_mode = WAL; {schema}"))
+            .expect("the schema");
+        Arc::new(Writer::start_with(&file, "NORMAL", upkeep).expect("the writer"))
     }
 
     /// Writes that share a commit do not share a failure: a bad one fails alone, the others
@@ -343,7 +342,8 @@ mod tests {
     #[tokio::test]
     async fn a_bad_write_fails_alone_and_a_guard_stops_the_rest() {
         let folder = tempfile::tempdir().expect("a temporary folder");
-        let writer = writer_on_a_new_table(folder.path());
+        let schema = "CREATE TABLE t (x INTEGER UNIQUE); INSERT INTO t VALUES (1)";
+        let writer = writer_on(folder.path(), schema, WalUpkeep::default());
         let insert =
             |x: i64| Write::one("INSERT INTO t (x) VALUES ($1)", vec![SqlValue::Integer(x)]);
         // 1 is there already: that insert breaks the unique rule.
@@ -375,18 +375,12 @@ mod tests {
     #[tokio::test]
     async fn the_wal_is_rewound_under_steady_writes() {
         let folder = tempfile::tempdir().expect("a temporary folder");
-        let file = folder.path().join("wal.db");
-        let setup = Connection::open(&file).expect("the database");
-        setup
-            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x BLOB)")
-            .expect("the table");
-        drop(setup);
         let upkeep = WalUpkeep {
             checkpoint_every: Duration::from_millis(10),
             rewind_after_frames: 64,
             size_limit_bytes: 1024 * 1024,
         };
-        let writer = Arc::new(Writer::start_with(&file, "NORMAL", upkeep).expect("the writer"));
+        let writer = writer_on(folder.path(), "CREATE TABLE t (x BLOB)", upkeep);
         const WRITES: usize = 8_000;
         const BYTES: usize = 4_000;
         // All queued at once, so that the writer never waits for the next one.
@@ -403,7 +397,7 @@ mod tests {
         for write in writes.collect::<Vec<_>>() {
             assert!(write.await.expect("the task").expect("the write"));
         }
-        let wal_bytes = std::fs::metadata(folder.path().join("wal.db-wal"))
+        let wal_bytes = std::fs::metadata(folder.path().join("writes.db-wal"))
             .expect("the WAL")
             .len();
         let written = (WRITES * BYTES) as u64;

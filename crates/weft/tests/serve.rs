@@ -1088,7 +1088,11 @@ async fn sync_webhooks_are_answered_while_every_worker_is_busy() {
     let server = Server::start_with(Backend::Sqlite, &["--workers", "1"])
         .await
         .unwrap();
-    for (path, pause) in [("brief", "20ms"), ("long", "300ms")] {
+    // Two callers of a brief job: the second waits for the first's slot. Four of a long one:
+    // all but the first go to the queue.
+    for (path, pause, callers, queued_at_least, queued_at_most) in
+        [("brief", "10ms", 2, 0, 0), ("long", "300ms", 4, 1, 3)]
+    {
         let recipe = format!(
             "name: Busy {path}\ntrigger:\n  webhook: {{ path: {path}, mode: sync }}\nsteps:\n  - id: pause\n    wait: {pause}\n  - id: answer\n    respond: {{ status: 200, body: {{ n: '{{{{ trigger.body.n }}}}' }} }}\n"
         );
@@ -1096,13 +1100,38 @@ async fn sync_webhooks_are_answered_while_every_worker_is_busy() {
             .api(Method::POST, "/api/v1/recipes", Some(recipe))
             .await;
         assert_eq!(status, 201, "{created}");
-        let path = format!("/hooks/{path}");
-        let answers = (0..4).map(|n| server.hook(&path, json!({ "n": n })));
+        let hook = format!("/hooks/{path}");
+        let answers = (0..callers).map(|n| server.hook(&hook, json!({ "n": n })));
         let answers = futures::future::join_all(answers).await;
         for (n, answer) in answers.iter().enumerate() {
             assert_eq!(answer, &json!({ "n": n }), "{path}");
         }
+        let queued = queued_jobs_of(&server, created["id"].as_str().unwrap()).await;
+        assert!(
+            (queued_at_least..=queued_at_most).contains(&queued),
+            "{path}: {queued} of {callers} jobs went through the queue"
+        );
     }
+}
+
+/// How many of a recipe's jobs went through the queue: a job run at once starts when it is
+/// created; a queued one starts when a worker claims it.
+async fn queued_jobs_of(server: &Server, recipe_id: &str) -> usize {
+    let (_, list) = server
+        .api(
+            Method::GET,
+            &format!("/api/v1/jobs?recipe={recipe_id}"),
+            None,
+        )
+        .await;
+    let mut queued = 0;
+    for summary in list["jobs"].as_array().unwrap() {
+        let job = server.finished_job(summary["id"].as_str().unwrap()).await;
+        if job["started_at"] != summary["created_at"] {
+            queued += 1;
+        }
+    }
+    queued
 }
 
 #[tokio::test]
