@@ -10,13 +10,14 @@
 #   WEFT_SQLITE_SYNC=full bench/server.sh
 #   WEFT_BENCH_DATABASE=postgres://root@127.0.0.1:5432/test bench/server.sh
 #   WEFT_BENCH_POINTS="W1:1 W2:64" bench/server.sh   # some points only
+#   WEFT_BIN=/tmp/weft-before bench/server.sh          # another build of weft, to compare two
 #
 # Needs wrk (apt-get install wrk) and taskset. On PostgreSQL the benchmark uses a schema of
 # its own, dropped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --bin weft --example bench_sink >/dev/null
-weft=$PWD/target/release/weft
+weft=${WEFT_BIN:-$PWD/target/release/weft}
 sink=$PWD/target/release/examples/bench_sink
 work=$(mktemp -d)
 port=18555

@@ -329,12 +329,88 @@ mod tests {
 
     /// A writer on a new WAL database in `folder`, made with `schema`.
     fn writer_on(folder: &Path, schema: &str, upkeep: WalUpkeep) -> Arc<Writer> {
+        writer_with(folder, schema, upkeep, "NORMAL")
+    }
+
+    fn writer_with(
+        folder: &Path,
+        schema: &str,
+        upkeep: WalUpkeep,
+        synchronous: &str,
+    ) -> Arc<Writer> {
         let file = folder.join("writes.db");
         let setup = Connection::open(&file).expect("the database");
         setup
             .execute_batch(&format!("PRAGMA journal_mode = WAL; {schema}"))
             .expect("the schema");
-        Arc::new(Writer::start_with(&file, "NORMAL", upkeep).expect("the writer"))
+        Arc::new(Writer::start_with(&file, synchronous, upkeep).expect("the writer"))
+    }
+
+    fn insert(x: i64) -> Write {
+        Write::one("INSERT INTO t (x) VALUES ($1)", vec![SqlValue::Integer(x)])
+    }
+
+    fn rows(folder: &Path) -> i64 {
+        let connection = Connection::open(folder.join("writes.db")).expect("the database");
+        connection
+            .query_row("SELECT COUNT(*) FROM t", [], |row| row.get(0))
+            .expect("a count")
+    }
+
+    /// Many callers on several threads at once, under both durabilities: every write is
+    /// committed once, whether a caller, another caller or the writer thread committed it.
+    #[test]
+    fn writes_from_many_threads_are_each_committed_once() {
+        for synchronous in ["NORMAL", "FULL"] {
+            let folder = tempfile::tempdir().expect("a temporary folder");
+            let schema = "CREATE TABLE t (x INTEGER UNIQUE)";
+            let writer = writer_with(folder.path(), schema, WalUpkeep::default(), synchronous);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(4)
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async {
+                let writes = (0..2_000).map(|x| {
+                    let writer = writer.clone();
+                    tokio::spawn(async move { writer.write(insert(x)).await })
+                });
+                for write in writes.collect::<Vec<_>>() {
+                    let written = write.await.expect("the task");
+                    assert!(matches!(written, Ok(true)), "{synchronous}: {written:?}");
+                }
+            });
+            assert_eq!(rows(folder.path()), 2_000, "{synchronous}");
+        }
+    }
+
+    /// Another connection holds the write lock: a caller must not fail or block its thread;
+    /// its write waits for the writer thread, which commits it once the lock is free.
+    #[tokio::test]
+    async fn a_write_that_finds_the_database_locked_waits_for_the_lock() {
+        let folder = tempfile::tempdir().expect("a temporary folder");
+        let writer = writer_on(
+            folder.path(),
+            "CREATE TABLE t (x INTEGER)",
+            WalUpkeep::default(),
+        );
+        let other = Connection::open(folder.path().join("writes.db")).expect("the database");
+        other
+            .execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (0)")
+            .expect("the lock");
+        let write = {
+            let writer = writer.clone();
+            tokio::spawn(async move { writer.write(insert(1)).await })
+        };
+        // The caller's thread is free meanwhile: this task runs on the same one.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !write.is_finished(),
+            "the write was answered while the lock was held"
+        );
+        other.execute_batch("COMMIT").expect("the lock is released");
+        let written = write.await.expect("the task");
+        assert!(matches!(written, Ok(true)), "{written:?}");
+        assert_eq!(rows(folder.path()), 2);
     }
 
     /// Writes that share a commit do not share a failure: a bad one fails alone, the others
@@ -344,8 +420,6 @@ mod tests {
         let folder = tempfile::tempdir().expect("a temporary folder");
         let schema = "CREATE TABLE t (x INTEGER UNIQUE); INSERT INTO t VALUES (1)";
         let writer = writer_on(folder.path(), schema, WalUpkeep::default());
-        let insert =
-            |x: i64| Write::one("INSERT INTO t (x) VALUES ($1)", vec![SqlValue::Integer(x)]);
         // 1 is there already: that insert breaks the unique rule.
         let writes = (1..=50).map(|x| {
             let writer = writer.clone();
@@ -381,26 +455,38 @@ mod tests {
             size_limit_bytes: 1024 * 1024,
         };
         let writer = writer_on(folder.path(), "CREATE TABLE t (x BLOB)", upkeep);
-        const WRITES: usize = 8_000;
+        const IN_FLIGHT: usize = 1_000;
         const BYTES: usize = 4_000;
-        // All queued at once, so that the writer never waits for the next one.
-        let writes = (0..WRITES).map(|_| {
+        let row = || {
             let writer = writer.clone();
-            tokio::spawn(async move {
+            async move {
                 let row = Write::one(
                     "INSERT INTO t (x) VALUES ($1)",
                     vec![SqlValue::Blob(vec![7; BYTES])],
                 );
                 writer.write(row).await
-            })
-        });
-        for write in writes.collect::<Vec<_>>() {
-            assert!(write.await.expect("the task").expect("the write"));
+            }
+        };
+        // A thousand writes always queued, so that the writer never waits for the next one;
+        // for long enough that the checkpoint thread has had its turns, however busy the
+        // machine is.
+        let mut writes = tokio::task::JoinSet::new();
+        for _ in 0..IN_FLIGHT {
+            writes.spawn(row());
+        }
+        let began = std::time::Instant::now();
+        let mut written_rows = 0;
+        while let Some(write) = writes.join_next().await {
+            assert!(write.expect("the task").expect("the write"));
+            written_rows += 1;
+            if written_rows < 8_000 || began.elapsed() < Duration::from_millis(500) {
+                writes.spawn(row());
+            }
         }
         let wal_bytes = std::fs::metadata(folder.path().join("writes.db-wal"))
             .expect("the WAL")
             .len();
-        let written = (WRITES * BYTES) as u64;
+        let written = (written_rows * BYTES) as u64;
         assert!(
             wal_bytes < written / 4,
             "the WAL holds {wal_bytes} bytes after {written} bytes were written"
