@@ -12,7 +12,7 @@ use weft_connectors::{CallContext, FailureKind};
 use weft_recipe::Recipe;
 use weft_recipe::model::{RecordLevel, Step, StepKind, Trigger};
 use weft_recipe::template::{EvalError, TemplateValue};
-use weft_store::{ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, StepStatus};
+use weft_store::{ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, StepStatus, record};
 
 use crate::jq_runner::JqFailure;
 use crate::mask::{StepMasker, protect_record};
@@ -122,7 +122,7 @@ impl<'e> JobRun<'e> {
     }
 
     pub async fn run(mut self, trigger: Value) -> JobOutcome {
-        let started_at = Utc::now();
+        let started_at = record::now();
         let level = self
             .recipe
             .retention
@@ -303,7 +303,7 @@ impl<'e> JobRun<'e> {
                 StepKind::If { .. } => self.run_if(step, scope, journal).await,
                 StepKind::ForEach { .. } => self.run_for_each(step, scope, journal).await,
                 StepKind::Stop { failed, reason } => {
-                    let started = Utc::now();
+                    let started = record::now();
                     let reason = match reason.as_ref().map(|reason| render_text(reason, scope)) {
                         Some(Err(error)) => {
                             let failure = Failure::expression(&step.id, error);
@@ -356,7 +356,7 @@ impl<'e> JobRun<'e> {
         {
             return self.suspend(step, scope, journal, duration);
         }
-        let started = Utc::now();
+        let started = record::now();
         let attempts_allowed = step.retry.as_ref().map_or(1, |retry| retry.attempts.max(1));
         let mut attempt = 0;
         let (input, result) = loop {
@@ -383,7 +383,7 @@ impl<'e> JobRun<'e> {
                 }
                 scope.set_output(&step.id, &output);
                 journal[slot].output = output;
-                journal[slot].finished_at = Utc::now();
+                journal[slot].finished_at = record::now();
                 if step.kind.reaches_outside() {
                     self.log_step(&path, &journal[slot]).await;
                 }
@@ -441,7 +441,7 @@ impl<'e> JobRun<'e> {
         journal: &mut Vec<StepRecord>,
         duration: std::time::Duration,
     ) -> Flow {
-        let started = Utc::now();
+        let started = record::now();
         let until =
             started + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::days(30));
         let output = json!({ "waited_ms": duration.as_millis() as u64 });
@@ -767,7 +767,7 @@ impl<'e> JobRun<'e> {
         let attempts = journal[slot].attempts;
         journal[slot].error = Some(failure.record());
         journal[slot].output = Value::Null;
-        journal[slot].finished_at = Utc::now();
+        journal[slot].finished_at = record::now();
         scope.set_output(&step.id, &Value::Null);
         if let Some(handler) = &step.on_error {
             journal[slot].status = StepStatus::Handled;
@@ -798,7 +798,7 @@ impl<'e> JobRun<'e> {
         else {
             return Flow::Next;
         };
-        let started = Utc::now();
+        let started = record::now();
         let slot = push_record(journal, step, scope, started, 1, Value::Null);
         let chosen = match condition.is_true(&scope.template_context()) {
             Ok(chosen) => chosen,
@@ -813,7 +813,7 @@ impl<'e> JobRun<'e> {
         journal[slot].output = output;
         let branch = if chosen { then } else { otherwise };
         let (flow, _) = self.run_steps(branch, scope, journal).await;
-        journal[slot].finished_at = Utc::now();
+        journal[slot].finished_at = record::now();
         match flow {
             Flow::Fail(failure) => self.fail_control(step, scope, journal, slot, failure).await,
             other => other,
@@ -835,7 +835,7 @@ impl<'e> JobRun<'e> {
         else {
             return Flow::Next;
         };
-        let started = Utc::now();
+        let started = record::now();
         let slot = push_record(journal, step, scope, started, 1, Value::Null);
         let items = match over.eval(&scope.template_context()) {
             Ok(Value::Array(items)) => items,
@@ -904,7 +904,7 @@ impl<'e> JobRun<'e> {
         let output = Value::Array(outputs);
         scope.set_output(&step.id, &output);
         journal[slot].output = output;
-        journal[slot].finished_at = Utc::now();
+        journal[slot].finished_at = record::now();
         match ending {
             Flow::Fail(failure) => self.fail_control(step, scope, journal, slot, failure).await,
             other => other,
@@ -948,7 +948,7 @@ fn push_record(
         output: Value::Null,
         error: None,
         started_at: started,
-        finished_at: Utc::now(),
+        finished_at: record::now(),
     });
     journal.len() - 1
 }

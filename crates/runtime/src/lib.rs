@@ -665,7 +665,7 @@ impl StepLog for StoreStepLog {
 fn stop(outcome: &mut JobOutcome, reason: String) {
     outcome.resume_at = None;
     outcome.record.status = JobStatus::Failed;
-    outcome.record.finished_at = Some(chrono::Utc::now());
+    outcome.record.finished_at = Some(weft_store::record::now());
     outcome.record.error = Some(RecordError {
         step: None,
         message: reason,
@@ -675,7 +675,7 @@ fn stop(outcome: &mut JobOutcome, reason: String) {
 
 /// The record of a job whose recipe cannot be loaded.
 fn unrunnable(job: &ClaimedJob, message: String) -> JobRecord {
-    let now = chrono::Utc::now();
+    let now = weft_store::record::now();
     JobRecord {
         id: job.id.clone(),
         recipe: job.recipe_id.clone(),

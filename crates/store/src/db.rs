@@ -9,6 +9,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::job_time::{self, JobTime};
 use crate::record::{JobRecord, JobStatus, RecordError, StepRecord, StoredSteps};
 use crate::writer::{SqlValue, Write, Writer};
 
@@ -535,7 +536,7 @@ impl Store {
     ) -> Result<bool> {
         let sql = "UPDATE jobs SET status = 'queued', run_after = $3, lease_owner = NULL, lease_until = NULL \
                    WHERE id = $1 AND lease_owner = $2 AND status = 'running'";
-        let done = on_pool!(self, pool => sqlx::query(sql).bind(job_id).bind(owner).bind(run_after)
+        let done = on_pool!(self, pool => sqlx::query(sql).bind(job_id).bind(owner).bind(JobTime(run_after))
             .execute(pool).await?.rows_affected());
         Ok(done > 0)
     }
@@ -592,9 +593,9 @@ impl Store {
         id: &str,
         recipe: &StoredRecipe,
         trigger: &Value,
-        claimed_by: Option<(&str, DateTime<Utc>)>,
+        claimed_by: Option<(&str, JobTime)>,
     ) -> Result<()> {
-        let now = Utc::now();
+        let now = JobTime::now();
         if let Some(writer) = &self.writer {
             let mut values = vec![
                 text(id),
@@ -602,12 +603,12 @@ impl Store {
                 text(&recipe.name),
                 SqlValue::Integer(recipe.version),
                 SqlValue::Text(json_text(trigger)?),
-                SqlValue::Text(time_text(now)),
+                now.sql_value(),
             ];
             let statement = match claimed_by {
                 None => sql::QUEUE_JOB,
                 Some((owner, until)) => {
-                    values.extend([text(owner), SqlValue::Text(time_text(until))]);
+                    values.extend([text(owner), until.sql_value()]);
                     sql::START_JOB
                 }
             };
@@ -641,7 +642,7 @@ impl Store {
         if let Some(writer) = &self.writer {
             // Through the writer, not beside it: a second writer would wait for the lock, and
             // the writer's callers with it.
-            let values = vec![text(owner), SqlValue::Text(time_text(until))];
+            let values = vec![text(owner), until.sql_value()];
             let renewed = writer
                 .write_counted(Write::one(RENEW_LEASES, values))
                 .await?;
@@ -655,7 +656,7 @@ impl Store {
 
     /// Claims the oldest job that is ready, or whose worker's lease ran out, for `lease`.
     pub async fn claim_job(&self, owner: &str, lease: Duration) -> Result<Option<ClaimedJob>> {
-        let now = Utc::now();
+        let now = JobTime::now();
         let until = lease_end(lease);
         let claim = "UPDATE jobs SET status = 'running', lease_owner = $2, lease_until = $3, attempt = attempt + CASE WHEN status = 'waiting' THEN 0 ELSE 1 END, \
                      started_at = COALESCE(started_at, $4) WHERE id = $1 \
@@ -757,9 +758,9 @@ impl Store {
             let finish = vec![
                 text(&record.id),
                 text(status_text(record.status)),
-                SqlValue::Text(json_text(&record.output)?),
+                stored_output(&record.output)?,
                 optional(record.error.as_ref().map(json_text).transpose()?),
-                SqlValue::Text(time_text(record.finished_at.unwrap_or_else(Utc::now))),
+                JobTime(record.finished_at.unwrap_or_else(Utc::now)).sql_value(),
                 text(owner),
                 SqlValue::Text(json_text(&record.trigger)?),
                 SqlValue::Text(json_text(&StoredSteps(&record.steps))?),
@@ -777,8 +778,8 @@ impl Store {
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let owned = sqlx::query(sql::FINISH_JOB)
-                .bind(&record.id).bind(status_text(record.status)).bind(Json(&record.output)).bind(error)
-                .bind(record.finished_at).bind(owner).bind(Json(&record.trigger)).bind(Json(StoredSteps(&record.steps)))
+                .bind(&record.id).bind(status_text(record.status)).bind(output_or_none(&record.output)).bind(error)
+                .bind(record.finished_at.map(JobTime)).bind(owner).bind(Json(&record.trigger)).bind(Json(StoredSteps(&record.steps)))
                 .execute(&mut *tx).await?.rows_affected();
             if owned == 0 {
                 return Ok(false);
@@ -801,9 +802,9 @@ impl Store {
                 SqlValue::Integer(recipe.version),
                 text(status_text(record.status)),
                 SqlValue::Text(json_text(&record.trigger)?),
-                SqlValue::Text(time_text(record.started_at)),
-                SqlValue::Text(time_text(finished_at)),
-                SqlValue::Text(json_text(&record.output)?),
+                JobTime(record.started_at).sql_value(),
+                JobTime(finished_at).sql_value(),
+                stored_output(&record.output)?,
                 optional(record.error.as_ref().map(json_text).transpose()?),
                 SqlValue::Text(json_text(&StoredSteps(&record.steps))?),
                 optional(record.called_by.clone()),
@@ -816,8 +817,8 @@ impl Store {
         let error = record.error.as_ref().map(Json);
         on_pool!(self, pool => sqlx::query(sql::RECORD_JOB)
             .bind(&record.id).bind(recipe.id).bind(recipe.name).bind(recipe.version)
-            .bind(status_text(record.status)).bind(Json(&record.trigger)).bind(record.started_at)
-            .bind(finished_at).bind(Json(&record.output)).bind(error).bind(Json(StoredSteps(&record.steps)))
+            .bind(status_text(record.status)).bind(Json(&record.trigger)).bind(JobTime(record.started_at))
+            .bind(JobTime(finished_at)).bind(output_or_none(&record.output)).bind(error).bind(Json(StoredSteps(&record.steps)))
             .bind(&record.called_by)
             .execute(pool).await.map(|_| ()))?;
         Ok(())
@@ -858,7 +859,7 @@ impl Store {
         trigger: &Value,
     ) -> Result<bool> {
         let advance = "UPDATE schedule_state SET last_fired_at = $3 WHERE recipe_id = $1 AND last_fired_at = $2";
-        let now = Utc::now();
+        let now = JobTime::now();
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let moved = sqlx::query(advance).bind(&recipe.id).bind(previous).bind(tick).execute(&mut *tx).await?.rows_affected();
@@ -893,7 +894,7 @@ impl Store {
         reused: &[StepRecord],
     ) -> Result<String> {
         let id = new_id();
-        let now = Utc::now();
+        let now = JobTime::now();
         let insert = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after, rerun_of) \
                       VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $6, $7)";
         on_pool!(self, pool => {
@@ -924,7 +925,7 @@ impl Store {
         let steps = "UPDATE jobs SET steps = $2 WHERE id = $1";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let done = sqlx::query(sql).bind(job_id).bind(Json(&error)).bind(Utc::now())
+            let done = sqlx::query(sql).bind(job_id).bind(Json(&error)).bind(JobTime::now())
                 .execute(&mut *tx).await?.rows_affected();
             if done == 0 {
                 return Ok(false);
@@ -1030,7 +1031,7 @@ impl Store {
                    WHERE id = $1 AND lease_owner = $3 AND status = 'running' AND cancel_reason IS NULL";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let owned = sqlx::query(sql).bind(job_id).bind(until).bind(owner)
+            let owned = sqlx::query(sql).bind(job_id).bind(JobTime(until)).bind(owner)
                 .execute(&mut *tx).await?.rows_affected();
             if owned == 0 {
                 return Ok(false);
@@ -1082,14 +1083,14 @@ impl Store {
                 " AND id >= ?",
                 Bind::Text(first_id_at(since - chrono::Duration::seconds(1))),
             );
-            add(" AND created_at >= ?", Bind::Time(since));
+            add(" AND created_at >= ?", Bind::Time(JobTime(since)));
         }
         if let Some(until) = filter.until {
             add(
                 " AND id < ?",
                 Bind::Text(first_id_at(until + chrono::Duration::seconds(1))),
             );
-            add(" AND created_at < ?", Bind::Time(until));
+            add(" AND created_at < ?", Bind::Time(JobTime(until)));
         }
         if let Some(before) = &filter.before {
             add(" AND id < ?", Bind::Text(before.clone()));
@@ -1113,14 +1114,15 @@ impl Store {
     pub async fn queue_stats(&self) -> Result<(i64, Option<DateTime<Utc>>)> {
         Ok(on_pool!(self, pool => {
             let row = sqlx::query(QUEUE_STATS).fetch_one(pool).await?;
-            (row.try_get(0)?, row.try_get(1)?)
+            let oldest: Option<JobTime> = row.try_get(1)?;
+            (row.try_get(0)?, job_time::optional(oldest))
         }))
     }
 }
 
 enum Bind {
     Text(String),
-    Time(DateTime<Utc>),
+    Time(JobTime),
 }
 
 fn conflict_for(error: sqlx::Error, name: &str, webhook_path: Option<&str>) -> StoreError {
@@ -1141,13 +1143,8 @@ fn conflict_for(error: sqlx::Error, name: &str, webhook_path: Option<&str>) -> S
 }
 
 /// When a lease taken now for `lease` runs out.
-fn lease_end(lease: Duration) -> DateTime<Utc> {
-    Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60))
-}
-
-/// A time as sqlx writes it to SQLite, so that the two agree and text order is time order.
-fn time_text(time: DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+fn lease_end(lease: Duration) -> JobTime {
+    JobTime(Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60)))
 }
 
 fn text(value: &str) -> SqlValue {
@@ -1156,6 +1153,19 @@ fn text(value: &str) -> SqlValue {
 
 fn optional(value: Option<String>) -> SqlValue {
     value.map_or(SqlValue::Null, SqlValue::Text)
+}
+
+/// A job's output as the SQLite writer binds it: none (SQL `NULL`) when it has none.
+fn stored_output(output: &Value) -> Result<SqlValue> {
+    match output {
+        Value::Null => Ok(SqlValue::Null),
+        output => Ok(SqlValue::Text(json_text(output)?)),
+    }
+}
+
+/// A job's output as sqlx binds it: none (SQL `NULL`) when it has none.
+fn output_or_none(output: &Value) -> Option<Json<&Value>> {
+    (!output.is_null()).then_some(Json(output))
 }
 
 fn json_text<T: serde::Serialize>(value: &T) -> Result<String> {
@@ -1278,8 +1288,8 @@ where
     for<'r> Json<Value>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Option<Json<Value>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Option<Json<RecordError>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> DateTime<Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<DateTime<Utc>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> JobTime: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<JobTime>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Option<Json<Vec<StepRecord>>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     usize: sqlx::ColumnIndex<R>,
@@ -1289,8 +1299,9 @@ where
     let steps: Option<Json<Vec<StepRecord>>> = row.try_get(10)?;
     let Json(trigger): Json<Value> = row.try_get(4)?;
     let error: Option<Json<RecordError>> = row.try_get(5)?;
-    let created_at: DateTime<Utc> = row.try_get(6)?;
-    let started_at: Option<DateTime<Utc>> = row.try_get(7)?;
+    let created_at: JobTime = row.try_get(6)?;
+    let started_at: Option<JobTime> = row.try_get(7)?;
+    let finished_at: Option<JobTime> = row.try_get(8)?;
     Ok(JobRecord {
         id: row.try_get(0)?,
         recipe: row.try_get(1)?,
@@ -1298,8 +1309,8 @@ where
         output: output.map(|Json(value)| value).unwrap_or(Value::Null),
         trigger,
         error: error.map(|Json(error)| error),
-        started_at: started_at.unwrap_or(created_at),
-        finished_at: row.try_get(8)?,
+        started_at: started_at.unwrap_or(created_at).into(),
+        finished_at: job_time::optional(finished_at),
         steps: steps.map(|Json(steps)| steps).unwrap_or_default(),
         rerun_of: row.try_get(9)?,
         called_by: row.try_get(11)?,
@@ -1310,19 +1321,21 @@ fn summary_from<R: Row>(row: &R) -> Result<JobSummary>
 where
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> DateTime<Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<DateTime<Utc>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> JobTime: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<JobTime>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     usize: sqlx::ColumnIndex<R>,
 {
     let status: String = row.try_get(4)?;
+    let created_at: JobTime = row.try_get(5)?;
+    let finished_at: Option<JobTime> = row.try_get(6)?;
     Ok(JobSummary {
         id: row.try_get(0)?,
         recipe_id: row.try_get(1)?,
         recipe: row.try_get(2)?,
         recipe_version: row.try_get(3)?,
         status: status_from(&status)?,
-        created_at: row.try_get(5)?,
-        finished_at: row.try_get(6)?,
+        created_at: created_at.into(),
+        finished_at: job_time::optional(finished_at),
         rerun_of: row.try_get(7)?,
         called_by: row.try_get(8)?,
     })

@@ -2,6 +2,7 @@
 //! recipes and jobs on SQLite (the default, in the data folder) or PostgreSQL.
 
 mod db;
+mod job_time;
 pub mod record;
 mod writer;
 

@@ -220,7 +220,7 @@ both_backends!(
                 .is_none()
         );
 
-        let now = Utc::now();
+        let now = crate::record::now();
         let record = JobRecord {
             id: first.clone(),
             recipe: "Orders".into(),
@@ -313,7 +313,7 @@ both_backends!(
 );
 
 fn step(id: &str, output: serde_json::Value) -> crate::StepRecord {
-    let now = Utc::now();
+    let now = crate::record::now();
     crate::StepRecord {
         id: id.into(),
         status: crate::StepStatus::Succeeded,
@@ -516,7 +516,7 @@ both_backends!(
                         .await
                         .unwrap()
                 );
-                let now = Utc::now();
+                let now = crate::record::now();
                 let record = JobRecord {
                     id: id.clone(),
                     recipe: "Orders".into(),
@@ -623,7 +623,7 @@ both_backends!(
 
 #[test]
 fn the_first_id_of_a_time_sorts_before_every_id_made_then() {
-    let now = Utc::now();
+    let now = crate::record::now();
     let id = crate::new_id();
     let after = Utc::now() + chrono::Duration::milliseconds(1);
     assert!(crate::db::first_id_at(now - chrono::Duration::milliseconds(1)) <= id);
@@ -683,6 +683,89 @@ async fn steps_survive_the_move_into_the_job_row_on_postgres() {
     if let Some(store) = postgres_unmigrated().await {
         steps_survive_the_move_into_the_job_row(store).await;
     }
+}
+
+/// Jobs written before migration 9, with their times as text, keep them to the microsecond
+/// once SQLite holds them as integers, whatever the digits of a second and the offset; and
+/// the steps a running job had finished stay with it.
+#[tokio::test]
+async fn sqlite_job_times_survive_the_move_to_integers() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let store = Store::open_data_folder(&dir.path().join("data"))
+        .await
+        .unwrap();
+    let crate::db::Backend::Sqlite(pool) = &*store.backend else {
+        unreachable!("a data folder is SQLite")
+    };
+    let mut migrator = sqlx::migrate!("migrations/sqlite");
+    migrator.migrations = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version < 9)
+        .cloned()
+        .collect();
+    // The layout before migration 9, made by the migrations before it.
+    migrator.run(pool).await.unwrap();
+    let times = [
+        (
+            "nine",
+            "2026-12-03T17:08:41.242631705+00:00",
+            1_796_317_721_242_631_i64,
+        ),
+        (
+            "six",
+            "2026-12-03T17:08:41.242631+00:00",
+            1_796_317_721_242_631,
+        ),
+        (
+            "three",
+            "2026-12-03T17:08:41.242+00:00",
+            1_796_317_721_242_000,
+        ),
+        ("none", "2026-12-03T17:08:41+00:00", 1_796_317_721_000_000),
+        ("zulu", "2026-12-03T17:08:41.5Z", 1_796_317_721_500_000),
+        (
+            "offset",
+            "2026-12-03T19:08:41.242631+02:00",
+            1_796_317_721_242_631,
+        ),
+    ];
+    let insert = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, \
+                  created_at, run_after, started_at, finished_at, lease_owner, lease_until) \
+                  VALUES ($1, 'r', 'Orders', 1, 'running', '{}', 1, $2, $2, $2, NULL, 'worker-a', $2)";
+    for (id, text, _) in times {
+        sqlx::query(insert)
+            .bind(id)
+            .bind(text)
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query("INSERT INTO job_progress (job_id, path, record) VALUES ('six', 'a', $1)")
+        .bind(sqlx::types::Json(step("a", json!(1))))
+        .execute(pool)
+        .await
+        .unwrap();
+
+    store.migrate().await.unwrap();
+    for (id, text, micros) in times {
+        let row: (i64, i64, i64, Option<i64>, i64) = sqlx::query_as(
+            "SELECT created_at, run_after, started_at, finished_at, lease_until FROM jobs WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert_eq!(row, (micros, micros, micros, None, micros), "{text}");
+    }
+    let finished = store.job_progress("six").await.unwrap();
+    assert_eq!(finished["a"].output, json!(1));
+    // The progress table still belongs to the job table: a job's removal takes its steps.
+    sqlx::query("DELETE FROM jobs WHERE id = 'six'")
+        .execute(pool)
+        .await
+        .unwrap();
+    assert!(store.job_progress("six").await.unwrap().is_empty());
 }
 
 /// A setting of a SQLite store's connections, read with `PRAGMA name`.
