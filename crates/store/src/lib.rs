@@ -12,5 +12,7 @@ pub use db::{
 };
 pub use record::{ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, StepStatus};
 
+#[doc(hidden)]
+pub mod testing;
 #[cfg(test)]
 mod tests;

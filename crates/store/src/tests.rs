@@ -8,12 +8,6 @@ use std::time::Duration;
 
 use crate::{JobFilter, JobRecord, JobStatus, Store, StoreError};
 
-/// Where the PostgreSQL of the tests is: `WEFT_TEST_POSTGRES_URL`, or the local server.
-fn postgres_url() -> String {
-    std::env::var("WEFT_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned())
-}
-
 async fn sqlite() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let store = Store::open_data_folder(&dir.path().join("data"))
@@ -26,25 +20,8 @@ async fn sqlite() -> (tempfile::TempDir, Store) {
 /// A store in a fresh, empty PostgreSQL schema, or `None` (with the reason printed) without a
 /// server.
 async fn postgres_unmigrated() -> Option<Store> {
-    let url = postgres_url();
-    let admin = match Store::connect(&url).await {
-        Ok(store) => store,
-        Err(error) => {
-            assert!(
-                std::env::var("WEFT_REQUIRE_SERVICES").as_deref() != Ok("1"),
-                "PostgreSQL is required (WEFT_REQUIRE_SERVICES=1) but {url} cannot be reached: {error}"
-            );
-            eprintln!("skipped: PostgreSQL at {url} cannot be reached ({error})");
-            return None;
-        }
-    };
-    let schema = format!("weft_test_{}", crate::new_id().replace('-', "_"));
-    admin.create_schema(&schema).await.expect("a test schema");
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let store = Store::connect(&format!("{url}{separator}options=-csearch_path%3D{schema}"))
-        .await
-        .expect("PostgreSQL connects");
-    Some(store)
+    let url = crate::testing::postgres_schema_url().await?;
+    Some(Store::connect(&url).await.expect("PostgreSQL connects"))
 }
 
 /// A store in a fresh PostgreSQL schema with the current schema, or `None` without a server.

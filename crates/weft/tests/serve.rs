@@ -7,15 +7,19 @@ use serde_json::json;
 
 use crate::support::server::{Backend, Server};
 
-/// Runs a test against a server on each backend.
+/// Runs a test against a server on each backend, started with more options of `weft serve`
+/// when some are given.
 macro_rules! on_both_backends {
     ($name:ident, $body:expr) => {
+        on_both_backends!($name, &[], $body);
+    };
+    ($name:ident, $options:expr, $body:expr) => {
         mod $name {
             use super::*;
 
             #[tokio::test]
             async fn sqlite() {
-                let server = Server::start(Backend::Sqlite)
+                let server = Server::start_with(Backend::Sqlite, $options)
                     .await
                     .expect("SQLite is always there");
                 ($body)(server).await;
@@ -23,7 +27,7 @@ macro_rules! on_both_backends {
 
             #[tokio::test]
             async fn postgres() {
-                if let Some(server) = Server::start(Backend::Postgres).await {
+                if let Some(server) = Server::start_with(Backend::Postgres, $options).await {
                     ($body)(server).await;
                 }
             }
@@ -954,72 +958,115 @@ async fn metrics_count_events_jobs_and_the_queue() {
     assert!(text.contains("weft_queue_oldest_age_seconds"), "{text}");
 }
 
-#[tokio::test]
-async fn every_accepted_webhook_survives_a_crash_and_runs_once() {
-    use futures::StreamExt;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+/// A job that calls out, sleeps in the store, then finishes: at any moment of a stream of
+/// them, some are calling, some are asleep with their call noted, some are done.
+const CALL_WAIT_FINISH: &str = "name: Call, wait, finish\ntrigger:\n  webhook: { path: orders/new }\nsteps:\n  - id: call\n    action: http.request\n    input: { method: POST, url: \"{{ trigger.body.counter }}\" }\n  - id: pause\n    wait: 300ms\n  - id: finish\n    set: { done: true }\noutput: { call: \"{{ steps.call.output.body.call }}\" }\n";
 
-    let mut server = Server::start(Backend::Sqlite).await.unwrap();
-    server
-        .api(Method::POST, "/api/v1/recipes", Some(COUNT.to_owned()))
-        .await;
-    let url = server.url("/hooks/orders/new");
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let client = Server::client();
-    let counter = Arc::clone(&accepted);
-    let sending = tokio::spawn(async move {
-        futures::stream::iter(0..1000)
-            .map(|n| {
-                let client = client.clone();
-                let url = url.clone();
-                let counter = Arc::clone(&counter);
-                async move {
-                    let response = client
-                        .post(&url)
-                        .json(&json!({"items": [n]}))
-                        .send()
-                        .await
-                        .ok()?;
-                    if response.status() != 202 {
-                        return None;
+/// Jobs the crash test's server runs at once: no more can be cut off mid-call.
+const SLOTS: usize = 32;
+
+on_both_backends!(
+    every_accepted_webhook_survives_a_crash_and_no_finished_step_runs_again,
+    &["--workers", "32"],
+    |mut server: Server| async move {
+        use futures::StreamExt;
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let remote = crate::support::http_server::TestServer::start();
+        server
+            .api(
+                Method::POST,
+                "/api/v1/recipes",
+                Some(CALL_WAIT_FINISH.to_owned()),
+            )
+            .await;
+        let url = server.url("/hooks/orders/new");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let client = Server::client();
+        let counter = Arc::clone(&accepted);
+        let base = remote.base.clone();
+        let sending = tokio::spawn(async move {
+            futures::stream::iter(0..1000)
+                .map(|n| {
+                    let (client, url, counter) =
+                        (client.clone(), url.clone(), Arc::clone(&counter));
+                    let event = json!({"counter": format!("{base}/flaky/job-{n}/0")});
+                    async move {
+                        let response = client.post(&url).json(&event).send().await.ok()?;
+                        if response.status() != 202 {
+                            return None;
+                        }
+                        let body: serde_json::Value = response.json().await.ok()?;
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        Some((n, body["job_id"].as_str()?.to_owned()))
                     }
-                    let body: serde_json::Value = response.json().await.ok()?;
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    body["job_id"].as_str().map(str::to_owned)
-                }
-            })
-            .buffer_unordered(16)
-            .collect::<Vec<_>>()
-            .await
-    });
-    while accepted.load(Ordering::Relaxed) < 250 {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                })
+                .buffer_unordered(16)
+                .collect::<Vec<_>>()
+                .await
+        });
+        while accepted.load(Ordering::Relaxed) < 250 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let crashed_at = chrono::Utc::now();
+        server.crash_and_restart();
+        let jobs: Vec<(i32, String)> = sending.await.unwrap().into_iter().flatten().collect();
+        assert!(
+            jobs.len() >= 250,
+            "only {} requests were accepted",
+            jobs.len()
+        );
+
+        let time = |step: &serde_json::Value, field: &str| {
+            step[field]
+                .as_str()
+                .unwrap()
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap()
+        };
+        let (mut across_the_crash, mut called_again) = (0, 0);
+        for (n, id) in &jobs {
+            let job = server.finished_job(id).await;
+            assert_eq!(job["status"], "succeeded", "{job}");
+            let steps = job["steps"].as_array().unwrap();
+            let ids: Vec<&str> = steps
+                .iter()
+                .map(|step| step["id"].as_str().unwrap())
+                .collect();
+            assert_eq!(ids, ["call", "pause", "finish"], "{job}");
+            let calls = reqwest::get(format!("{}/calls/job-{n}", remote.base))
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()["calls"]
+                .as_u64()
+                .unwrap();
+            // The record keeps the call that counts, the last one.
+            assert_eq!(job["output"]["call"], calls, "{job}");
+            let call_ended = time(&steps[0], "finished_at");
+            if call_ended < crashed_at {
+                // Its call was noted before the crash: it must not run again.
+                assert_eq!(calls, 1, "a finished step ran again after the crash: {job}");
+                across_the_crash += usize::from(time(&steps[2], "started_at") > crashed_at);
+            } else {
+                // A call cut off before it was noted is made again: at least once, as
+                // promised, and only by the jobs running their call at that moment.
+                assert!(calls <= 2, "{job}");
+                called_again += usize::from(calls == 2);
+            }
+        }
+        assert!(
+            across_the_crash > 0,
+            "no job slept across the crash: the test tested nothing"
+        );
+        assert!(
+            called_again <= SLOTS,
+            "{called_again} calls were made twice"
+        );
     }
-    server.crash_and_restart();
-    let job_ids: Vec<String> = sending.await.unwrap().into_iter().flatten().collect();
-    assert!(
-        job_ids.len() >= 250,
-        "only {} requests were accepted",
-        job_ids.len()
-    );
-    for id in &job_ids {
-        let job = server.finished_job(id).await;
-        assert_eq!(job["status"], "succeeded", "{job}");
-        let steps: Vec<&str> = job["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|step| step["id"].as_str().unwrap())
-            .collect();
-        assert_eq!(steps, ["count"], "{job}");
-        assert_eq!(job["output"]["items"], 1);
-    }
-    let (_, listed) = server
-        .api(Method::GET, "/api/v1/jobs?limit=500&status=succeeded", None)
-        .await;
-    assert!(!listed["jobs"].as_array().unwrap().is_empty());
-}
+);
 
 #[tokio::test]
 async fn a_failed_job_is_retried_by_its_recipes_policy_from_the_failed_step() {

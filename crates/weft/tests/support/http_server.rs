@@ -59,6 +59,7 @@ fn routes() -> Router {
         .route("/echo/{*rest}", any(echo))
         .route("/slow", get(slow))
         .route("/flaky/{key}/{failures}", any(flaky))
+        .route("/calls/{key}", get(calls))
         .route("/redirect", get(redirect))
         .route("/big", get(|| async { "x".repeat(11 * 1024 * 1024) }))
         .with_state(Counters::default())
@@ -123,6 +124,18 @@ async fn flaky(
         )
             .into_response()
     }
+}
+
+/// How many times a key of `/flaky` was called, without calling it.
+async fn calls(State(counters): State<Counters>, Path(key): Path<String>) -> Response {
+    let calls = counters
+        .calls
+        .lock()
+        .expect("the counter lock")
+        .get(&key)
+        .copied()
+        .unwrap_or(0);
+    axum::Json(json!({ "calls": calls })).into_response()
 }
 
 async fn redirect(Query(query): Query<HashMap<String, String>>) -> Response {

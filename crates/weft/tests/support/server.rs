@@ -36,7 +36,10 @@ impl Server {
                 "--data".to_owned(),
                 dir.path().join("data").display().to_string(),
             ],
-            Backend::Postgres => vec!["--database".to_owned(), postgres_schema().await?],
+            Backend::Postgres => vec![
+                "--database".to_owned(),
+                weft_store::testing::postgres_schema_url().await?,
+            ],
         };
         // Short leases, so that crash tests see jobs taken over quickly; a fixed port, so that
         // clients reach the server again after a restart.
@@ -200,25 +203,4 @@ fn launch(store_args: &[String]) -> (Child, String) {
     // Keep draining the server's output so that it never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     (child, base)
-}
-
-/// A database URL on a fresh schema of the local PostgreSQL, or `None` when it is absent.
-async fn postgres_schema() -> Option<String> {
-    let url = std::env::var("WEFT_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned());
-    let admin = match weft_store::Store::connect(&url).await {
-        Ok(store) => store,
-        Err(error) => {
-            assert!(
-                std::env::var("WEFT_REQUIRE_SERVICES").as_deref() != Ok("1"),
-                "PostgreSQL is required (WEFT_REQUIRE_SERVICES=1) but {url} cannot be reached: {error}"
-            );
-            eprintln!("skipped: PostgreSQL at {url} cannot be reached ({error})");
-            return None;
-        }
-    };
-    let schema = format!("weft_test_{}", weft_store::new_id().replace('-', "_"));
-    admin.create_schema(&schema).await.expect("a test schema");
-    let separator = if url.contains('?') { '&' } else { '?' };
-    Some(format!("{url}{separator}options=-csearch_path%3D{schema}"))
 }
