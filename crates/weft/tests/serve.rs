@@ -232,76 +232,78 @@ on_both_backends!(
     }
 );
 
-#[tokio::test]
-async fn signed_webhooks_refuse_a_wrong_signature() {
-    let server = Server::start(Backend::Sqlite).await.unwrap();
-    let recipe = "name: Signed\ntrigger:\n  webhook:\n    path: signed\n    signature: { header: X-Signature, secret: s3cret-key, prefix: 'sha256=' }\nsteps: []\n";
-    let (status, created) = server
-        .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let body = br#"{"event":"paid"}"#;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret-key").unwrap();
-    mac.update(body);
-    let good = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-    let client = Server::client();
-    let send = |signature: String| {
-        client
-            .post(server.url("/hooks/signed"))
-            .header("content-type", "application/json")
-            .header("x-signature", signature)
-            .body(body.to_vec())
+on_both_backends!(
+    signed_webhooks_refuse_a_wrong_signature,
+    |server: Server| async move {
+        let recipe = "name: Signed\ntrigger:\n  webhook:\n    path: signed\n    signature: { header: X-Signature, secret: s3cret-key, prefix: 'sha256=' }\nsteps: []\n";
+        let (status, created) = server
+            .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let body = br#"{"event":"paid"}"#;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret-key").unwrap();
+        mac.update(body);
+        let good = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        let client = Server::client();
+        let send = |signature: String| {
+            client
+                .post(server.url("/hooks/signed"))
+                .header("content-type", "application/json")
+                .header("x-signature", signature)
+                .body(body.to_vec())
+                .send()
+        };
+        assert_eq!(send(good).await.unwrap().status(), 202);
+        let refused = send(format!("sha256={}", "0".repeat(64))).await.unwrap();
+        assert_eq!(refused.status(), 401);
+        let reason: serde_json::Value = refused.json().await.unwrap();
+        assert_eq!(reason["error"]["code"], "bad_signature");
+    }
+);
+
+on_both_backends!(
+    manual_runs_check_the_input_schema_and_big_payloads_are_refused,
+    |server: Server| async move {
+        let recipe = "name: Quote\ntrigger:\n  manual:\n    input_schema: { type: object, required: [amount] }\nsteps:\n  - id: tax\n    transform: '.trigger.amount * 1.2'\noutput: '{{ steps.tax.output }}'\n";
+        let (_, created) = server
+            .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
+            .await;
+        let id = created["id"].as_str().unwrap();
+        let (status, refused) = server
+            .api(
+                Method::POST,
+                &format!("/api/v1/recipes/{id}/run"),
+                Some("{}".to_owned()),
+            )
+            .await;
+        assert_eq!(status, 422, "{refused}");
+        let (status, accepted) = server
+            .api(
+                Method::POST,
+                &format!("/api/v1/recipes/{id}/run"),
+                Some(r#"{"amount": 10}"#.to_owned()),
+            )
+            .await;
+        assert_eq!(status, 202, "{accepted}");
+        let job = server
+            .finished_job(accepted["job_id"].as_str().unwrap())
+            .await;
+        assert_eq!(job["output"], json!(12.0));
+
+        server
+            .api(Method::POST, "/api/v1/recipes", Some(COUNT.to_owned()))
+            .await;
+        let big = Server::client()
+            .post(server.url("/hooks/orders/new"))
+            .body(vec![b'a'; 2 * 1024 * 1024])
             .send()
-    };
-    assert_eq!(send(good).await.unwrap().status(), 202);
-    let refused = send(format!("sha256={}", "0".repeat(64))).await.unwrap();
-    assert_eq!(refused.status(), 401);
-    let reason: serde_json::Value = refused.json().await.unwrap();
-    assert_eq!(reason["error"]["code"], "bad_signature");
-}
-
-#[tokio::test]
-async fn manual_runs_check_the_input_schema_and_big_payloads_are_refused() {
-    let server = Server::start(Backend::Sqlite).await.unwrap();
-    let recipe = "name: Quote\ntrigger:\n  manual:\n    input_schema: { type: object, required: [amount] }\nsteps:\n  - id: tax\n    transform: '.trigger.amount * 1.2'\noutput: '{{ steps.tax.output }}'\n";
-    let (_, created) = server
-        .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
-        .await;
-    let id = created["id"].as_str().unwrap();
-    let (status, refused) = server
-        .api(
-            Method::POST,
-            &format!("/api/v1/recipes/{id}/run"),
-            Some("{}".to_owned()),
-        )
-        .await;
-    assert_eq!(status, 422, "{refused}");
-    let (status, accepted) = server
-        .api(
-            Method::POST,
-            &format!("/api/v1/recipes/{id}/run"),
-            Some(r#"{"amount": 10}"#.to_owned()),
-        )
-        .await;
-    assert_eq!(status, 202, "{accepted}");
-    let job = server
-        .finished_job(accepted["job_id"].as_str().unwrap())
-        .await;
-    assert_eq!(job["output"], json!(12.0));
-
-    server
-        .api(Method::POST, "/api/v1/recipes", Some(COUNT.to_owned()))
-        .await;
-    let big = Server::client()
-        .post(server.url("/hooks/orders/new"))
-        .body(vec![b'a'; 2 * 1024 * 1024])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(big.status(), 413);
-    let reason: serde_json::Value = big.json().await.unwrap();
-    assert_eq!(reason["error"]["code"], "payload_too_large");
-}
+            .await
+            .unwrap();
+        assert_eq!(big.status(), 413);
+        let reason: serde_json::Value = big.json().await.unwrap();
+        assert_eq!(reason["error"]["code"], "payload_too_large");
+    }
+);
 
 const WAITS: &str = "name: Waits\ntrigger:\n  webhook: { path: waits }\nsteps:\n  - id: before\n    action: http.request\n    input: { url: \"{{ trigger.body.counter }}\" }\n  - id: pause\n    wait: 2s\n  - id: after\n    set: { done: true }\noutput: { first_call: \"{{ steps.before.output.body.call }}\", done: \"{{ vars.done }}\" }\n";
 
@@ -651,27 +653,28 @@ on_both_backends!(
     }
 );
 
-#[tokio::test]
-async fn a_sync_webhook_answers_at_its_respond_step_while_the_job_goes_on() {
-    let server = Server::start(Backend::Sqlite).await.unwrap();
-    let recipe = "name: Early\ntrigger:\n  webhook: { path: early, mode: sync }\nsteps:\n  - id: answer\n    respond: { status: 201, body: accepted }\n  - id: later\n    wait: 3s\n";
-    server
-        .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
-        .await;
-    let started = std::time::Instant::now();
-    let response = Server::client()
-        .post(server.url("/hooks/early"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    assert_eq!(response.text().await.unwrap(), "accepted");
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(2),
-        "the answer waited for the job: {:?}",
-        started.elapsed()
-    );
-}
+on_both_backends!(
+    a_sync_webhook_answers_at_its_respond_step_while_the_job_goes_on,
+    |server: Server| async move {
+        let recipe = "name: Early\ntrigger:\n  webhook: { path: early, mode: sync }\nsteps:\n  - id: answer\n    respond: { status: 201, body: accepted }\n  - id: later\n    wait: 3s\n";
+        server
+            .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
+            .await;
+        let started = std::time::Instant::now();
+        let response = Server::client()
+            .post(server.url("/hooks/early"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        assert_eq!(response.text().await.unwrap(), "accepted");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "the answer waited for the job: {:?}",
+            started.elapsed()
+        );
+    }
+);
 
 on_both_backends!(
     a_sync_webhook_answers_only_once_its_job_is_written,
@@ -734,37 +737,36 @@ on_both_backends!(
     }
 );
 
-#[tokio::test]
-async fn webhook_credentials_never_reach_the_job_history() {
-    let server = Server::start(Backend::Sqlite).await.unwrap();
-    server
-        .api(Method::POST, "/api/v1/recipes", Some(COUNT.to_owned()))
-        .await;
-    let accepted: serde_json::Value = Server::client()
-        .post(server.url("/hooks/orders/new"))
-        .header("authorization", "Bearer caller-secret-123")
-        .header("cookie", "session=cookie-secret-456")
-        .json(&json!({"items": [], "echo": "caller-secret-123"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let job = server
-        .finished_job(accepted["job_id"].as_str().unwrap())
-        .await;
-    let stored = job.to_string();
-    assert!(
-        !stored.contains("caller-secret-123") && !stored.contains("cookie-secret-456"),
-        "{stored}"
-    );
-    assert_eq!(job["trigger"]["headers"]["authorization"], "[masked]");
-}
+on_both_backends!(
+    webhook_credentials_never_reach_the_job_history,
+    |server: Server| async move {
+        server
+            .api(Method::POST, "/api/v1/recipes", Some(COUNT.to_owned()))
+            .await;
+        let accepted: serde_json::Value = Server::client()
+            .post(server.url("/hooks/orders/new"))
+            .header("authorization", "Bearer caller-secret-123")
+            .header("cookie", "session=cookie-secret-456")
+            .json(&json!({"items": [], "echo": "caller-secret-123"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let job = server
+            .finished_job(accepted["job_id"].as_str().unwrap())
+            .await;
+        let stored = job.to_string();
+        assert!(
+            !stored.contains("caller-secret-123") && !stored.contains("cookie-secret-456"),
+            "{stored}"
+        );
+        assert_eq!(job["trigger"]["headers"]["authorization"], "[masked]");
+    }
+);
 
-#[tokio::test]
-async fn every_refusal_is_json() {
-    let server = Server::start(Backend::Sqlite).await.unwrap();
+on_both_backends!(every_refusal_is_json, |server: Server| async move {
     let client = Server::client();
     let wrong_method = client
         .patch(server.url("/api/v1/recipes"))
@@ -797,7 +799,7 @@ async fn every_refusal_is_json() {
         .await
         .unwrap();
     assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
-}
+});
 
 /// Runs a `weft` client command against a server.
 fn cli(server: &Server, args: &[&str]) -> (i32, String, String) {
@@ -814,149 +816,151 @@ fn cli(server: &Server, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-#[tokio::test]
-async fn apply_makes_the_server_match_a_folder_and_the_cli_reads_jobs() {
-    let server = Server::start(Backend::Sqlite).await.unwrap();
-    let folder = tempfile::tempdir().unwrap();
-    let dir = folder.path().to_str().unwrap().to_owned();
-    std::fs::write(folder.path().join("count.yaml"), COUNT).unwrap();
-    std::fs::write(folder.path().join("greet.yaml"), GREET).unwrap();
+on_both_backends!(
+    apply_makes_the_server_match_a_folder_and_the_cli_reads_jobs,
+    |server: Server| async move {
+        let folder = tempfile::tempdir().unwrap();
+        let dir = folder.path().to_str().unwrap().to_owned();
+        std::fs::write(folder.path().join("count.yaml"), COUNT).unwrap();
+        std::fs::write(folder.path().join("greet.yaml"), GREET).unwrap();
 
-    let (code, plan, _) = cli(&server, &["apply", &dir, "--dry-run"]);
-    assert_eq!(code, 0);
-    assert!(
-        plan.contains("+ create    Count")
-            && plan.contains("+ create    Greet")
-            && plan.contains("dry run"),
-        "{plan}"
-    );
-    let (_, listed, _) = cli(&server, &["recipe", "list"]);
-    assert!(
-        listed.trim().is_empty(),
-        "a dry run changed the server: {listed}"
-    );
+        let (code, plan, _) = cli(&server, &["apply", &dir, "--dry-run"]);
+        assert_eq!(code, 0);
+        assert!(
+            plan.contains("+ create    Count")
+                && plan.contains("+ create    Greet")
+                && plan.contains("dry run"),
+            "{plan}"
+        );
+        let (_, listed, _) = cli(&server, &["recipe", "list"]);
+        assert!(
+            listed.trim().is_empty(),
+            "a dry run changed the server: {listed}"
+        );
 
-    let (code, applied, stderr) = cli(&server, &["apply", &dir]);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(applied.contains("created   Count"), "{applied}");
+        let (code, applied, stderr) = cli(&server, &["apply", &dir]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(applied.contains("created   Count"), "{applied}");
 
-    std::fs::write(
-        folder.path().join("count.yaml"),
-        COUNT.replace("length'", "length + 0'"),
-    )
-    .unwrap();
-    std::fs::remove_file(folder.path().join("greet.yaml")).unwrap();
-    let (_, second, _) = cli(&server, &["apply", &dir]);
-    assert!(
-        second.contains("~ change    Count") && second.contains("keep      Greet"),
-        "{second}"
-    );
-    let (_, pruned, _) = cli(&server, &["apply", &dir, "--prune"]);
-    assert!(
-        pruned.contains("= unchanged Count") && pruned.contains("removed   Greet"),
-        "{pruned}"
-    );
-    let (_, listed, _) = cli(&server, &["recipe", "list"]);
-    assert!(
-        listed.contains("v2") && listed.contains("Count") && !listed.contains("Greet"),
-        "{listed}"
-    );
-
-    // A rename that keeps the webhook path replaces the recipe in place under --prune.
-    std::fs::write(
-        folder.path().join("count.yaml"),
-        COUNT.replace("name: Count", "name: Tally"),
-    )
-    .unwrap();
-    let (_, before) = server.api(Method::GET, "/api/v1/recipes", None).await;
-    let count_id = before["recipes"][0]["id"].clone();
-    let (_, refused, _) = cli(&server, &["apply", &dir, "--dry-run"]);
-    assert!(refused.contains("+ create    Tally"), "{refused}");
-    let (code, renamed, stderr) = cli(&server, &["apply", &dir, "--prune"]);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(renamed.contains("~ rename    Count -> Tally"), "{renamed}");
-    let (_, after) = server.api(Method::GET, "/api/v1/recipes", None).await;
-    let recipes = after["recipes"].as_array().unwrap();
-    assert_eq!(recipes.len(), 1, "{after}");
-    assert_eq!(recipes[0]["name"], "Tally");
-    assert_eq!(recipes[0]["id"], count_id);
-    assert_eq!(recipes[0]["version"], 3);
-
-    std::fs::write(
-        folder.path().join("broken.yaml"),
-        "name: Broken\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    sett: {}\n",
-    )
-    .unwrap();
-    let (code, _, problems) = cli(&server, &["apply", &dir]);
-    assert_ne!(code, 0);
-    assert!(
-        problems.contains("broken.yaml:5:5: unknown key `sett`"),
-        "{problems}"
-    );
-    std::fs::remove_file(folder.path().join("broken.yaml")).unwrap();
-
-    let accepted: serde_json::Value = server
-        .hook("/hooks/orders/new", json!({"items": [1]}))
-        .await;
-    let job_id = accepted["job_id"].as_str().unwrap();
-    server.finished_job(job_id).await;
-    let (_, jobs, _) = cli(&server, &["job", "list", "--recipe", "Tally"]);
-    assert!(
-        jobs.contains(job_id) && jobs.contains("succeeded"),
-        "{jobs}"
-    );
-    let (_, shown, _) = cli(&server, &["job", "show", job_id]);
-    let record: serde_json::Value = serde_json::from_str(&shown).unwrap();
-    assert_eq!(record["output"]["items"], 1);
-    let (code, rerun, stderr) = cli(&server, &["job", "rerun", job_id]);
-    assert_eq!(code, 0, "{stderr}");
-    server.finished_job(rerun.trim()).await;
-    let (code, _, refused) = cli(&server, &["job", "cancel", job_id]);
-    assert_ne!(code, 0);
-    assert!(
-        refused.contains("the job has already ended (succeeded)"),
-        "{refused}"
-    );
-}
-
-#[tokio::test]
-async fn metrics_count_events_jobs_and_the_queue() {
-    let server = Server::start(Backend::Sqlite).await.unwrap();
-    server
-        .api(Method::POST, "/api/v1/recipes", Some(COUNT.to_owned()))
-        .await;
-    let accepted: serde_json::Value = server
-        .hook("/hooks/orders/new", json!({"items": [1, 2]}))
-        .await;
-    server
-        .finished_job(accepted["job_id"].as_str().unwrap())
-        .await;
-    let anonymous = Server::client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
+        std::fs::write(
+            folder.path().join("count.yaml"),
+            COUNT.replace("length'", "length + 0'"),
+        )
         .unwrap();
-    assert_eq!(anonymous.status(), 401);
-    let response = Server::client()
-        .get(server.url("/metrics"))
-        .bearer_auth(&server.token)
-        .send()
-        .await
+        std::fs::remove_file(folder.path().join("greet.yaml")).unwrap();
+        let (_, second, _) = cli(&server, &["apply", &dir]);
+        assert!(
+            second.contains("~ change    Count") && second.contains("keep      Greet"),
+            "{second}"
+        );
+        let (_, pruned, _) = cli(&server, &["apply", &dir, "--prune"]);
+        assert!(
+            pruned.contains("= unchanged Count") && pruned.contains("removed   Greet"),
+            "{pruned}"
+        );
+        let (_, listed, _) = cli(&server, &["recipe", "list"]);
+        assert!(
+            listed.contains("v2") && listed.contains("Count") && !listed.contains("Greet"),
+            "{listed}"
+        );
+
+        // A rename that keeps the webhook path replaces the recipe in place under --prune.
+        std::fs::write(
+            folder.path().join("count.yaml"),
+            COUNT.replace("name: Count", "name: Tally"),
+        )
         .unwrap();
-    assert_eq!(response.status(), 200);
-    let text = response.text().await.unwrap();
-    assert!(
-        text.contains(r#"weft_events_accepted_total{trigger="webhook"} 1"#),
-        "{text}"
-    );
-    assert!(
-        text.contains(r#"weft_jobs_finished_total{recipe="Count",status="succeeded"} 1"#),
-        "{text}"
-    );
-    assert!(text.contains("weft_step_duration_seconds_bucket"), "{text}");
-    assert!(text.contains("weft_queue_depth 0"), "{text}");
-    assert!(text.contains("weft_queue_oldest_age_seconds"), "{text}");
-}
+        let (_, before) = server.api(Method::GET, "/api/v1/recipes", None).await;
+        let count_id = before["recipes"][0]["id"].clone();
+        let (_, refused, _) = cli(&server, &["apply", &dir, "--dry-run"]);
+        assert!(refused.contains("+ create    Tally"), "{refused}");
+        let (code, renamed, stderr) = cli(&server, &["apply", &dir, "--prune"]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(renamed.contains("~ rename    Count -> Tally"), "{renamed}");
+        let (_, after) = server.api(Method::GET, "/api/v1/recipes", None).await;
+        let recipes = after["recipes"].as_array().unwrap();
+        assert_eq!(recipes.len(), 1, "{after}");
+        assert_eq!(recipes[0]["name"], "Tally");
+        assert_eq!(recipes[0]["id"], count_id);
+        assert_eq!(recipes[0]["version"], 3);
+
+        std::fs::write(
+            folder.path().join("broken.yaml"),
+            "name: Broken\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    sett: {}\n",
+        )
+        .unwrap();
+        let (code, _, problems) = cli(&server, &["apply", &dir]);
+        assert_ne!(code, 0);
+        assert!(
+            problems.contains("broken.yaml:5:5: unknown key `sett`"),
+            "{problems}"
+        );
+        std::fs::remove_file(folder.path().join("broken.yaml")).unwrap();
+
+        let accepted: serde_json::Value = server
+            .hook("/hooks/orders/new", json!({"items": [1]}))
+            .await;
+        let job_id = accepted["job_id"].as_str().unwrap();
+        server.finished_job(job_id).await;
+        let (_, jobs, _) = cli(&server, &["job", "list", "--recipe", "Tally"]);
+        assert!(
+            jobs.contains(job_id) && jobs.contains("succeeded"),
+            "{jobs}"
+        );
+        let (_, shown, _) = cli(&server, &["job", "show", job_id]);
+        let record: serde_json::Value = serde_json::from_str(&shown).unwrap();
+        assert_eq!(record["output"]["items"], 1);
+        let (code, rerun, stderr) = cli(&server, &["job", "rerun", job_id]);
+        assert_eq!(code, 0, "{stderr}");
+        server.finished_job(rerun.trim()).await;
+        let (code, _, refused) = cli(&server, &["job", "cancel", job_id]);
+        assert_ne!(code, 0);
+        assert!(
+            refused.contains("the job has already ended (succeeded)"),
+            "{refused}"
+        );
+    }
+);
+
+on_both_backends!(
+    metrics_count_events_jobs_and_the_queue,
+    |server: Server| async move {
+        server
+            .api(Method::POST, "/api/v1/recipes", Some(COUNT.to_owned()))
+            .await;
+        let accepted: serde_json::Value = server
+            .hook("/hooks/orders/new", json!({"items": [1, 2]}))
+            .await;
+        server
+            .finished_job(accepted["job_id"].as_str().unwrap())
+            .await;
+        let anonymous = Server::client()
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status(), 401);
+        let response = Server::client()
+            .get(server.url("/metrics"))
+            .bearer_auth(&server.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let text = response.text().await.unwrap();
+        assert!(
+            text.contains(r#"weft_events_accepted_total{trigger="webhook"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"weft_jobs_finished_total{recipe="Count",status="succeeded"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains("weft_step_duration_seconds_bucket"), "{text}");
+        assert!(text.contains("weft_queue_depth 0"), "{text}");
+        assert!(text.contains("weft_queue_oldest_age_seconds"), "{text}");
+    }
+);
 
 /// A job that calls out, sleeps in the store, then finishes: at any moment of a stream of
 /// them, some are calling, some are asleep with their call noted, some are done.
@@ -1068,98 +1072,100 @@ on_both_backends!(
     }
 );
 
-#[tokio::test]
-async fn a_failed_job_is_retried_by_its_recipes_policy_from_the_failed_step() {
-    let server = Server::start(Backend::Sqlite).await.unwrap();
-    let remote = crate::support::http_server::TestServer::start();
-    let recipe = "name: Retried\ntrigger:\n  webhook: { path: retried }\nretry: { attempts: 3, backoff: fixed, delay: 100ms }\nsteps:\n  - id: once\n    action: http.request\n    input: { url: \"{{ trigger.body.counter }}\" }\n  - id: flaky\n    action: http.request\n    input: { url: \"{{ trigger.body.flaky }}\" }\noutput: { once: \"{{ steps.once.output.body.call }}\", flaky: \"{{ steps.flaky.output.body.call }}\" }\n";
-    let (status, created) = server
-        .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let (once, flaky) = (weft_store::new_id(), weft_store::new_id());
-    let accepted: serde_json::Value = server.hook("/hooks/retried", json!({"counter": format!("{}/flaky/{once}/0", remote.base), "flaky": format!("{}/flaky/{flaky}/2", remote.base)})).await;
-    let job = server
-        .finished_job(accepted["job_id"].as_str().unwrap())
-        .await;
-    assert_eq!(job["status"], "succeeded", "{job}");
-    // The flaky step failed twice and succeeded on the job's third attempt; the step before
-    // it ran once.
-    assert_eq!(job["output"], json!({"once": 1, "flaky": 3}));
-}
-
-#[tokio::test]
-async fn a_recipes_concurrency_bounds_its_running_jobs() {
-    let server = Server::start(Backend::Sqlite).await.unwrap();
-    let recipe = "name: One at a time\ntrigger:\n  webhook: { path: single }\nconcurrency: 1\nsteps:\n  - id: pause\n    wait: 300ms\n";
-    server
-        .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
-        .await;
-    let mut ids = Vec::new();
-    for _ in 0..3 {
-        let accepted: serde_json::Value = Server::client()
-            .post(server.url("/hooks/single"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        ids.push(accepted["job_id"].as_str().unwrap().to_owned());
-    }
-    let mut spans = Vec::new();
-    for id in &ids {
-        let job = server.finished_job(id).await;
-        let start: chrono::DateTime<chrono::Utc> = job["steps"][0]["started_at"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        let end: chrono::DateTime<chrono::Utc> = job["steps"][0]["finished_at"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
-        spans.push((start, end));
-    }
-    spans.sort();
-    for pair in spans.windows(2) {
-        assert!(pair[1].0 >= pair[0].1, "two jobs ran at once: {spans:?}");
-    }
-}
-
-/// With every worker busy, a sync webhook waits a moment for one, or goes to the queue when
-/// none frees in time; either way each caller gets its own job's answer.
-#[tokio::test]
-async fn sync_webhooks_are_answered_while_every_worker_is_busy() {
-    let server = Server::start_with(Backend::Sqlite, &["--workers", "1"])
-        .await
-        .unwrap();
-    // Two callers of a brief job: the second waits for the first's slot. Four of a long one:
-    // all but the first go to the queue.
-    for (path, pause, callers, queued_at_least, queued_at_most) in
-        [("brief", "10ms", 2, 0, 0), ("long", "300ms", 4, 1, 3)]
-    {
-        let recipe = format!(
-            "name: Busy {path}\ntrigger:\n  webhook: {{ path: {path}, mode: sync }}\nsteps:\n  - id: pause\n    wait: {pause}\n  - id: answer\n    respond: {{ status: 200, body: {{ n: '{{{{ trigger.body.n }}}}' }} }}\n"
-        );
+on_both_backends!(
+    a_failed_job_is_retried_by_its_recipes_policy_from_the_failed_step,
+    |server: Server| async move {
+        let remote = crate::support::http_server::TestServer::start();
+        let recipe = "name: Retried\ntrigger:\n  webhook: { path: retried }\nretry: { attempts: 3, backoff: fixed, delay: 100ms }\nsteps:\n  - id: once\n    action: http.request\n    input: { url: \"{{ trigger.body.counter }}\" }\n  - id: flaky\n    action: http.request\n    input: { url: \"{{ trigger.body.flaky }}\" }\noutput: { once: \"{{ steps.once.output.body.call }}\", flaky: \"{{ steps.flaky.output.body.call }}\" }\n";
         let (status, created) = server
-            .api(Method::POST, "/api/v1/recipes", Some(recipe))
+            .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
             .await;
         assert_eq!(status, 201, "{created}");
-        let hook = format!("/hooks/{path}");
-        let answers = (0..callers).map(|n| server.hook(&hook, json!({ "n": n })));
-        let answers = futures::future::join_all(answers).await;
-        for (n, answer) in answers.iter().enumerate() {
-            assert_eq!(answer, &json!({ "n": n }), "{path}");
-        }
-        let queued = queued_jobs_of(&server, created["id"].as_str().unwrap()).await;
-        assert!(
-            (queued_at_least..=queued_at_most).contains(&queued),
-            "{path}: {queued} of {callers} jobs went through the queue"
-        );
+        let (once, flaky) = (weft_store::new_id(), weft_store::new_id());
+        let accepted: serde_json::Value = server.hook("/hooks/retried", json!({"counter": format!("{}/flaky/{once}/0", remote.base), "flaky": format!("{}/flaky/{flaky}/2", remote.base)})).await;
+        let job = server
+            .finished_job(accepted["job_id"].as_str().unwrap())
+            .await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        // The flaky step failed twice and succeeded on the job's third attempt; the step before
+        // it ran once.
+        assert_eq!(job["output"], json!({"once": 1, "flaky": 3}));
     }
-}
+);
+
+on_both_backends!(
+    a_recipes_concurrency_bounds_its_running_jobs,
+    |server: Server| async move {
+        let recipe = "name: One at a time\ntrigger:\n  webhook: { path: single }\nconcurrency: 1\nsteps:\n  - id: pause\n    wait: 300ms\n";
+        server
+            .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
+            .await;
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let accepted: serde_json::Value = Server::client()
+                .post(server.url("/hooks/single"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            ids.push(accepted["job_id"].as_str().unwrap().to_owned());
+        }
+        let mut spans = Vec::new();
+        for id in &ids {
+            let job = server.finished_job(id).await;
+            let start: chrono::DateTime<chrono::Utc> = job["steps"][0]["started_at"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let end: chrono::DateTime<chrono::Utc> = job["steps"][0]["finished_at"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            spans.push((start, end));
+        }
+        spans.sort();
+        for pair in spans.windows(2) {
+            assert!(pair[1].0 >= pair[0].1, "two jobs ran at once: {spans:?}");
+        }
+    }
+);
+
+// With every worker busy, a sync webhook waits a moment for one, or goes to the queue when
+// none frees in time; either way each caller gets its own job's answer.
+on_both_backends!(
+    sync_webhooks_are_answered_while_every_worker_is_busy,
+    &["--workers", "1"],
+    |server: Server| async move {
+        // Two callers of a brief job: the second waits for the first's slot. Four of a long one:
+        // all but the first go to the queue.
+        for (path, pause, callers, queued_at_least, queued_at_most) in
+            [("brief", "10ms", 2, 0, 0), ("long", "300ms", 4, 1, 3)]
+        {
+            let recipe = format!(
+                "name: Busy {path}\ntrigger:\n  webhook: {{ path: {path}, mode: sync }}\nsteps:\n  - id: pause\n    wait: {pause}\n  - id: answer\n    respond: {{ status: 200, body: {{ n: '{{{{ trigger.body.n }}}}' }} }}\n"
+            );
+            let (status, created) = server
+                .api(Method::POST, "/api/v1/recipes", Some(recipe))
+                .await;
+            assert_eq!(status, 201, "{created}");
+            let hook = format!("/hooks/{path}");
+            let answers = (0..callers).map(|n| server.hook(&hook, json!({ "n": n })));
+            let answers = futures::future::join_all(answers).await;
+            for (n, answer) in answers.iter().enumerate() {
+                assert_eq!(answer, &json!({ "n": n }), "{path}");
+            }
+            let queued = queued_jobs_of(&server, created["id"].as_str().unwrap()).await;
+            assert!(
+                (queued_at_least..=queued_at_most).contains(&queued),
+                "{path}: {queued} of {callers} jobs went through the queue"
+            );
+        }
+    }
+);
 
 /// How many of a recipe's jobs went through the queue: a job run at once starts when it is
 /// created; a queued one starts when a worker claims it.
@@ -1181,112 +1187,115 @@ async fn queued_jobs_of(server: &Server, recipe_id: &str) -> usize {
     queued
 }
 
-#[tokio::test]
-async fn a_call_step_runs_another_saved_recipe() {
-    let server = Server::start(Backend::Sqlite).await.unwrap();
-    let child = "name: Price quote\ntrigger:\n  manual:\n    input_schema: { type: object, required: [amount] }\nsteps:\n  - id: tax\n    transform: '.trigger.amount * 2'\noutput: { gross: '{{ steps.tax.output }}' }\n";
-    let parent = "name: Quote parent\ntrigger: { manual: {} }\nsteps:\n  - id: quote\n    call: Price quote\n    input: { amount: '{{ trigger.amount }}' }\noutput: '{{ steps.quote.output }}'\n";
-    server
-        .api(Method::POST, "/api/v1/recipes", Some(child.to_owned()))
-        .await;
-    let (_, created) = server
-        .api(Method::POST, "/api/v1/recipes", Some(parent.to_owned()))
-        .await;
-    let id = created["id"].as_str().unwrap();
-    let (status, accepted) = server
-        .api(
-            Method::POST,
-            &format!("/api/v1/recipes/{id}/run"),
-            Some(r#"{"amount": 21}"#.to_owned()),
-        )
-        .await;
-    assert_eq!(status, 202, "{accepted}");
-    let parent_id = accepted["job_id"].as_str().unwrap();
-    let job = server.finished_job(parent_id).await;
-    assert_eq!(job["output"], json!({"gross": 42}), "{job}");
-    // The called recipe's job has a record of its own, pointing at the job that called it.
-    let (_, listed) = server.api(Method::GET, "/api/v1/jobs", None).await;
-    let child = listed["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|line| line["recipe"] == "Price quote")
-        .cloned()
-        .unwrap_or_else(|| panic!("no job of the called recipe: {listed}"));
-    assert_eq!(child["called_by"], json!(parent_id), "{child}");
-    assert_eq!(child["recipe_version"], 1);
-    let record = server.finished_job(child["id"].as_str().unwrap()).await;
-    assert_eq!(record["status"], "succeeded", "{record}");
-    assert_eq!(record["trigger"], json!({"amount": 21}));
-    assert_eq!(record["output"], json!({"gross": 42}));
-    assert_eq!(record["steps"][0]["id"], "tax");
-    assert_eq!(record["called_by"], json!(parent_id));
-}
-
-#[tokio::test]
-async fn a_running_jobs_event_is_shown_masked_and_bulk_reruns_need_a_filter() {
-    let server = Server::start(Backend::Sqlite).await.unwrap();
-    let recipe = "name: Masked wait\ntrigger:\n  webhook: { path: masked-wait }\nmask: [trigger.body.card]\nsteps:\n  - id: pause\n    wait: 1h\n";
-    server
-        .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
-        .await;
-    let accepted: serde_json::Value = Server::client()
-        .post(server.url("/hooks/masked-wait"))
-        .header("authorization", "Bearer sekrit-caller-token")
-        .json(&json!({"card": "4111111111111111"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (_, job) = server
-        .api(
-            Method::GET,
-            &format!("/api/v1/jobs/{}", accepted["job_id"].as_str().unwrap()),
-            None,
-        )
-        .await;
-    let shown = job.to_string();
-    assert!(
-        !shown.contains("4111111111111111") && !shown.contains("sekrit-caller-token"),
-        "{shown}"
-    );
-
-    let (status, refused) = server
-        .api(
-            Method::POST,
-            "/api/v1/jobs/rerun",
-            Some(r#"{"stauts": "failed"}"#.to_owned()),
-        )
-        .await;
-    assert_eq!(status, 400, "{refused}");
-    let (status, refused) = server
-        .api(Method::POST, "/api/v1/jobs/rerun", Some("{}".to_owned()))
-        .await;
-    assert_eq!(status, 400, "{refused}");
-}
-
-#[tokio::test]
-async fn a_failure_that_cannot_heal_is_not_retried() {
-    let server = Server::start(Backend::Sqlite).await.unwrap();
-    let recipe = "name: Broken maths\ntrigger:\n  webhook: { path: maths }\nretry: { attempts: 3, backoff: fixed, delay: 100ms }\nsteps:\n  - id: divide\n    transform: 'error(\"failed on attempt \\(.job.attempt)\")'\n";
-    let (status, created) = server
-        .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let accepted = server.hook("/hooks/maths", json!({})).await;
-    let job = server
-        .finished_job(accepted["job_id"].as_str().unwrap())
-        .await;
-    assert_eq!(job["status"], "failed");
-    assert_eq!(job["error"]["kind"], "expression");
-    // An expression failure fails the same way every time: it ends on its first run.
-    assert!(
-        job["error"]["message"]
-            .as_str()
+on_both_backends!(
+    a_call_step_runs_another_saved_recipe,
+    |server: Server| async move {
+        let child = "name: Price quote\ntrigger:\n  manual:\n    input_schema: { type: object, required: [amount] }\nsteps:\n  - id: tax\n    transform: '.trigger.amount * 2'\noutput: { gross: '{{ steps.tax.output }}' }\n";
+        let parent = "name: Quote parent\ntrigger: { manual: {} }\nsteps:\n  - id: quote\n    call: Price quote\n    input: { amount: '{{ trigger.amount }}' }\noutput: '{{ steps.quote.output }}'\n";
+        server
+            .api(Method::POST, "/api/v1/recipes", Some(child.to_owned()))
+            .await;
+        let (_, created) = server
+            .api(Method::POST, "/api/v1/recipes", Some(parent.to_owned()))
+            .await;
+        let id = created["id"].as_str().unwrap();
+        let (status, accepted) = server
+            .api(
+                Method::POST,
+                &format!("/api/v1/recipes/{id}/run"),
+                Some(r#"{"amount": 21}"#.to_owned()),
+            )
+            .await;
+        assert_eq!(status, 202, "{accepted}");
+        let parent_id = accepted["job_id"].as_str().unwrap();
+        let job = server.finished_job(parent_id).await;
+        assert_eq!(job["output"], json!({"gross": 42}), "{job}");
+        // The called recipe's job has a record of its own, pointing at the job that called it.
+        let (_, listed) = server.api(Method::GET, "/api/v1/jobs", None).await;
+        let child = listed["jobs"]
+            .as_array()
             .unwrap()
-            .contains("failed on attempt 1"),
-        "{job}"
-    );
-}
+            .iter()
+            .find(|line| line["recipe"] == "Price quote")
+            .cloned()
+            .unwrap_or_else(|| panic!("no job of the called recipe: {listed}"));
+        assert_eq!(child["called_by"], json!(parent_id), "{child}");
+        assert_eq!(child["recipe_version"], 1);
+        let record = server.finished_job(child["id"].as_str().unwrap()).await;
+        assert_eq!(record["status"], "succeeded", "{record}");
+        assert_eq!(record["trigger"], json!({"amount": 21}));
+        assert_eq!(record["output"], json!({"gross": 42}));
+        assert_eq!(record["steps"][0]["id"], "tax");
+        assert_eq!(record["called_by"], json!(parent_id));
+    }
+);
+
+on_both_backends!(
+    a_running_jobs_event_is_shown_masked_and_bulk_reruns_need_a_filter,
+    |server: Server| async move {
+        let recipe = "name: Masked wait\ntrigger:\n  webhook: { path: masked-wait }\nmask: [trigger.body.card]\nsteps:\n  - id: pause\n    wait: 1h\n";
+        server
+            .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
+            .await;
+        let accepted: serde_json::Value = Server::client()
+            .post(server.url("/hooks/masked-wait"))
+            .header("authorization", "Bearer sekrit-caller-token")
+            .json(&json!({"card": "4111111111111111"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let (_, job) = server
+            .api(
+                Method::GET,
+                &format!("/api/v1/jobs/{}", accepted["job_id"].as_str().unwrap()),
+                None,
+            )
+            .await;
+        let shown = job.to_string();
+        assert!(
+            !shown.contains("4111111111111111") && !shown.contains("sekrit-caller-token"),
+            "{shown}"
+        );
+
+        let (status, refused) = server
+            .api(
+                Method::POST,
+                "/api/v1/jobs/rerun",
+                Some(r#"{"stauts": "failed"}"#.to_owned()),
+            )
+            .await;
+        assert_eq!(status, 400, "{refused}");
+        let (status, refused) = server
+            .api(Method::POST, "/api/v1/jobs/rerun", Some("{}".to_owned()))
+            .await;
+        assert_eq!(status, 400, "{refused}");
+    }
+);
+
+on_both_backends!(
+    a_failure_that_cannot_heal_is_not_retried,
+    |server: Server| async move {
+        let recipe = "name: Broken maths\ntrigger:\n  webhook: { path: maths }\nretry: { attempts: 3, backoff: fixed, delay: 100ms }\nsteps:\n  - id: divide\n    transform: 'error(\"failed on attempt \\(.job.attempt)\")'\n";
+        let (status, created) = server
+            .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let accepted = server.hook("/hooks/maths", json!({})).await;
+        let job = server
+            .finished_job(accepted["job_id"].as_str().unwrap())
+            .await;
+        assert_eq!(job["status"], "failed");
+        assert_eq!(job["error"]["kind"], "expression");
+        // An expression failure fails the same way every time: it ends on its first run.
+        assert!(
+            job["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("failed on attempt 1"),
+            "{job}"
+        );
+    }
+);

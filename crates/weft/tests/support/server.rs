@@ -23,12 +23,8 @@ pub enum Backend {
 }
 
 impl Server {
-    /// Starts a server, or `None` (with the reason printed) when its backend is not available.
-    pub async fn start(backend: Backend) -> Option<Server> {
-        Server::start_with(backend, &[]).await
-    }
-
-    /// Starts a server with more options of `weft serve`.
+    /// Starts a server with more options of `weft serve`, or `None` (with the reason printed)
+    /// when its backend is not available.
     pub async fn start_with(backend: Backend, options: &[&str]) -> Option<Server> {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let mut store_args = match backend {
