@@ -237,6 +237,12 @@ impl Runtime {
         })
     }
 
+    /// Hands the jobs still running here back to the queue, for a process that stops before
+    /// they are done: the next worker takes each over at once, after its last noted step.
+    pub async fn release_running(&self) -> weft_store::Result<u64> {
+        self.inner.store.release_leases(&self.inner.owner).await
+    }
+
     /// Starts the scheduler: it fires schedule triggers until `shutdown` turns true.
     pub fn spawn_scheduler(
         &self,

@@ -654,6 +654,13 @@ impl Store {
         )
     }
 
+    /// Ends the leases of every job `owner` is running, so that another worker (or this
+    /// process, started again) takes them over at once instead of after their leases: for a
+    /// process that stops before its jobs are done. Each resumes after its last noted step.
+    pub async fn release_leases(&self, owner: &str) -> Result<u64> {
+        self.renew_leases(owner, Duration::ZERO).await
+    }
+
     /// Claims the oldest job that is ready, or whose worker's lease ran out, for `lease`.
     pub async fn claim_job(&self, owner: &str, lease: Duration) -> Result<Option<ClaimedJob>> {
         let now = JobTime::now();

@@ -392,6 +392,98 @@ on_both_backends!(
     }
 );
 
+/// Starts a job of [`SLOW_SECOND_STEP`] and returns its id and its counter's key, once its
+/// first step is done and its second (3 s) is under way.
+async fn start_slow_job(
+    server: &Server,
+    remote: &crate::support::http_server::TestServer,
+) -> (String, String) {
+    server
+        .api(
+            Method::POST,
+            "/api/v1/recipes",
+            Some(SLOW_SECOND_STEP.to_owned()),
+        )
+        .await;
+    let key = weft_store::new_id();
+    let event = json!({"counter": format!("{}/flaky/{key}/0", remote.base), "slow": format!("{}/slow", remote.base)});
+    let accepted = server.hook("/hooks/slow", event).await;
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    (accepted["job_id"].as_str().unwrap().to_owned(), key)
+}
+
+/// How many times the job of `key` called its first step's counter.
+async fn counter_calls(remote: &crate::support::http_server::TestServer, key: &str) -> u64 {
+    let calls: serde_json::Value = reqwest::get(format!("{}/calls/{key}", remote.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    calls["calls"].as_u64().unwrap()
+}
+
+// SIGTERM: the server stops taking requests at once, lets the running job finish within its
+// grace, records it and exits cleanly.
+on_both_backends!(
+    a_stopping_server_takes_no_more_work_and_finishes_its_jobs,
+    &["--shutdown-grace", "10s"],
+    |server: Server| async move {
+        let mut server = server;
+        let remote = crate::support::http_server::TestServer::start();
+        let (job_id, key) = start_slow_job(&server, &remote).await;
+        server.terminate();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let refused = Server::client()
+            .post(server.url("/hooks/slow"))
+            .json(&json!({}))
+            .send()
+            .await;
+        assert!(
+            refused.is_err(),
+            "a stopping server took a request: {refused:?}"
+        );
+        assert!(server.wait().success(), "the server did not stop cleanly");
+        let stopped_at = chrono::Utc::now();
+        server.start_again();
+        let (_, job) = server
+            .api(Method::GET, &format!("/api/v1/jobs/{job_id}"), None)
+            .await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        let finished: chrono::DateTime<chrono::Utc> =
+            job["finished_at"].as_str().unwrap().parse().unwrap();
+        assert!(
+            finished < stopped_at,
+            "the job was finished after the restart: {job}"
+        );
+        assert_eq!(counter_calls(&remote, &key).await, 1);
+    }
+);
+
+// A job that outlasts the grace is handed back to the queue as the server stops: the next
+// start takes it over at once (not after its 60 s lease) and resumes after its last finished
+// step.
+on_both_backends!(
+    a_job_that_outlasts_the_shutdown_grace_is_handed_back,
+    &["--shutdown-grace", "1s", "--job-lease", "60s"],
+    |server: Server| async move {
+        let mut server = server;
+        let remote = crate::support::http_server::TestServer::start();
+        let (job_id, key) = start_slow_job(&server, &remote).await;
+        server.terminate();
+        assert!(server.wait().success(), "the server did not stop cleanly");
+        server.start_again();
+        let job = server.finished_job(&job_id).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        assert_eq!(job["output"], json!({"first_call": 1}));
+        assert_eq!(
+            counter_calls(&remote, &key).await,
+            1,
+            "the first step ran again"
+        );
+    }
+);
+
 /// The `scheduled_at` of every job of a recipe, oldest first.
 async fn scheduled_ticks(server: &Server, recipe_id: &str) -> Vec<chrono::DateTime<chrono::Utc>> {
     let (_, listed) = server

@@ -14,8 +14,6 @@ use weft_server::{AppState, Settings};
 use super::registry;
 use super::store_args::StoreArgs;
 
-/// How long a stopping server lets running jobs finish before it leaves them to their leases.
-const DRAIN: Duration = Duration::from_secs(20);
 /// Jobs run at once per core, by default.
 const JOBS_PER_CORE: usize = 64;
 
@@ -37,6 +35,10 @@ pub struct ServeArgs {
     /// crash, its jobs are taken over this long after their last renewal.
     #[arg(long, env = "WEFT_JOB_LEASE", default_value = "30s", value_parser = parse_lease)]
     job_lease: Duration,
+    /// How long a stopping server (SIGTERM, SIGINT) lets running jobs finish; the ones still
+    /// running then are handed back to the queue, each to resume after its last finished step.
+    #[arg(long, env = "WEFT_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_grace)]
+    shutdown_grace: Duration,
     /// Let outbound HTTP reach loopback and private addresses (off by default).
     #[arg(long, env = "WEFT_ALLOW_PRIVATE_NETWORK", value_parser = clap::builder::BoolishValueParser::new())]
     allow_private_network: bool,
@@ -61,6 +63,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )
     .with_jq_runner(jq);
     let runtime = Runtime::new(store, Arc::new(engine), recipes).with_lease(args.job_lease);
+    let stopping_runtime = runtime.clone();
 
     let (stop, stopping) = watch::channel(false);
     let cores = std::thread::available_parallelism().map_or(2, |cores| cores.get());
@@ -103,12 +106,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     });
     server.await.context("the HTTP server failed")?;
     signals.abort();
-    let drained = tokio::time::timeout(DRAIN, futures::future::join_all(workers)).await;
+    let drained =
+        tokio::time::timeout(args.shutdown_grace, futures::future::join_all(workers)).await;
     if drained.is_err() {
-        tracing::warn!(
-            "jobs still running at shutdown are left to their leases and will be claimed again"
-        );
+        match stopping_runtime.release_running().await {
+            Ok(released) => tracing::warn!(
+                released,
+                "jobs still running at shutdown go back to the queue, each to resume after its last finished step"
+            ),
+            Err(error) => tracing::warn!(
+                %error,
+                "cannot hand running jobs back; they are taken over when their leases run out"
+            ),
+        }
     }
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -118,6 +130,10 @@ fn parse_lease(text: &str) -> Result<Duration, String> {
         return Err("the job lease must be at least 1s".to_owned());
     }
     Ok(lease)
+}
+
+fn parse_grace(text: &str) -> Result<Duration, String> {
+    weft_recipe::duration::parse_duration(text)
 }
 
 async fn wait_for_signal() {

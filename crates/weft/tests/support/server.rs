@@ -37,9 +37,11 @@ impl Server {
                 weft_store::testing::postgres_schema_url().await?,
             ],
         };
-        // Short leases, so that crash tests see jobs taken over quickly; a fixed port, so that
-        // clients reach the server again after a restart.
-        store_args.extend(["--job-lease".to_owned(), "2s".to_owned()]);
+        // Short leases, so that crash tests see jobs taken over quickly (unless a test sets
+        // its own); a fixed port, so that clients reach the server again after a restart.
+        if !options.contains(&"--job-lease") {
+            store_args.extend(["--job-lease".to_owned(), "2s".to_owned()]);
+        }
         store_args.extend(["--listen".to_owned(), format!("127.0.0.1:{}", free_port())]);
         store_args.extend(options.iter().map(|option| option.to_string()));
         let (child, base) = launch(&store_args);
@@ -58,6 +60,27 @@ impl Server {
     pub fn crash_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.start_again();
+    }
+
+    /// Asks the server to stop with SIGTERM, as a service manager does.
+    pub fn terminate(&self) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a process id");
+        // SAFETY: kill only sends a signal, to the server this test started.
+        assert_eq!(
+            unsafe { libc::kill(pid, libc::SIGTERM) },
+            0,
+            "SIGTERM is sent"
+        );
+    }
+
+    /// Waits until the server has ended, and returns how it ended.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("the server ends")
+    }
+
+    /// Starts the server again on the same store, after it stopped.
+    pub fn start_again(&mut self) {
         let (child, base) = launch(&self.store_args);
         self.child = child;
         self.base = base;
