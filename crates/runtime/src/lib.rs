@@ -44,8 +44,8 @@ struct Inner {
     waiting: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
     /// One permit per job this process may run at once; none until workers are started.
     slots: Arc<Semaphore>,
-    /// The jobs running in this process, with the reason when one was asked to stop.
-    running: Mutex<HashMap<String, Option<String>>>,
+    /// The jobs running in this process, from the moment they are accepted or claimed.
+    running: Mutex<HashMap<String, RunningJob>>,
 }
 
 impl Runtime {
@@ -114,7 +114,7 @@ impl Runtime {
             .running
             .lock()
             .ok()
-            .and_then(|running| running.get(job_id).cloned().flatten())
+            .and_then(|running| running.get(job_id)?.cancel_reason.clone())
     }
 
     /// Hands a job's answer to the caller waiting for it, if one is.
@@ -132,9 +132,9 @@ impl Runtime {
 
     fn note_cancel(&self, job_id: &str, reason: &str) {
         if let Ok(mut running) = self.inner.running.lock()
-            && let Some(slot) = running.get_mut(job_id)
+            && let Some(job) = running.get_mut(job_id)
         {
-            *slot = Some(reason.to_owned());
+            job.cancel_reason = Some(reason.to_owned());
         }
     }
 
@@ -196,12 +196,30 @@ impl Runtime {
             trigger,
             attempt: 1,
         };
+        let log = self.register(&job.id, unwritten);
         let runtime = self.clone();
         tokio::spawn(async move {
-            runtime.run(job, Progress::None, unwritten).await;
+            runtime.run(job, Progress::None, log).await;
             drop(slot);
         });
         Ok(())
+    }
+
+    /// Makes sure a job accepted for a caller that stopped waiting is written, so that it is
+    /// committed before the caller is told it was accepted: a job that only computes is
+    /// otherwise written only when it ends.
+    pub async fn write_before_answering(&self, job_id: &str) -> Result<(), String> {
+        let log = self
+            .inner
+            .running
+            .lock()
+            .ok()
+            .and_then(|running| Some(running.get(job_id)?.log.clone()));
+        match log {
+            Some(log) => log.before_effect(job_id).await,
+            // Not running here any more: it ended, and its record is written.
+            None => Ok(()),
+        }
     }
 
     /// A slot to run a job in at once, if one is free. A caller that waits for the job's
@@ -277,9 +295,10 @@ impl Runtime {
                 .await
             {
                 Ok(Some(job)) => {
+                    let log = self.register(&job.id, None);
                     let runtime = self.clone();
                     tokio::spawn(async move {
-                        runtime.run(job, Progress::Stored, None).await;
+                        runtime.run(job, Progress::Stored, log).await;
                         drop(slot);
                     });
                 }
@@ -300,17 +319,26 @@ impl Runtime {
         }
     }
 
-    async fn run(&self, job: ClaimedJob, progress: Progress, unwritten: Option<Unwritten>) {
-        let job_id = job.id.clone();
-        if let Ok(mut running) = self.inner.running.lock() {
-            running.insert(job_id.clone(), None);
-        }
+    /// Notes a job as running here, with the log its steps write through.
+    fn register(&self, job_id: &str, unwritten: Option<Unwritten>) -> Arc<StoreStepLog> {
         let log = Arc::new(StoreStepLog {
             runtime: self.clone(),
             written: std::sync::atomic::AtomicBool::new(unwritten.is_none()),
             unwritten: tokio::sync::Mutex::new(unwritten),
             held_answer: Mutex::new(None),
         });
+        if let Ok(mut running) = self.inner.running.lock() {
+            let job = RunningJob {
+                cancel_reason: None,
+                log: log.clone(),
+            };
+            running.insert(job_id.to_owned(), job);
+        }
+        log
+    }
+
+    async fn run(&self, job: ClaimedJob, progress: Progress, log: Arc<StoreStepLog>) {
+        let job_id = job.id.clone();
         self.run_claimed(job, progress, log).await;
         if let Ok(mut running) = self.inner.running.lock() {
             running.remove(&job_id);
@@ -560,6 +588,13 @@ pub enum Answer {
     Responded(serde_json::Value),
     /// The job ended without responding.
     Finished(Box<JobOutcome>),
+}
+
+/// A job running in this process.
+struct RunningJob {
+    /// Why it was asked to stop, once it was.
+    cancel_reason: Option<String>,
+    log: Arc<StoreStepLog>,
 }
 
 /// Writes finished steps to the store and hands responses to waiting callers; writes a job

@@ -38,6 +38,15 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
+    /// The store failed; what it said is logged, not shown.
+    pub fn store_unavailable() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the store could not answer; try again",
+        )
+    }
+
     pub fn unauthorized() -> ApiError {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -83,11 +92,7 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => ApiError::new(StatusCode::CONFLICT, "conflict", what),
             other => {
                 tracing::error!(error = %other, "store error");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    "the store could not answer; try again",
-                )
+                ApiError::store_unavailable()
             }
         }
     }

@@ -86,6 +86,11 @@ pub async fn receive(
                 Ok(Ok(Answer::Finished(outcome))) => Ok(sync_response(*outcome)),
                 _ => {
                     runtime.stop_waiting(&job_id);
+                    // "Accepted" means committed, for this answer as for an async webhook's.
+                    if let Err(error) = runtime.write_before_answering(&job_id).await {
+                        tracing::error!(%error, job = %job_id, "cannot write a sync webhook's job");
+                        return Err(ApiError::store_unavailable());
+                    }
                     Ok((
                         StatusCode::ACCEPTED,
                         Json(json!({ "job_id": job_id, "message": "the job did not answer in time; it goes on, and its record will be in the job history" })),

@@ -484,6 +484,80 @@ on_both_backends!(
     }
 );
 
+const DOUBLE: &str = "name: Double\ntrigger:\n  webhook: { path: double, mode: sync }\nsteps:\n  - id: double\n    transform: '.trigger.body.n * 2'\noutput: { doubled: \"{{ steps.double.output }}\" }\n";
+
+// A sync webhook without a `respond` step answers with the job's output, or with its failure.
+on_both_backends!(
+    a_sync_webhook_without_respond_answers_with_the_output_or_the_failure,
+    |server: Server| async move {
+        server
+            .api(Method::POST, "/api/v1/recipes", Some(DOUBLE.to_owned()))
+            .await;
+        let client = Server::client();
+        let answer = client
+            .post(server.url("/hooks/double"))
+            .json(&json!({"n": 21}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        assert_eq!(
+            answer.json::<serde_json::Value>().await.unwrap(),
+            json!({"doubled": 42})
+        );
+        let failed = client
+            .post(server.url("/hooks/double"))
+            .json(&json!({"n": {"twenty": 1}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(failed.status(), 500);
+        let body: serde_json::Value = failed.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "job_failed", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("double"),
+            "{body}"
+        );
+        let job = server
+            .finished_job(body["error"]["job_id"].as_str().unwrap())
+            .await;
+        assert_eq!(job["status"], "failed", "{job}");
+        assert_eq!(job["error"]["step"], "double", "{job}");
+    }
+);
+
+const BUSY_WORK: &str = "name: Busy\ntrigger:\n  webhook: { path: busy, mode: sync }\nsteps:\n  - id: count\n    transform: '[range(0; 400000)] | length'\noutput: { counted: \"{{ steps.count.output }}\" }\n";
+
+// A sync webhook whose job outlasts the wait answers 202 with the job's id, and "accepted"
+// means committed there too: a job that only computes is written before that answer, so that
+// a crash right after it loses nothing.
+on_both_backends!(
+    a_sync_webhook_that_outlasts_its_wait_answers_202_once_the_job_is_stored,
+    &["--sync-wait", "0s"],
+    |server: Server| async move {
+        let mut server = server;
+        server
+            .api(Method::POST, "/api/v1/recipes", Some(BUSY_WORK.to_owned()))
+            .await;
+        let answer = Server::client()
+            .post(server.url("/hooks/busy"))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 202);
+        let body: serde_json::Value = answer.json().await.unwrap();
+        let job_id = body["job_id"].as_str().unwrap().to_owned();
+        server.crash_and_restart();
+        let job = server.finished_job(&job_id).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        assert_eq!(job["output"], json!({"counted": 400000}));
+    }
+);
+
 /// The `scheduled_at` of every job of a recipe, oldest first.
 async fn scheduled_ticks(server: &Server, recipe_id: &str) -> Vec<chrono::DateTime<chrono::Utc>> {
     let (_, listed) = server

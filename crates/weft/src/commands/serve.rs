@@ -31,6 +31,10 @@ pub struct ServeArgs {
     /// Largest webhook body, in bytes.
     #[arg(long, env = "WEFT_MAX_PAYLOAD", default_value_t = 1024 * 1024)]
     max_payload: usize,
+    /// How long a sync webhook waits for its job's answer; then it answers 202 with the job's
+    /// id, and the job goes on.
+    #[arg(long, env = "WEFT_SYNC_WAIT", default_value = "30s", value_parser = parse_grace)]
+    sync_wait: Duration,
     /// How long a job claimed by this process stays its own without a renewal: after a
     /// crash, its jobs are taken over this long after their last renewal.
     #[arg(long, env = "WEFT_JOB_LEASE", default_value = "30s", value_parser = parse_lease)]
@@ -79,7 +83,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         runtime,
         settings: Settings {
             max_payload_bytes: args.max_payload,
-            ..Settings::default()
+            sync_wait: args.sync_wait,
         },
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -132,6 +136,7 @@ fn parse_lease(text: &str) -> Result<Duration, String> {
     Ok(lease)
 }
 
+/// A duration that may be zero (`0s`): a grace or a wait.
 fn parse_grace(text: &str) -> Result<Duration, String> {
     weft_recipe::duration::parse_duration(text)
 }
