@@ -40,6 +40,8 @@ struct Inner {
     recipes: RecipeCache,
     owner: String,
     lease: Duration,
+    /// How far back the scheduler fires ticks it missed while the process was down.
+    catch_up: Duration,
     wake: Notify,
     waiting: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
     /// One permit per job this process may run at once; none until workers are started.
@@ -57,6 +59,7 @@ impl Runtime {
                 recipes,
                 owner: format!("worker-{}", weft_store::new_id()),
                 lease: DEFAULT_LEASE,
+                catch_up: schedule::CATCH_UP,
                 wake: Notify::new(),
                 waiting: Mutex::new(HashMap::new()),
                 slots: Arc::new(Semaphore::new(0)),
@@ -72,6 +75,19 @@ impl Runtime {
             inner.lease = lease;
         }
         self
+    }
+
+    /// Sets how far back the scheduler fires the ticks it missed while the process was down.
+    /// Call before `spawn_scheduler`.
+    pub fn with_catch_up(mut self, window: Duration) -> Runtime {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.catch_up = window;
+        }
+        self
+    }
+
+    pub(crate) fn catch_up(&self) -> Duration {
+        self.inner.catch_up
     }
 
     pub fn store(&self) -> &Store {

@@ -3,7 +3,8 @@
 //! The store keeps when each schedule last fired; a tick is fired by moving that clock and
 //! queueing the job in one transaction, conditional on the clock not having moved, so that no
 //! tick fires twice (also with several processes) and none is missed across a restart, as long
-//! as it is at most [`CATCH_UP`] old. Older ticks are skipped, not fired late in a burst.
+//! as it is at most the runtime's catch-up window old ([`CATCH_UP`] by default). Older ticks
+//! are skipped, not fired late in a burst.
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::json;
@@ -12,7 +13,7 @@ use weft_recipe::model::Trigger;
 
 use crate::Runtime;
 
-/// How far back missed ticks are still fired after a stop.
+/// How far back missed ticks are still fired after a stop, by default.
 pub const CATCH_UP: Duration = Duration::from_secs(3600);
 /// How often the scheduler looks for due ticks.
 pub const LOOK_EVERY: Duration = Duration::from_millis(500);
@@ -43,7 +44,8 @@ pub async fn fire_due(runtime: &Runtime) -> Result<(), String> {
                 .map_err(|error| error.to_string())?;
             continue;
         };
-        let window = chrono::Duration::from_std(CATCH_UP).unwrap_or(chrono::Duration::hours(1));
+        let window =
+            chrono::Duration::from_std(runtime.catch_up()).unwrap_or(chrono::Duration::hours(1));
         let mut tick = schedule.next_after(previous);
         if tick.is_some_and(|at| now - at > window) {
             let resume = now - window - chrono::Duration::milliseconds(1);

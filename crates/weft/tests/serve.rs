@@ -588,27 +588,57 @@ async fn scheduled_ticks(server: &Server, recipe_id: &str) -> Vec<chrono::DateTi
     ticks
 }
 
+const EVERY_SECOND: &str = "name: Every second\ntrigger: { schedule: { cron: '* * * * * *' } }\nsteps:\n  - id: tick\n    set: { at: '{{ trigger.scheduled_at }}' }\n";
+
+/// Saves [`EVERY_SECOND`], lets it tick, kills the server, keeps it down for `down`, starts
+/// it again and lets it tick; returns the recipe's ticks, when it went down and when it came
+/// back.
+async fn ticks_across_a_stop(
+    server: &mut Server,
+    down: std::time::Duration,
+) -> (
+    Vec<chrono::DateTime<chrono::Utc>>,
+    chrono::DateTime<chrono::Utc>,
+    chrono::DateTime<chrono::Utc>,
+) {
+    let (status, created) = server
+        .api(
+            Method::POST,
+            "/api/v1/recipes",
+            Some(EVERY_SECOND.to_owned()),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let went_down = chrono::Utc::now();
+    server.crash();
+    tokio::time::sleep(down).await;
+    let came_back = chrono::Utc::now();
+    server.start_again();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (status, _) = server
+        .api(Method::POST, &format!("/api/v1/recipes/{id}/disable"), None)
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    (scheduled_ticks(server, &id).await, went_down, came_back)
+}
+
+// The ticks that fell while the server was down are fired when it is back, each once.
 on_both_backends!(
     a_schedule_fires_every_tick_once_across_a_restart,
     |server: Server| async move {
         let mut server = server;
-        let recipe = "name: Every second\ntrigger: { schedule: { cron: '* * * * * *' } }\nsteps:\n  - id: tick\n    set: { at: '{{ trigger.scheduled_at }}' }\n";
-        let (status, created) = server
-            .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
-            .await;
-        assert_eq!(status, 201, "{created}");
-        let id = created["id"].as_str().unwrap().to_owned();
-        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-        server.crash_and_restart();
-        // Down for a while: the ticks it missed are fired when it is back.
-        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-        let (status, _) = server
-            .api(Method::POST, &format!("/api/v1/recipes/{id}/disable"), None)
-            .await;
-        assert_eq!(status, 200);
-        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-        let ticks = scheduled_ticks(&server, &id).await;
-        assert!(ticks.len() >= 3, "{ticks:?}");
+        let (ticks, went_down, came_back) =
+            ticks_across_a_stop(&mut server, std::time::Duration::from_millis(2500)).await;
+        let missed = ticks
+            .iter()
+            .filter(|at| **at > went_down && **at < came_back);
+        assert!(
+            missed.count() >= 2,
+            "no tick fell while it was down: {ticks:?}"
+        );
         for pair in ticks.windows(2) {
             assert_eq!(
                 (pair[1] - pair[0]).num_milliseconds(),
@@ -616,6 +646,34 @@ on_both_backends!(
                 "a tick is missing or fired twice: {ticks:?}"
             );
         }
+    }
+);
+
+// Ticks older than the catch-up window are skipped, not fired late; the ones within it are
+// fired, each once.
+on_both_backends!(
+    schedule_ticks_older_than_the_catch_up_window_are_skipped,
+    &["--schedule-catch-up", "3s"],
+    |server: Server| async move {
+        let mut server = server;
+        let (ticks, went_down, came_back) =
+            ticks_across_a_stop(&mut server, std::time::Duration::from_secs(6)).await;
+        let gaps: Vec<_> = ticks
+            .windows(2)
+            .filter(|pair| (pair[1] - pair[0]).num_milliseconds() != 1000)
+            .collect();
+        assert_eq!(gaps.len(), 1, "the ticks should have one gap: {ticks:?}");
+        let (last_before, first_after) = (gaps[0][0], gaps[0][1]);
+        assert!(last_before <= went_down, "{ticks:?}");
+        let window_start = came_back - chrono::Duration::seconds(3);
+        assert!(
+            first_after >= window_start - chrono::Duration::seconds(1),
+            "a tick older than the window was fired: {ticks:?}"
+        );
+        assert!(
+            first_after < came_back,
+            "no missed tick within the window was fired: {ticks:?}"
+        );
     }
 );
 

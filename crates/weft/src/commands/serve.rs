@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// crash, its jobs are taken over this long after their last renewal.
     #[arg(long, env = "WEFT_JOB_LEASE", default_value = "30s", value_parser = parse_lease)]
     job_lease: Duration,
+    /// How far back schedule ticks missed while Weft was down are still fired at the next
+    /// start, one job each; older ones are skipped.
+    #[arg(long, env = "WEFT_SCHEDULE_CATCH_UP", default_value = "1h", value_parser = parse_grace)]
+    schedule_catch_up: Duration,
     /// How long a stopping server (SIGTERM, SIGINT) lets running jobs finish; the ones still
     /// running then are handed back to the queue, each to resume after its last finished step.
     #[arg(long, env = "WEFT_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_grace)]
@@ -66,7 +70,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Limits::default(),
     )
     .with_jq_runner(jq);
-    let runtime = Runtime::new(store, Arc::new(engine), recipes).with_lease(args.job_lease);
+    let runtime = Runtime::new(store, Arc::new(engine), recipes)
+        .with_lease(args.job_lease)
+        .with_catch_up(args.schedule_catch_up);
     let stopping_runtime = runtime.clone();
 
     let (stop, stopping) = watch::channel(false);

@@ -58,9 +58,14 @@ impl Server {
 
     /// Kills the server with SIGKILL, as a crash would, and starts it again on the same store.
     pub fn crash_and_restart(&mut self) {
+        self.crash();
+        self.start_again();
+    }
+
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn crash(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.start_again();
     }
 
     /// Asks the server to stop with SIGTERM, as a service manager does.
