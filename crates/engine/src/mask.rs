@@ -365,6 +365,7 @@ mod tests {
         JobRecord {
             id: "j".into(),
             recipe: "r".into(),
+            recipe_version: None,
             status: JobStatus::Succeeded,
             output: json!({"summary": "card 4111111111111111 charged"}),
             trigger: json!({"body": {"card_number": "4111111111111111", "name": "Ann"}}),

@@ -155,6 +155,7 @@ impl<'e> JobRun<'e> {
         let mut record = JobRecord {
             id: self.job_id.clone(),
             recipe: self.recipe.name.clone(),
+            recipe_version: None,
             status,
             output,
             trigger,

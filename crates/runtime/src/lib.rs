@@ -736,6 +736,7 @@ fn unrunnable(job: &ClaimedJob, message: String) -> JobRecord {
     JobRecord {
         id: job.id.clone(),
         recipe: job.recipe_id.clone(),
+        recipe_version: None,
         status: JobStatus::Failed,
         output: serde_json::Value::Null,
         trigger: job.trigger.clone(),

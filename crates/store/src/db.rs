@@ -1053,7 +1053,7 @@ impl Store {
 
     /// A job's record as the API shows it.
     pub async fn job(&self, id: &str) -> Result<Option<JobRecord>> {
-        let sql = "SELECT id, recipe_name, status, output, trigger, error, created_at, started_at, finished_at, rerun_of, steps, called_by \
+        let sql = "SELECT id, recipe_name, status, output, trigger, error, created_at, started_at, finished_at, rerun_of, steps, called_by, recipe_version \
                    FROM jobs WHERE id = $1";
         on_pool!(self, pool => {
             let Some(row) = sqlx::query(sql).bind(id).fetch_optional(pool).await? else {
@@ -1292,6 +1292,7 @@ fn claimed_from_postgres(row: &sqlx::postgres::PgRow) -> Result<ClaimedJob> {
 fn job_from<R: Row>(row: &R) -> Result<JobRecord>
 where
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Json<Value>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Option<Json<Value>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Option<Json<RecordError>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
@@ -1312,6 +1313,7 @@ where
     Ok(JobRecord {
         id: row.try_get(0)?,
         recipe: row.try_get(1)?,
+        recipe_version: Some(row.try_get(12)?),
         status: status_from(&status)?,
         output: output.map(|Json(value)| value).unwrap_or(Value::Null),
         trigger,

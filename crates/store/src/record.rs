@@ -205,6 +205,9 @@ impl Serialize for StoredStep<'_> {
 pub struct JobRecord {
     pub id: String,
     pub recipe: String,
+    /// The version of the recipe that ran, for a job of a saved recipe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe_version: Option<i64>,
     pub status: JobStatus,
     pub output: Value,
     pub trigger: Value,

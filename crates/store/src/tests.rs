@@ -201,6 +201,7 @@ both_backends!(
         let record = JobRecord {
             id: first.clone(),
             recipe: "Orders".into(),
+            recipe_version: None,
             status: JobStatus::Succeeded,
             output: json!({"ok": true}),
             trigger: json!({"n": 1}),
@@ -497,6 +498,7 @@ both_backends!(
                 let record = JobRecord {
                     id: id.clone(),
                     recipe: "Orders".into(),
+                    recipe_version: None,
                     status: JobStatus::Succeeded,
                     output: json!(n),
                     trigger: json!({"n": n}),

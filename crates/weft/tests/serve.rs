@@ -754,6 +754,38 @@ on_both_backends!(
         let job = server.finished_job(again["job_id"].as_str().unwrap()).await;
         assert_eq!(job["output"]["first_call"], 2);
 
+        // From a step by name: the steps before it are reused, it and those after run again.
+        let rerun_from = |step: &str| {
+            let body = json!({"from": step, "version": "current"}).to_string();
+            let path = format!("/api/v1/jobs/{failed_id}/rerun");
+            let server = &server;
+            async move { server.api(Method::POST, &path, Some(body)).await }
+        };
+        let (status, from_second) = rerun_from("second").await;
+        assert_eq!(status, 202, "{from_second}");
+        let job = server
+            .finished_job(from_second["job_id"].as_str().unwrap())
+            .await;
+        assert_eq!(
+            job["output"],
+            json!({"first_call": 1, "second": "fine"}),
+            "{job}"
+        );
+        let (status, from_first) = rerun_from("first").await;
+        assert_eq!(status, 202, "{from_first}");
+        let job = server
+            .finished_job(from_first["job_id"].as_str().unwrap())
+            .await;
+        assert_eq!(job["output"]["first_call"], 3, "{job}");
+        let (status, unknown) = rerun_from("third").await;
+        assert_eq!(status, 422, "{unknown}");
+        assert_eq!(unknown["error"]["code"], "unknown_step", "{unknown}");
+
+        // Each job records the version that ran: the failed one the first, the reruns on the
+        // current version the second.
+        assert_eq!(failed["recipe_version"], 1, "{failed}");
+        assert_eq!(job["recipe_version"], 2, "{job}");
+
         // On the version that ran, the rerun fails the same way.
         let (_, original) = server
             .api(
@@ -766,6 +798,7 @@ on_both_backends!(
             .finished_job(original["job_id"].as_str().unwrap())
             .await;
         assert_eq!(job["status"], "failed");
+        assert_eq!(job["recipe_version"], 1, "{job}");
 
         let (status, bulk) = server
             .api(
