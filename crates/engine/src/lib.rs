@@ -65,6 +65,9 @@ pub struct Limits {
     pub max_call_depth: usize,
     /// Longest a jq program may run when its step sets no shorter timeout.
     pub jq_time: Duration,
+    /// Largest value a record keeps (the trigger, the output, a step's input or output), as
+    /// JSON; a larger one is cut, with a marker that says so.
+    pub max_stored_value_bytes: usize,
 }
 
 impl Default for Limits {
@@ -74,6 +77,7 @@ impl Default for Limits {
             max_step_runs: 100_000,
             max_call_depth: 8,
             jq_time: Duration::from_secs(10),
+            max_stored_value_bytes: mask::MAX_STORED_VALUE_BYTES,
         }
     }
 }

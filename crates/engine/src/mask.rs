@@ -16,12 +16,14 @@ pub const MASKED: &str = "[masked]";
 const MIN_SCRUB_CHARS: usize = 4;
 
 /// Applies the recipe's masks, scrubs `also_scrub` (connection secrets, masked variables)
-/// wherever it appears, and trims the record to its level.
+/// wherever it appears, trims the record to its level and cuts each value over
+/// `max_value_bytes` of JSON.
 pub fn protect_record(
     record: &mut JobRecord,
     masks: &[MaskPath],
     also_scrub: Vec<Value>,
     level: RecordLevel,
+    max_value_bytes: usize,
 ) {
     let mut found = also_scrub;
     for mask in masks {
@@ -42,25 +44,25 @@ pub fn protect_record(
     if level == RecordLevel::Metadata {
         for_each_value(record, |value| *value = Value::Null);
     }
-    for_each_value(record, cut_if_large);
+    for_each_value(record, |value| cut_if_large(value, max_value_bytes));
 }
 
-/// Largest payload stored for one value of a record (a step's input or output, a trigger);
-/// larger ones are cut, with an explicit marker.
+/// Largest payload stored for one value of a record (a step's input or output, a trigger),
+/// by default; larger ones are cut, with an explicit marker.
 pub const MAX_STORED_VALUE_BYTES: usize = 1024 * 1024;
 /// How much of a cut value is kept, to show what it was.
 const PREVIEW_CHARS: usize = 1000;
 
-/// Replaces a value whose JSON is larger than the limit with a marker that says so.
-fn cut_if_large(value: &mut Value) {
-    if serialized_len(value) <= MAX_STORED_VALUE_BYTES {
+/// Replaces a value whose JSON is larger than `limit` with a marker that says so.
+fn cut_if_large(value: &mut Value, limit: usize) {
+    if serialized_len(value) <= limit {
         return;
     }
     let Ok(text) = serde_json::to_string(value) else {
         return;
     };
     *value = serde_json::json!({
-        "[cut]": format!("{} bytes, more than the {} bytes a stored value may hold", text.len(), MAX_STORED_VALUE_BYTES),
+        "[cut]": format!("{} bytes, more than the {limit} bytes a stored value may hold", text.len()),
         "preview": weft_recipe::text::shorten(&text, PREVIEW_CHARS),
     });
 }
@@ -149,11 +151,17 @@ fn mask_step(step: &mut StepRecord, mask: &MaskPath, found: &mut Vec<Value>) {
 pub struct StepMasker {
     masks: Vec<MaskPath>,
     level: RecordLevel,
+    max_value_bytes: usize,
     found: std::sync::Mutex<Vec<Value>>,
 }
 
 impl StepMasker {
-    pub fn new(masks: &[MaskPath], level: RecordLevel, trigger: &Value) -> StepMasker {
+    pub fn new(
+        masks: &[MaskPath],
+        level: RecordLevel,
+        max_value_bytes: usize,
+        trigger: &Value,
+    ) -> StepMasker {
         let mut found = Vec::new();
         for mask in masks.iter().filter(|mask| mask.segments[0] == "trigger") {
             find_at(trigger, &mask.segments[1..], &mut found);
@@ -161,6 +169,7 @@ impl StepMasker {
         StepMasker {
             masks: masks.to_vec(),
             level,
+            max_value_bytes,
             found: std::sync::Mutex::new(found),
         }
     }
@@ -197,8 +206,8 @@ impl StepMasker {
             record.input = Value::Null;
             record.output = Value::Null;
         }
-        cut_if_large(&mut record.input);
-        cut_if_large(&mut record.output);
+        cut_if_large(&mut record.input, self.max_value_bytes);
+        cut_if_large(&mut record.output, self.max_value_bytes);
         record
     }
 }
@@ -444,7 +453,13 @@ mod tests {
         assert_eq!(also, vec![json!("k-123456"), json!("078-05-1120")]);
         let mut record = record();
         record.output = json!({"text": "key k-123456 for 078-05-1120 (Ann)"});
-        protect_record(&mut record, &masks, also, RecordLevel::Masked);
+        protect_record(
+            &mut record,
+            &masks,
+            also,
+            RecordLevel::Masked,
+            MAX_STORED_VALUE_BYTES,
+        );
         assert_eq!(record.output["text"], "key [masked] for [masked] (Ann)");
     }
 
@@ -452,14 +467,25 @@ mod tests {
     fn steps_masked_one_at_a_time_lose_what_the_whole_record_would() {
         let masks = paths(&["trigger.body.card_number", "steps.*.output.token"]);
         let whole = record();
-        let masker = StepMasker::new(&masks, RecordLevel::Masked, &whole.trigger);
+        let masker = StepMasker::new(
+            &masks,
+            RecordLevel::Masked,
+            MAX_STORED_VALUE_BYTES,
+            &whole.trigger,
+        );
         let one_by_one: Vec<StepRecord> = whole
             .steps
             .iter()
             .map(|step| masker.protect(step))
             .collect();
         let mut protected = whole.clone();
-        protect_record(&mut protected, &masks, Vec::new(), RecordLevel::Masked);
+        protect_record(
+            &mut protected,
+            &masks,
+            Vec::new(),
+            RecordLevel::Masked,
+            MAX_STORED_VALUE_BYTES,
+        );
         assert_eq!(one_by_one, protected.steps);
     }
 
@@ -467,7 +493,13 @@ mod tests {
     fn a_payload_over_the_limit_is_cut_with_a_marker() {
         let mut record = record();
         record.steps[0].output = json!({"blob": "x".repeat(MAX_STORED_VALUE_BYTES + 10)});
-        protect_record(&mut record, &[], Vec::new(), RecordLevel::Full);
+        protect_record(
+            &mut record,
+            &[],
+            Vec::new(),
+            RecordLevel::Full,
+            MAX_STORED_VALUE_BYTES,
+        );
         let cut = &record.steps[0].output;
         assert!(
             cut["[cut]"]
@@ -483,7 +515,13 @@ mod tests {
     #[test]
     fn metadata_keeps_no_payloads() {
         let mut record = record();
-        protect_record(&mut record, &[], Vec::new(), RecordLevel::Metadata);
+        protect_record(
+            &mut record,
+            &[],
+            Vec::new(),
+            RecordLevel::Metadata,
+            MAX_STORED_VALUE_BYTES,
+        );
         assert_eq!(record.trigger, Value::Null);
         assert!(
             record

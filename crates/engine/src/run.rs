@@ -129,7 +129,13 @@ impl<'e> JobRun<'e> {
             .as_ref()
             .map_or(RecordLevel::Masked, |retention| retention.record);
         if self.durable.is_some() {
-            self.masker = Some(StepMasker::new(&self.recipe.mask, level, &trigger));
+            let max_value_bytes = self.engine.limits.max_stored_value_bytes;
+            self.masker = Some(StepMasker::new(
+                &self.recipe.mask,
+                level,
+                max_value_bytes,
+                &trigger,
+            ));
         }
         let job = json!({
             "id": self.job_id,
@@ -171,7 +177,14 @@ impl<'e> JobRun<'e> {
             .lock()
             .map(|mut scrub| std::mem::take(&mut *scrub))
             .unwrap_or_default();
-        protect_record(&mut record, &self.recipe.mask, scrub, level);
+        let max_value_bytes = self.engine.limits.max_stored_value_bytes;
+        protect_record(
+            &mut record,
+            &self.recipe.mask,
+            scrub,
+            level,
+            max_value_bytes,
+        );
         let response = self
             .response
             .lock()

@@ -558,6 +558,46 @@ on_both_backends!(
     }
 );
 
+const ECHO_LINES: &str = "name: Echo lines\ntrigger:\n  webhook: { path: lines }\nsteps:\n  - id: copy\n    transform: '.trigger.body.lines'\n  - id: count\n    transform: '.steps.copy.output | length'\noutput: { count: \"{{ steps.count.output }}\" }\n";
+
+// A value over the stored-value limit is kept cut, with a marker saying how large it was and a
+// preview; the job itself runs on the whole value.
+on_both_backends!(
+    a_stored_value_over_the_limit_is_cut_with_a_marker,
+    &["--max-stored-value", "2000"],
+    |server: Server| async move {
+        server
+            .api(Method::POST, "/api/v1/recipes", Some(ECHO_LINES.to_owned()))
+            .await;
+        let lines: Vec<String> = (0..100)
+            .map(|n| format!("line {n:03} of the order"))
+            .collect();
+        let accepted = server.hook("/hooks/lines", json!({"lines": lines})).await;
+        let job = server
+            .finished_job(accepted["job_id"].as_str().unwrap())
+            .await;
+        assert_eq!(job["output"], json!({"count": 100}), "{job}");
+        let copied = &job["steps"][0]["output"];
+        let marker = copied["[cut]"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not cut: {copied}"));
+        assert!(marker.contains("more than the 2000 bytes"), "{marker}");
+        assert!(
+            copied["preview"]
+                .as_str()
+                .unwrap()
+                .starts_with(r#"["line 000 of the order""#),
+            "{copied}"
+        );
+        assert!(
+            job["trigger"].get("[cut]").is_some(),
+            "the trigger was kept whole: {job}"
+        );
+        // Small values are kept as they are.
+        assert_eq!(job["steps"][1]["output"], 100, "{job}");
+    }
+);
+
 /// The `scheduled_at` of every job of a recipe, oldest first.
 async fn scheduled_ticks(server: &Server, recipe_id: &str) -> Vec<chrono::DateTime<chrono::Utc>> {
     let (_, listed) = server

@@ -31,6 +31,10 @@ pub struct ServeArgs {
     /// Largest webhook body, in bytes.
     #[arg(long, env = "WEFT_MAX_PAYLOAD", default_value_t = 1024 * 1024)]
     max_payload: usize,
+    /// Largest value a job record keeps (the trigger, the output, a step's input or output),
+    /// in bytes of JSON; a larger one is stored cut, as a marker with a preview.
+    #[arg(long, env = "WEFT_MAX_STORED_VALUE", default_value_t = weft_engine::mask::MAX_STORED_VALUE_BYTES)]
+    max_stored_value: usize,
     /// How long a sync webhook waits for its job's answer; then it answers 202 with the job's
     /// id, and the job goes on.
     #[arg(long, env = "WEFT_SYNC_WAIT", default_value = "30s", value_parser = parse_grace)]
@@ -67,7 +71,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         registry,
         Arc::new(NoConnections),
         Arc::new(library),
-        Limits::default(),
+        Limits {
+            max_stored_value_bytes: args.max_stored_value,
+            ..Limits::default()
+        },
     )
     .with_jq_runner(jq);
     let runtime = Runtime::new(store, Arc::new(engine), recipes)
