@@ -415,6 +415,7 @@ mod tests {
             &paths(&["trigger.body.card_number", "steps.*.output.token"]),
             Vec::new(),
             RecordLevel::Masked,
+            MAX_STORED_VALUE_BYTES,
         );
         let text = serde_json::to_string(&record).unwrap();
         assert!(!text.contains("4111111111111111"), "{text}");
@@ -436,6 +437,7 @@ mod tests {
             &[],
             vec![json!("s3cr3t-value")],
             RecordLevel::Full,
+            MAX_STORED_VALUE_BYTES,
         );
         let text = serde_json::to_string(&record).unwrap();
         assert!(!text.contains("s3cr3t-value"), "{text}");
