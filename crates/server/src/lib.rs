@@ -140,12 +140,19 @@ async fn metrics_text(
     let Some(handle) = &state.metrics else {
         return Err(ApiError::not_found("metrics in this process"));
     };
-    let (depth, oldest) = state.runtime.store().queue_stats().await?;
-    let age = oldest.map_or(0.0, |oldest| {
+    let unfinished = state.runtime.store().unfinished_jobs().await?;
+    let age = unfinished.oldest_queued.map_or(0.0, |oldest| {
         (chrono::Utc::now() - oldest).num_milliseconds().max(0) as f64 / 1000.0
     });
-    metrics::gauge!("weft_queue_depth").set(depth as f64);
+    metrics::gauge!("weft_queue_depth").set(unfinished.queued as f64);
     metrics::gauge!("weft_queue_oldest_age_seconds").set(age);
+    for (status, count) in [
+        ("queued", unfinished.queued),
+        ("running", unfinished.running),
+        ("waiting", unfinished.waiting),
+    ] {
+        metrics::gauge!("weft_jobs_unfinished", "status" => status).set(count as f64);
+    }
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
@@ -155,11 +162,14 @@ async fn metrics_text(
     ))
 }
 
-/// Ready when the store answers.
+/// How long a readiness check waits for the store.
+const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Ready when the store answers, within [`READY_WAIT`]: a load balancer's check must not hang
+/// while the store does.
 async fn ready(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.runtime.store().ping().await {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "the store does not answer")
+    match tokio::time::timeout(READY_WAIT, state.runtime.store().ping()).await {
+        Ok(true) => (StatusCode::OK, "ready"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "the store does not answer"),
     }
 }

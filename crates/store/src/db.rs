@@ -101,10 +101,11 @@ pub(crate) const CANCEL_REQUESTS: &str = concat!(
      AND cancel_reason IS NOT NULL AND ",
     unfinished!()
 );
-/// How many jobs are queued, and the oldest one's creation time.
-pub(crate) const QUEUE_STATS: &str = concat!(
-    "SELECT COUNT(*), MIN(created_at) FROM jobs WHERE status = 'queued' AND ",
-    unfinished!()
+/// How many jobs are queued, running and waiting, with the oldest one's creation time of each.
+pub(crate) const UNFINISHED_JOBS: &str = concat!(
+    "SELECT status, COUNT(*), MIN(created_at) FROM jobs WHERE ",
+    unfinished!(),
+    " GROUP BY status"
 );
 
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +199,17 @@ pub struct RecipeVersion {
     pub version: i64,
     pub source: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// The jobs that have not ended, by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnfinishedJobs {
+    pub queued: i64,
+    pub running: i64,
+    /// Asleep in a durable `wait`.
+    pub waiting: i64,
+    /// When the job that has waited longest in the queue was queued.
+    pub oldest_queued: Option<DateTime<Utc>>,
 }
 
 /// A job claimed by a worker.
@@ -1117,13 +1129,27 @@ impl Store {
         })
     }
 
-    /// How many jobs wait to run, and since when the oldest has waited: for metrics.
-    pub async fn queue_stats(&self) -> Result<(i64, Option<DateTime<Utc>>)> {
-        Ok(on_pool!(self, pool => {
-            let row = sqlx::query(QUEUE_STATS).fetch_one(pool).await?;
-            let oldest: Option<JobTime> = row.try_get(1)?;
-            (row.try_get(0)?, job_time::optional(oldest))
-        }))
+    /// How many jobs have not ended, by status, and since when the oldest queued one has
+    /// waited: for metrics.
+    pub async fn unfinished_jobs(&self) -> Result<UnfinishedJobs> {
+        let mut unfinished = UnfinishedJobs::default();
+        on_pool!(self, pool => {
+            for row in sqlx::query(UNFINISHED_JOBS).fetch_all(pool).await? {
+                let status: String = row.try_get(0)?;
+                let count: i64 = row.try_get(1)?;
+                let oldest: JobTime = row.try_get(2)?;
+                match status_from(&status)? {
+                    JobStatus::Queued => {
+                        unfinished.queued = count;
+                        unfinished.oldest_queued = Some(oldest.into());
+                    }
+                    JobStatus::Running => unfinished.running = count,
+                    JobStatus::Waiting => unfinished.waiting = count,
+                    JobStatus::Succeeded | JobStatus::Failed => {}
+                }
+            }
+        });
+        Ok(unfinished)
     }
 }
 

@@ -8,7 +8,7 @@ mod writer;
 
 pub use db::{
     ClaimedJob, Durability, JobFilter, JobSummary, RecipeRef, RecipeVersion, Result, Store,
-    StoreError, StoredRecipe, User, new_id, parse_status, status_text,
+    StoreError, StoredRecipe, UnfinishedJobs, User, new_id, parse_status, status_text,
 };
 pub use record::{ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, StepStatus};
 

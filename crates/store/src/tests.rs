@@ -173,7 +173,7 @@ both_backends!(
             .unwrap();
         let first = store.enqueue_job(&recipe, &json!({"n": 1})).await.unwrap();
         let second = store.enqueue_job(&recipe, &json!({"n": 2})).await.unwrap();
-        assert_eq!(store.queue_stats().await.unwrap().0, 2);
+        assert_eq!(store.unfinished_jobs().await.unwrap().queued, 2);
 
         let claimed = store
             .claim_job("worker-a", Duration::from_secs(60))
@@ -896,7 +896,7 @@ async fn statements_about_unfinished_jobs_use_the_queue_index() {
         crate::db::PICK_READY_JOB,
         crate::db::RENEW_LEASES,
         crate::db::CANCEL_REQUESTS,
-        crate::db::QUEUE_STATS,
+        crate::db::UNFINISHED_JOBS,
     ] {
         let explain = sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {statement}"));
         let plan: Vec<String> = sqlx::query(explain)

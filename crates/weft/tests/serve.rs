@@ -1256,8 +1256,98 @@ on_both_backends!(
         assert!(text.contains("weft_step_duration_seconds_bucket"), "{text}");
         assert!(text.contains("weft_queue_depth 0"), "{text}");
         assert!(text.contains("weft_queue_oldest_age_seconds"), "{text}");
+
+        // Jobs that have not ended are counted by status at each scrape.
+        let asleep = "name: Asleep\ntrigger:\n  webhook: { path: asleep }\nsteps:\n  - id: pause\n    wait: 1h\n";
+        server
+            .api(Method::POST, "/api/v1/recipes", Some(asleep.to_owned()))
+            .await;
+        let accepted = server.hook("/hooks/asleep", json!({})).await;
+        let id = accepted["job_id"].as_str().unwrap().to_owned();
+        for _ in 0..100 {
+            let (_, job) = server
+                .api(Method::GET, &format!("/api/v1/jobs/{id}"), None)
+                .await;
+            if job["status"] == "waiting" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let text = Server::client()
+            .get(server.url("/metrics"))
+            .bearer_auth(&server.token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            text.contains(r#"weft_jobs_unfinished{status="waiting"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"weft_jobs_unfinished{status="queued"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"weft_jobs_unfinished{status="running"} 0"#),
+            "{text}"
+        );
     }
 );
+
+/// Polls `/readyz` until it answers `status`, for up to `within`; returns whether it did.
+async fn readiness_becomes(server: &Server, status: u16, within: std::time::Duration) -> bool {
+    let began = std::time::Instant::now();
+    while began.elapsed() < within {
+        let answer = Server::client().get(server.url("/readyz")).send().await;
+        if answer.is_ok_and(|answer| answer.status() == status) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    false
+}
+
+/// PostgreSQL out of reach: `/readyz` says so within seconds, and once it is back, readiness
+/// and webhooks come back without a restart.
+#[tokio::test]
+async fn readiness_follows_the_store() {
+    let target = weft_store::testing::postgres_url();
+    let authority = target
+        .split_once('@')
+        .and_then(|(_, rest)| rest.split('/').next());
+    let proxy = crate::support::tcp_proxy::TcpProxy::start(authority.expect("host:port"));
+    let Some(server) = Server::start_on_postgres_at(&proxy.address, &[]).await else {
+        return;
+    };
+    server
+        .api(Method::POST, "/api/v1/recipes", Some(COUNT.to_owned()))
+        .await;
+    let second = std::time::Duration::from_secs(1);
+    assert!(
+        readiness_becomes(&server, 200, second).await,
+        "not ready at first"
+    );
+    proxy.cut();
+    assert!(
+        readiness_becomes(&server, 503, 5 * second).await,
+        "still ready without its store"
+    );
+    proxy.restore();
+    assert!(
+        readiness_becomes(&server, 200, 15 * second).await,
+        "not ready again"
+    );
+    let accepted = server
+        .hook("/hooks/orders/new", json!({"items": [1]}))
+        .await;
+    let job = server
+        .finished_job(accepted["job_id"].as_str().unwrap())
+        .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+}
 
 /// A job that calls out, sleeps in the store, then finishes: at any moment of a stream of
 /// them, some are calling, some are asleep with their call noted, some are done.

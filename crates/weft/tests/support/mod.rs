@@ -3,6 +3,7 @@
 
 pub mod http_server;
 pub mod server;
+pub mod tcp_proxy;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -27,7 +27,7 @@ impl Server {
     /// when its backend is not available.
     pub async fn start_with(backend: Backend, options: &[&str]) -> Option<Server> {
         let dir = tempfile::tempdir().expect("a temporary folder");
-        let mut store_args = match backend {
+        let store_args = match backend {
             Backend::Sqlite => vec![
                 "--data".to_owned(),
                 dir.path().join("data").display().to_string(),
@@ -37,6 +37,26 @@ impl Server {
                 weft_store::testing::postgres_schema_url().await?,
             ],
         };
+        Some(Server::start_on(dir, store_args, options))
+    }
+
+    /// Starts a server on PostgreSQL reached through `address` (`host:port`, a proxy in front
+    /// of the tests' server), in a schema of its own; `None` without PostgreSQL.
+    pub async fn start_on_postgres_at(address: &str, options: &[&str]) -> Option<Server> {
+        let url = weft_store::testing::postgres_schema_url().await?;
+        // postgres://user@HOST:PORT/database?…
+        let (scheme_and_user, rest) = url.split_once('@').expect("a user in the URL");
+        let (_, path) = rest.split_once('/').expect("a database in the URL");
+        let proxied = format!("{scheme_and_user}@{address}/{path}");
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        Some(Server::start_on(
+            dir,
+            vec!["--database".to_owned(), proxied],
+            options,
+        ))
+    }
+
+    fn start_on(dir: tempfile::TempDir, mut store_args: Vec<String>, options: &[&str]) -> Server {
         // Short leases, so that crash tests see jobs taken over quickly (unless a test sets
         // its own); a fixed port, so that clients reach the server again after a restart.
         if !options.contains(&"--job-lease") {
@@ -53,7 +73,7 @@ impl Server {
             _dir: dir,
         };
         server.token = server.create_user_and_token("ann@example.com");
-        Some(server)
+        server
     }
 
     /// Kills the server with SIGKILL, as a crash would, and starts it again on the same store.
