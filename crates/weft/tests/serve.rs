@@ -1113,6 +1113,154 @@ fn cli(server: &Server, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+const PING: &str = "name: Ping\ntrigger:\n  webhook: { path: ping }\nsteps:\n  - id: pong\n    set: { pong: true }\n";
+
+on_both_backends!(
+    the_recipe_commands_push_show_switch_and_delete,
+    |server: Server| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ping.yaml");
+        std::fs::write(&file, PING).unwrap();
+        let file = file.display().to_string();
+        let (code, pushed, stderr) = cli(&server, &["recipe", "push", &file]);
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(pushed.trim(), "created   Ping (version 1)");
+        std::fs::write(&file, PING.replace("pong: true", "pong: 2")).unwrap();
+        let (_, pushed, _) = cli(&server, &["recipe", "push", &file]);
+        assert_eq!(pushed.trim(), "changed   Ping (version 2)");
+        let (code, shown, _) = cli(&server, &["recipe", "show", "Ping"]);
+        assert_eq!(code, 0);
+        let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+        assert_eq!(shown["version"], 2, "{shown}");
+        assert!(
+            shown["source"].as_str().unwrap().contains("pong: 2"),
+            "{shown}"
+        );
+
+        let hook = || async {
+            let answer = Server::client()
+                .post(server.url("/hooks/ping"))
+                .send()
+                .await
+                .unwrap();
+            answer.status().as_u16()
+        };
+        let (code, _, stderr) = cli(&server, &["recipe", "disable", "Ping"]);
+        assert_eq!(code, 0, "{stderr}");
+        let (_, listed, _) = cli(&server, &["recipe", "list"]);
+        assert!(listed.contains("disabled  Ping"), "{listed}");
+        assert_eq!(hook().await, 404, "a disabled recipe took its webhook");
+        let (code, _, stderr) = cli(&server, &["recipe", "enable", "Ping"]);
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(hook().await, 202);
+
+        let (code, deleted, _) = cli(&server, &["recipe", "delete", "Ping"]);
+        assert_eq!((code, deleted.trim()), (0, "deleted Ping"));
+        let (_, listed, _) = cli(&server, &["recipe", "list"]);
+        assert!(listed.trim().is_empty(), "{listed}");
+        let (code, _, stderr) = cli(&server, &["recipe", "show", "Ping"]);
+        assert_ne!(code, 0);
+        assert!(stderr.contains("Ping"), "{stderr}");
+
+        // The API takes a recipe as JSON as well as YAML.
+        let as_json = json!({"name": "Ping", "trigger": {"webhook": {"path": "ping"}}, "steps": [{"id": "pong", "set": {"pong": true}}]});
+        let (status, created) = server
+            .api(Method::POST, "/api/v1/recipes", Some(as_json.to_string()))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(hook().await, 202);
+    }
+);
+
+/// `weft db migrate` makes the schema before any server has started, on both backends.
+#[tokio::test]
+async fn db_migrate_makes_the_schema_before_the_first_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut stores = vec![vec!["--data".to_owned(), data.display().to_string()]];
+    if let Some(url) = weft_store::testing::postgres_schema_url().await {
+        stores.push(vec!["--database".to_owned(), url]);
+    }
+    for store_args in stores {
+        let migrated = crate::support::weft()
+            .args(["db", "migrate"])
+            .args(&store_args)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&migrated.stdout);
+        assert!(
+            migrated.status.success(),
+            "{}",
+            String::from_utf8_lossy(&migrated.stderr)
+        );
+        assert!(said.contains("is up to date"), "{said}");
+        // Opened without migrating: the tables are there.
+        let store = match store_args[0].as_str() {
+            "--data" => weft_store::Store::open_data_folder(&data).await.unwrap(),
+            _ => weft_store::Store::connect(&store_args[1]).await.unwrap(),
+        };
+        assert_eq!(store.recipes().await.unwrap().len(), 0);
+    }
+}
+
+/// With `WEFT_LOG_FORMAT=json` the log is one JSON object a line, and a database URL is
+/// logged without its password.
+#[tokio::test]
+async fn logs_can_be_json_and_never_show_the_database_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stores = vec![vec![
+        "--data".to_owned(),
+        dir.path().join("data").display().to_string(),
+    ]];
+    if let Some(url) = weft_store::testing::postgres_schema_url().await {
+        let (scheme_and_user, rest) = url.split_once('@').unwrap();
+        stores.push(vec![
+            "--database".to_owned(),
+            format!("{scheme_and_user}:s3cret-pw@{rest}"),
+        ]);
+    }
+    for store_args in stores {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = crate::support::weft()
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(&store_args)
+            .env("WEFT_LOG_FORMAT", "json")
+            .env("WEFT_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+        let serving = loop {
+            let line = lines.next().expect("the server logs its start").unwrap();
+            assert!(
+                !line.contains("s3cret-pw"),
+                "the password was logged: {line}"
+            );
+            if line.contains("weft is serving") && line.starts_with('{') {
+                break line;
+            }
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        let logged: serde_json::Value = serde_json::from_str(&serving).unwrap();
+        assert_eq!(logged["level"], "INFO", "{logged}");
+        assert_eq!(
+            logged["fields"]["address"],
+            format!("127.0.0.1:{port}"),
+            "{logged}"
+        );
+        let store = logged["fields"]["store"].as_str().unwrap();
+        if store_args[0] == "--database" {
+            assert!(store.contains(":****@"), "{logged}");
+        }
+    }
+}
+
 on_both_backends!(
     apply_makes_the_server_match_a_folder_and_the_cli_reads_jobs,
     |server: Server| async move {
