@@ -81,10 +81,7 @@ on_both_backends!(health_and_authentication, |server: Server| async move {
 on_both_backends!(
     recipes_are_saved_with_versions,
     |server: Server| async move {
-        let (status, created) = server
-            .api(Method::POST, "/api/v1/recipes", Some(COUNT.to_owned()))
-            .await;
-        assert_eq!(status, 201, "{created}");
+        let created = server.save_recipe(COUNT).await;
         assert_eq!(created["version"], 1);
         assert_eq!(created["webhook_path"], "orders/new");
         let id = created["id"].as_str().unwrap().to_owned();
@@ -168,10 +165,7 @@ on_both_backends!(
 on_both_backends!(
     async_webhooks_queue_jobs_that_finish,
     |server: Server| async move {
-        let (status, created) = server
-            .api(Method::POST, "/api/v1/recipes", Some(COUNT.to_owned()))
-            .await;
-        assert_eq!(status, 201, "{created}");
+        let created = server.save_recipe(COUNT).await;
         let response = Server::client()
             .post(server.url("/hooks/orders/new?tag=rush"))
             .json(&json!({"items": [1, 2, 3]}))
@@ -210,9 +204,7 @@ on_both_backends!(
 on_both_backends!(
     sync_webhooks_answer_with_the_respond_step,
     |server: Server| async move {
-        server
-            .api(Method::POST, "/api/v1/recipes", Some(GREET.to_owned()))
-            .await;
+        server.save_recipe(GREET).await;
         let response = Server::client()
             .post(server.url("/hooks/greet"))
             .json(&json!({"name": "ann"}))
@@ -236,10 +228,7 @@ on_both_backends!(
     signed_webhooks_refuse_a_wrong_signature,
     |server: Server| async move {
         let recipe = "name: Signed\ntrigger:\n  webhook:\n    path: signed\n    signature: { header: X-Signature, secret: s3cret-key, prefix: 'sha256=' }\nsteps: []\n";
-        let (status, created) = server
-            .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
-            .await;
-        assert_eq!(status, 201, "{created}");
+        server.save_recipe(recipe).await;
         let body = br#"{"event":"paid"}"#;
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret-key").unwrap();
         mac.update(body);
@@ -290,9 +279,7 @@ on_both_backends!(
             .await;
         assert_eq!(job["output"], json!(12.0));
 
-        server
-            .api(Method::POST, "/api/v1/recipes", Some(COUNT.to_owned()))
-            .await;
+        server.save_recipe(COUNT).await;
         let big = Server::client()
             .post(server.url("/hooks/orders/new"))
             .body(vec![b'a'; 2 * 1024 * 1024])
@@ -311,9 +298,7 @@ on_both_backends!(
     a_durable_wait_sleeps_in_the_store,
     |server: Server| async move {
         let counter = crate::support::http_server::TestServer::start();
-        server
-            .api(Method::POST, "/api/v1/recipes", Some(WAITS.to_owned()))
-            .await;
+        server.save_recipe(WAITS).await;
         let key = weft_store::new_id();
         let accepted: serde_json::Value = server
             .hook(
@@ -364,13 +349,7 @@ on_both_backends!(
     |server: Server| async move {
         let mut server = server;
         let remote = crate::support::http_server::TestServer::start();
-        server
-            .api(
-                Method::POST,
-                "/api/v1/recipes",
-                Some(SLOW_SECOND_STEP.to_owned()),
-            )
-            .await;
+        server.save_recipe(SLOW_SECOND_STEP).await;
         let key = weft_store::new_id();
         let accepted: serde_json::Value = server.hook("/hooks/slow", json!({"counter": format!("{}/flaky/{key}/0", remote.base), "slow": format!("{}/slow", remote.base)})).await;
         let job_id = accepted["job_id"].as_str().unwrap().to_owned();
@@ -398,13 +377,7 @@ async fn start_slow_job(
     server: &Server,
     remote: &crate::support::http_server::TestServer,
 ) -> (String, String) {
-    server
-        .api(
-            Method::POST,
-            "/api/v1/recipes",
-            Some(SLOW_SECOND_STEP.to_owned()),
-        )
-        .await;
+    server.save_recipe(SLOW_SECOND_STEP).await;
     let key = weft_store::new_id();
     let event = json!({"counter": format!("{}/flaky/{key}/0", remote.base), "slow": format!("{}/slow", remote.base)});
     let accepted = server.hook("/hooks/slow", event).await;
@@ -490,9 +463,7 @@ const DOUBLE: &str = "name: Double\ntrigger:\n  webhook: { path: double, mode: s
 on_both_backends!(
     a_sync_webhook_without_respond_answers_with_the_output_or_the_failure,
     |server: Server| async move {
-        server
-            .api(Method::POST, "/api/v1/recipes", Some(DOUBLE.to_owned()))
-            .await;
+        server.save_recipe(DOUBLE).await;
         let client = Server::client();
         let answer = client
             .post(server.url("/hooks/double"))
@@ -539,9 +510,7 @@ on_both_backends!(
     &["--sync-wait", "0s"],
     |server: Server| async move {
         let mut server = server;
-        server
-            .api(Method::POST, "/api/v1/recipes", Some(BUSY_WORK.to_owned()))
-            .await;
+        server.save_recipe(BUSY_WORK).await;
         let answer = Server::client()
             .post(server.url("/hooks/busy"))
             .json(&json!({}))
@@ -566,9 +535,7 @@ on_both_backends!(
     a_stored_value_over_the_limit_is_cut_with_a_marker,
     &["--max-stored-value", "2000"],
     |server: Server| async move {
-        server
-            .api(Method::POST, "/api/v1/recipes", Some(ECHO_LINES.to_owned()))
-            .await;
+        server.save_recipe(ECHO_LINES).await;
         let lines: Vec<String> = (0..100)
             .map(|n| format!("line {n:03} of the order"))
             .collect();
@@ -641,14 +608,7 @@ async fn ticks_across_a_stop(
     chrono::DateTime<chrono::Utc>,
     chrono::DateTime<chrono::Utc>,
 ) {
-    let (status, created) = server
-        .api(
-            Method::POST,
-            "/api/v1/recipes",
-            Some(EVERY_SECOND.to_owned()),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
+    let created = server.save_recipe(EVERY_SECOND).await;
     let id = created["id"].as_str().unwrap().to_owned();
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let went_down = chrono::Utc::now();
@@ -858,9 +818,7 @@ on_both_backends!(
     a_waiting_job_can_be_cancelled,
     |server: Server| async move {
         let recipe = "name: Long wait\ntrigger:\n  webhook: { path: long }\nsteps:\n  - id: first\n    set: { ready: true }\n  - id: pause\n    wait: 1h\n";
-        server
-            .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
-            .await;
+        server.save_recipe(recipe).await;
         let accepted: serde_json::Value = Server::client()
             .post(server.url("/hooks/long"))
             .send()
@@ -954,9 +912,7 @@ on_both_backends!(
     a_sync_webhook_answers_at_its_respond_step_while_the_job_goes_on,
     |server: Server| async move {
         let recipe = "name: Early\ntrigger:\n  webhook: { path: early, mode: sync }\nsteps:\n  - id: answer\n    respond: { status: 201, body: accepted }\n  - id: later\n    wait: 3s\n";
-        server
-            .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
-            .await;
+        server.save_recipe(recipe).await;
         let started = std::time::Instant::now();
         let response = Server::client()
             .post(server.url("/hooks/early"))
@@ -981,10 +937,7 @@ on_both_backends!(
         let quick = "name: Quick\ntrigger:\n  webhook: { path: quick, mode: sync }\nsteps:\n  - id: shape\n    transform: '{n: (.trigger.body.n * 2)}'\n  - id: answer\n    respond: { status: 200, body: '{{ steps.shape.output }}' }\n";
         let slow = "name: Slow\ntrigger:\n  webhook: { path: slow, mode: sync }\nsteps:\n  - id: answer\n    respond: { status: 200, body: early }\n  - id: pause\n    wait: 500ms\n";
         for recipe in [quick, slow] {
-            let (status, created) = server
-                .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
-                .await;
-            assert_eq!(status, 201, "{created}");
+            server.save_recipe(recipe).await;
         }
         let jobs_of = |name: &'static str| {
             let server = &server;
@@ -1037,9 +990,7 @@ on_both_backends!(
 on_both_backends!(
     webhook_credentials_never_reach_the_job_history,
     |server: Server| async move {
-        server
-            .api(Method::POST, "/api/v1/recipes", Some(COUNT.to_owned()))
-            .await;
+        server.save_recipe(COUNT).await;
         let accepted: serde_json::Value = Server::client()
             .post(server.url("/hooks/orders/new"))
             .header("authorization", "Bearer caller-secret-123")
@@ -1370,9 +1321,7 @@ on_both_backends!(
 on_both_backends!(
     metrics_count_events_jobs_and_the_queue,
     |server: Server| async move {
-        server
-            .api(Method::POST, "/api/v1/recipes", Some(COUNT.to_owned()))
-            .await;
+        server.save_recipe(COUNT).await;
         let accepted: serde_json::Value = server
             .hook("/hooks/orders/new", json!({"items": [1, 2]}))
             .await;
@@ -1407,9 +1356,7 @@ on_both_backends!(
 
         // Jobs that have not ended are counted by status at each scrape.
         let asleep = "name: Asleep\ntrigger:\n  webhook: { path: asleep }\nsteps:\n  - id: pause\n    wait: 1h\n";
-        server
-            .api(Method::POST, "/api/v1/recipes", Some(asleep.to_owned()))
-            .await;
+        server.save_recipe(asleep).await;
         let accepted = server.hook("/hooks/asleep", json!({})).await;
         let id = accepted["job_id"].as_str().unwrap().to_owned();
         for _ in 0..100 {
@@ -1470,9 +1417,7 @@ async fn readiness_follows_the_store() {
     let Some(server) = Server::start_on_postgres_at(&proxy.address, &[]).await else {
         return;
     };
-    server
-        .api(Method::POST, "/api/v1/recipes", Some(COUNT.to_owned()))
-        .await;
+    server.save_recipe(COUNT).await;
     let second = std::time::Duration::from_secs(1);
     assert!(
         readiness_becomes(&server, 200, second).await,
@@ -1513,13 +1458,7 @@ on_both_backends!(
         use std::sync::atomic::{AtomicUsize, Ordering};
 
         let remote = crate::support::http_server::TestServer::start();
-        server
-            .api(
-                Method::POST,
-                "/api/v1/recipes",
-                Some(CALL_WAIT_FINISH.to_owned()),
-            )
-            .await;
+        server.save_recipe(CALL_WAIT_FINISH).await;
         let url = server.url("/hooks/orders/new");
         let accepted = Arc::new(AtomicUsize::new(0));
         let client = Server::client();
@@ -1612,10 +1551,7 @@ on_both_backends!(
     |server: Server| async move {
         let remote = crate::support::http_server::TestServer::start();
         let recipe = "name: Retried\ntrigger:\n  webhook: { path: retried }\nretry: { attempts: 3, backoff: fixed, delay: 100ms }\nsteps:\n  - id: once\n    action: http.request\n    input: { url: \"{{ trigger.body.counter }}\" }\n  - id: flaky\n    action: http.request\n    input: { url: \"{{ trigger.body.flaky }}\" }\noutput: { once: \"{{ steps.once.output.body.call }}\", flaky: \"{{ steps.flaky.output.body.call }}\" }\n";
-        let (status, created) = server
-            .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
-            .await;
-        assert_eq!(status, 201, "{created}");
+        server.save_recipe(recipe).await;
         let (once, flaky) = (weft_store::new_id(), weft_store::new_id());
         let accepted: serde_json::Value = server.hook("/hooks/retried", json!({"counter": format!("{}/flaky/{once}/0", remote.base), "flaky": format!("{}/flaky/{flaky}/2", remote.base)})).await;
         let job = server
@@ -1632,9 +1568,7 @@ on_both_backends!(
     a_recipes_concurrency_bounds_its_running_jobs,
     |server: Server| async move {
         let recipe = "name: One at a time\ntrigger:\n  webhook: { path: single }\nconcurrency: 1\nsteps:\n  - id: pause\n    wait: 300ms\n";
-        server
-            .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
-            .await;
+        server.save_recipe(recipe).await;
         let mut ids = Vec::new();
         for _ in 0..3 {
             let accepted: serde_json::Value = Server::client()
@@ -1727,9 +1661,7 @@ on_both_backends!(
     |server: Server| async move {
         let child = "name: Price quote\ntrigger:\n  manual:\n    input_schema: { type: object, required: [amount] }\nsteps:\n  - id: tax\n    transform: '.trigger.amount * 2'\noutput: { gross: '{{ steps.tax.output }}' }\n";
         let parent = "name: Quote parent\ntrigger: { manual: {} }\nsteps:\n  - id: quote\n    call: Price quote\n    input: { amount: '{{ trigger.amount }}' }\noutput: '{{ steps.quote.output }}'\n";
-        server
-            .api(Method::POST, "/api/v1/recipes", Some(child.to_owned()))
-            .await;
+        server.save_recipe(child).await;
         let (_, created) = server
             .api(Method::POST, "/api/v1/recipes", Some(parent.to_owned()))
             .await;
@@ -1769,9 +1701,7 @@ on_both_backends!(
     a_running_jobs_event_is_shown_masked_and_bulk_reruns_need_a_filter,
     |server: Server| async move {
         let recipe = "name: Masked wait\ntrigger:\n  webhook: { path: masked-wait }\nmask: [trigger.body.card]\nsteps:\n  - id: pause\n    wait: 1h\n";
-        server
-            .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
-            .await;
+        server.save_recipe(recipe).await;
         let accepted: serde_json::Value = Server::client()
             .post(server.url("/hooks/masked-wait"))
             .header("authorization", "Bearer sekrit-caller-token")
@@ -1814,10 +1744,7 @@ on_both_backends!(
     a_failure_that_cannot_heal_is_not_retried,
     |server: Server| async move {
         let recipe = "name: Broken maths\ntrigger:\n  webhook: { path: maths }\nretry: { attempts: 3, backoff: fixed, delay: 100ms }\nsteps:\n  - id: divide\n    transform: 'error(\"failed on attempt \\(.job.attempt)\")'\n";
-        let (status, created) = server
-            .api(Method::POST, "/api/v1/recipes", Some(recipe.to_owned()))
-            .await;
-        assert_eq!(status, 201, "{created}");
+        server.save_recipe(recipe).await;
         let accepted = server.hook("/hooks/maths", json!({})).await;
         let job = server
             .finished_job(accepted["job_id"].as_str().unwrap())

@@ -178,6 +178,19 @@ impl Server {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// Saves a recipe, which must be accepted, and returns what the server says of it.
+    pub async fn save_recipe(&self, source: &str) -> Value {
+        let (status, created) = self
+            .api(
+                reqwest::Method::POST,
+                "/api/v1/recipes",
+                Some(source.to_owned()),
+            )
+            .await;
+        assert_eq!(status, 201, "the recipe was refused: {created}");
+        created
+    }
+
     /// Posts JSON (or nothing, for null) to a webhook and returns the JSON answer.
     pub async fn hook(&self, path: &str, body: Value) -> Value {
         let mut request = Self::client().post(self.url(path));
