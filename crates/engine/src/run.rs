@@ -532,7 +532,16 @@ impl<'e> JobRun<'e> {
                 input,
             } => {
                 let input = render(input, scope)?;
-                let work = self.call_action(step, action, connection.as_deref(), input.clone());
+                // A loop's iterations are steps of their own to the remote end; the attempts
+                // of one step share its key, so that a repeated delivery can be recognised.
+                let idempotency_key = format!("{}:{}", self.job_id, scope.step_path(id));
+                let work = self.call_action(
+                    step,
+                    action,
+                    connection.as_deref(),
+                    input.clone(),
+                    idempotency_key,
+                );
                 Ok((input, work.boxed()))
             }
             StepKind::Transform {
@@ -601,6 +610,7 @@ impl<'e> JobRun<'e> {
         action: &weft_recipe::model::ActionRef,
         connection_name: Option<&str>,
         input: Value,
+        idempotency_key: String,
     ) -> Result<Value, Failure> {
         let id = step.id.as_str();
         let connector = self
@@ -652,7 +662,7 @@ impl<'e> JobRun<'e> {
             None => None,
         };
         let context = CallContext {
-            idempotency_key: format!("{}:{}", self.job_id, id),
+            idempotency_key,
             timeout: step.timeout,
         };
         connector

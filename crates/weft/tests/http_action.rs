@@ -359,3 +359,19 @@ fn only_the_connections_a_job_uses_need_their_variables() {
     );
     assert_eq!(ran.code, 0, "{:#}\n{}", ran.record, ran.stderr);
 }
+
+#[test]
+fn every_call_carries_an_idempotency_key_of_its_job_and_step() {
+    let ran = run(&recipe("http-idempotency.yaml"), &json!({"base": server()}));
+    assert_eq!(ran.code, 0, "{:#}\n{}", ran.record, ran.stderr);
+    let job = ran.record["id"].as_str().unwrap();
+    let keys = &ran.record["output"];
+    assert_eq!(keys["once"], format!("{job}:once"));
+    // Each iteration of a loop is a call of its own to the remote end.
+    assert_eq!(
+        keys["each"],
+        json!([format!("{job}:each[0]/post"), format!("{job}:each[1]/post")])
+    );
+    // A key the recipe sets itself is sent as it is.
+    assert_eq!(keys["own"], "chosen-by-the-recipe");
+}

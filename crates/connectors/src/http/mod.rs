@@ -420,6 +420,9 @@ impl HttpConnector {
         for (name, value) in &input.headers {
             request = request.header(name.as_str(), value.as_str());
         }
+        if !context.idempotency_key.is_empty() && !has_header(&input.headers, IDEMPOTENCY_KEY) {
+            request = request.header(IDEMPOTENCY_KEY, context.idempotency_key.as_str());
+        }
         if !input.query.is_empty() {
             request = request.query(&input.query);
         }
@@ -473,6 +476,11 @@ impl HttpConnector {
         Ok(json!({ "status": status.as_u16(), "headers": headers, "body": body }))
     }
 }
+
+/// The header that carries a call's idempotency key: the same for every attempt of one step
+/// of one job, so that an API that honours it (Stripe's convention, adopted widely) applies a
+/// call repeated after a crash or a retry only once.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 fn has_header(headers: &[(String, String)], name: &str) -> bool {
     headers

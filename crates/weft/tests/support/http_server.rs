@@ -16,9 +16,10 @@ pub struct TestServer {
     pub base: String,
 }
 
+/// The calls made to each key of `/flaky`: the `Idempotency-Key` header each one carried.
 #[derive(Clone, Default)]
 struct Counters {
-    calls: Arc<Mutex<HashMap<String, u32>>>,
+    calls: Arc<Mutex<HashMap<String, Vec<String>>>>,
 }
 
 impl TestServer {
@@ -108,12 +109,18 @@ async fn slow() -> &'static str {
 async fn flaky(
     State(counters): State<Counters>,
     Path((key, failures)): Path<(String, u32)>,
+    headers: HeaderMap,
 ) -> Response {
+    let idempotency_key = headers
+        .get("idempotency-key")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let call = {
         let mut calls = counters.calls.lock().expect("the counter lock");
-        let count = calls.entry(key).or_insert(0);
-        *count += 1;
-        *count
+        let keys = calls.entry(key).or_default();
+        keys.push(idempotency_key);
+        keys.len() as u32
     };
     if call <= failures {
         (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response()
@@ -126,16 +133,17 @@ async fn flaky(
     }
 }
 
-/// How many times a key of `/flaky` was called, without calling it.
+/// How many times a key of `/flaky` was called, and the idempotency key of each call,
+/// without calling it.
 async fn calls(State(counters): State<Counters>, Path(key): Path<String>) -> Response {
-    let calls = counters
+    let keys = counters
         .calls
         .lock()
         .expect("the counter lock")
         .get(&key)
-        .copied()
-        .unwrap_or(0);
-    axum::Json(json!({ "calls": calls })).into_response()
+        .cloned()
+        .unwrap_or_default();
+    axum::Json(json!({ "calls": keys.len(), "idempotency_keys": keys })).into_response()
 }
 
 async fn redirect(Query(query): Query<HashMap<String, String>>) -> Response {
