@@ -1513,14 +1513,18 @@ on_both_backends!(
                 .map(|step| step["id"].as_str().unwrap())
                 .collect();
             assert_eq!(ids, ["call", "pause", "finish"], "{job}");
-            let calls = reqwest::get(format!("{}/calls/job-{n}", remote.base))
+            let made = reqwest::get(format!("{}/calls/job-{n}", remote.base))
                 .await
                 .unwrap()
                 .json::<serde_json::Value>()
                 .await
-                .unwrap()["calls"]
-                .as_u64()
                 .unwrap();
+            let calls = made["calls"].as_u64().unwrap();
+            // Every delivery of the step carries the same key, so that the remote end can
+            // apply a call repeated after the crash once.
+            for key in made["idempotency_keys"].as_array().unwrap() {
+                assert_eq!(key.as_str(), Some(format!("{id}:call").as_str()), "{made}");
+            }
             // The record keeps the call that counts, the last one.
             assert_eq!(job["output"]["call"], calls, "{job}");
             let call_ended = time(&steps[0], "finished_at");
@@ -1561,6 +1565,16 @@ on_both_backends!(
         // The flaky step failed twice and succeeded on the job's third attempt; the step before
         // it ran once.
         assert_eq!(job["output"], json!({"once": 1, "flaky": 3}));
+        // Its three deliveries carried one idempotency key: the remote end can tell them apart
+        // from new calls.
+        let made: serde_json::Value = reqwest::get(format!("{}/calls/{flaky}", remote.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let key = format!("{}:flaky", accepted["job_id"].as_str().unwrap());
+        assert_eq!(made["idempotency_keys"], json!([key, key, key]), "{made}");
     }
 );
 
@@ -1759,5 +1773,459 @@ on_both_backends!(
                 .contains("failed on attempt 1"),
             "{job}"
         );
+    }
+);
+
+/// Polls a job until it has `status`, for up to five seconds; returns whether it did.
+async fn job_reaches(server: &Server, id: &str, status: &str) -> bool {
+    for _ in 0..100 {
+        let (_, job) = server
+            .api(Method::GET, &format!("/api/v1/jobs/{id}"), None)
+            .await;
+        if job["status"] == status {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// A time as the job list's `since` and `until` take it.
+fn query_time(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// The ids of the jobs of a list answer, in its order.
+fn listed_ids(list: &serde_json::Value) -> Vec<String> {
+    list["jobs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a job list: {list}"))
+        .iter()
+        .map(|job| job["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+// A job sleeping in a durable `wait` when the server is killed wakes on the next start,
+// runs on after its wait without redoing the step before it, and succeeds.
+on_both_backends!(
+    a_durable_wait_survives_a_crash,
+    |mut server: Server| async move {
+        let remote = crate::support::http_server::TestServer::start();
+        server.save_recipe(WAITS).await;
+        let key = weft_store::new_id();
+        let accepted = server
+            .hook(
+                "/hooks/waits",
+                json!({"counter": format!("{}/flaky/{key}/0", remote.base)}),
+            )
+            .await;
+        let job_id = accepted["job_id"].as_str().unwrap().to_owned();
+        assert!(
+            job_reaches(&server, &job_id, "waiting").await,
+            "the job never slept in the store"
+        );
+        server.crash_and_restart();
+        let job = server.finished_job(&job_id).await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        assert_eq!(job["output"], json!({"first_call": 1, "done": true}));
+        assert_eq!(
+            counter_calls(&remote, &key).await,
+            1,
+            "the step before the wait ran again"
+        );
+        let time = |step: &serde_json::Value, field: &str| {
+            step[field]
+                .as_str()
+                .unwrap()
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap()
+        };
+        let steps = job["steps"].as_array().unwrap();
+        assert_eq!(steps[1]["id"], "pause", "{job}");
+        assert_eq!(steps[2]["id"], "after", "{job}");
+        assert!(
+            time(&steps[2], "started_at") >= time(&steps[1], "finished_at"),
+            "the step after the wait started before the wait was over: {job}"
+        );
+    }
+);
+
+// The job list pages newest first with `limit` and the `next` cursor (`before=`), and
+// `since`/`until` select the jobs created in a time range.
+on_both_backends!(
+    job_history_pages_and_filters_by_time_over_http,
+    |server: Server| async move {
+        server.save_recipe(COUNT).await;
+        // `marks[0]` falls between the first and second jobs, `marks[1]` between the third
+        // and fourth.
+        let (mut ids, mut marks) = (Vec::new(), Vec::new());
+        for n in 0..5 {
+            if n == 1 || n == 3 {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                marks.push(chrono::Utc::now());
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            let accepted = server
+                .hook("/hooks/orders/new", json!({"items": [n]}))
+                .await;
+            let id = accepted["job_id"].as_str().unwrap().to_owned();
+            server.finished_job(&id).await;
+            ids.push(id);
+        }
+
+        let mut seen: Vec<String> = Vec::new();
+        let mut path = "/api/v1/jobs?limit=2".to_owned();
+        loop {
+            let (status, page) = server.api(Method::GET, &path, None).await;
+            assert_eq!(status, 200, "{page}");
+            let page_ids = listed_ids(&page);
+            assert!(page_ids.len() <= 2, "{page}");
+            seen.extend(page_ids);
+            assert!(seen.len() <= 5, "the pages never end: {seen:?}");
+            match page["next"].as_str() {
+                Some(next) => path = format!("/api/v1/jobs?limit=2&before={next}"),
+                None => break,
+            }
+        }
+        let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+        assert_eq!(seen, newest_first);
+
+        let range = |query: String| {
+            let server = &server;
+            async move {
+                let (status, list) = server
+                    .api(Method::GET, &format!("/api/v1/jobs?{query}"), None)
+                    .await;
+                assert_eq!(status, 200, "{list}");
+                listed_ids(&list)
+            }
+        };
+        let (first_mark, second_mark) = (query_time(marks[0]), query_time(marks[1]));
+        assert_eq!(
+            range(format!("since={first_mark}&until={second_mark}")).await,
+            [ids[2].clone(), ids[1].clone()]
+        );
+        assert_eq!(
+            range(format!("since={second_mark}")).await,
+            [ids[4].clone(), ids[3].clone()]
+        );
+        assert_eq!(range(format!("until={first_mark}")).await, [ids[0].clone()]);
+    }
+);
+
+/// One job at a time, each calling the URL of its event: a job calling `/slow` holds the only
+/// slot for 3 s.
+const HELD: &str = "name: Held\ntrigger:\n  webhook: { path: held }\nconcurrency: 1\nsteps:\n  - id: call\n    action: http.request\n    input: { url: \"{{ trigger.body.url }}\" }\n";
+
+// A queued job can be cancelled: it ends failed with kind `stopped` and never runs a step.
+on_both_backends!(a_queued_job_can_be_cancelled, |server: Server| async move {
+    let remote = crate::support::http_server::TestServer::start();
+    server.save_recipe(HELD).await;
+    let first = server
+        .hook(
+            "/hooks/held",
+            json!({"url": format!("{}/slow", remote.base)}),
+        )
+        .await;
+    let first = first["job_id"].as_str().unwrap().to_owned();
+    assert!(
+        job_reaches(&server, &first, "running").await,
+        "the first job never ran"
+    );
+    let key = weft_store::new_id();
+    let second = server
+        .hook(
+            "/hooks/held",
+            json!({"url": format!("{}/flaky/{key}/0", remote.base)}),
+        )
+        .await;
+    let second = second["job_id"].as_str().unwrap().to_owned();
+    let (_, waiting) = server
+        .api(Method::GET, &format!("/api/v1/jobs/{second}"), None)
+        .await;
+    assert_eq!(waiting["status"], "queued", "{waiting}");
+
+    let (status, answer) = server
+        .api(Method::POST, &format!("/api/v1/jobs/{second}/cancel"), None)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "failed", "{answer}");
+    let cancelled = server.finished_job(&second).await;
+    assert_eq!(cancelled["status"], "failed", "{cancelled}");
+    assert_eq!(cancelled["error"]["kind"], "stopped", "{cancelled}");
+
+    let job = server.finished_job(&first).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    // The slot is free now: the cancelled job still did not run.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (_, cancelled) = server
+        .api(Method::GET, &format!("/api/v1/jobs/{second}"), None)
+        .await;
+    assert_eq!(cancelled["status"], "failed", "{cancelled}");
+    assert_eq!(cancelled["steps"], json!([]), "{cancelled}");
+    assert_eq!(
+        counter_calls(&remote, &key).await,
+        0,
+        "the cancelled job ran"
+    );
+});
+
+// The client commands take the server and the token as `--server` and `--token`, without
+// the environment; a wrong token fails with the server's reason.
+on_both_backends!(
+    the_cli_takes_the_server_and_token_as_flags,
+    |server: Server| async move {
+        server.save_recipe(PING).await;
+        let list = |token: &str| {
+            crate::support::weft()
+                .args([
+                    "recipe",
+                    "list",
+                    "--server",
+                    server.base.as_str(),
+                    "--token",
+                    token,
+                ])
+                .env_remove("WEFT_SERVER")
+                .env_remove("WEFT_TOKEN")
+                .output()
+                .unwrap()
+        };
+        let listed = list(&server.token);
+        let stdout = String::from_utf8_lossy(&listed.stdout);
+        assert!(
+            listed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&listed.stderr)
+        );
+        assert!(stdout.contains("v1  enabled   Ping"), "{stdout}");
+
+        let refused = list(&format!("weft_{}", "0".repeat(64)));
+        assert!(!refused.status.success(), "a wrong token was taken");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            stderr.contains("valid API token") && stderr.contains("401"),
+            "{stderr}"
+        );
+        assert!(refused.stdout.is_empty(), "{refused:?}");
+    }
+);
+
+// Each saved version of a recipe keeps its own text, exactly as it was sent.
+on_both_backends!(
+    recipe_versions_keep_each_saved_text,
+    |server: Server| async move {
+        let created = server.save_recipe(COUNT).await;
+        let id = created["id"].as_str().unwrap().to_owned();
+        let changed = COUNT.replace("length'", "length * 1'");
+        let (status, updated) = server
+            .api(
+                Method::PUT,
+                &format!("/api/v1/recipes/{id}"),
+                Some(changed.clone()),
+            )
+            .await;
+        assert_eq!(status, 200, "{updated}");
+        let (status, listed) = server
+            .api(Method::GET, &format!("/api/v1/recipes/{id}/versions"), None)
+            .await;
+        assert_eq!(status, 200, "{listed}");
+        let versions = listed["versions"].as_array().unwrap();
+        assert_eq!(versions.len(), 2, "{listed}");
+        assert_eq!(versions[0]["version"], 1, "{listed}");
+        assert_eq!(versions[0]["source"], COUNT, "{listed}");
+        assert_eq!(versions[1]["version"], 2, "{listed}");
+        assert_eq!(versions[1]["source"], changed.as_str(), "{listed}");
+    }
+);
+
+// A recipe with several mistakes is refused with every one of them, each at its line and
+// column.
+on_both_backends!(
+    an_invalid_recipe_gets_every_problem_with_its_line_and_column,
+    |server: Server| async move {
+        let broken = "name: Three problems\ntrigger: { manual: {} }\nsteps:\n  - id: a\n    transform: '.x | {'\n  - id: b\n    set: { v: '{{ steps.zzz.output }}' }\n    timeout: forever\n";
+        let (status, refused) = server
+            .api(Method::POST, "/api/v1/recipes", Some(broken.to_owned()))
+            .await;
+        assert_eq!(status, 422, "{refused}");
+        assert_eq!(refused["error"]["code"], "invalid_recipe", "{refused}");
+        let problems = refused["error"]["problems"].as_array().unwrap();
+        assert_eq!(problems.len(), 3, "{refused}");
+        for (line, column, words) in [
+            (5, 22, "jq syntax error: `{` is never closed"),
+            (7, 19, "no step with id `zzz`"),
+            (8, 14, "invalid duration `forever`"),
+        ] {
+            assert!(
+                problems.iter().any(|problem| problem["line"] == line
+                    && problem["column"] == column
+                    && problem["message"].as_str().unwrap().contains(words)),
+                "no problem at {line}:{column} saying {words:?}: {refused}"
+            );
+        }
+        let (_, listed) = server.api(Method::GET, "/api/v1/recipes", None).await;
+        assert_eq!(listed["recipes"], json!([]), "an invalid recipe was saved");
+    }
+);
+
+// A path under the API that no route serves answers 404 with the usual JSON error.
+on_both_backends!(
+    an_unknown_route_is_a_json_404,
+    |server: Server| async move {
+        let response = Server::client()
+            .get(server.url("/api/v1/nothing-here"))
+            .bearer_auth(&server.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404);
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(content_type.contains("application/json"), "{content_type}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({"error": {"code": "not_found", "message": "no route here"}})
+        );
+    }
+);
+
+/// The bytes of every file under a folder.
+fn files_under(folder: &std::path::Path) -> Vec<Vec<u8>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(folder).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(std::fs::read(&path).unwrap());
+        }
+    }
+    files
+}
+
+/// An API token is kept only as its hash: its text is nowhere in the SQLite data folder, and
+/// it is still accepted.
+#[tokio::test]
+async fn tokens_are_stored_only_as_hashes() {
+    use sha2::Digest;
+    let server = Server::start_with(Backend::Sqlite, &[])
+        .await
+        .expect("SQLite is always there");
+    let (status, _) = server.api(Method::GET, "/api/v1/recipes", None).await;
+    assert_eq!(status, 200, "the token is refused");
+    let stored = files_under(&server.data_folder().expect("a data folder"));
+    let holds = |text: &str| {
+        stored.iter().any(|bytes| {
+            bytes
+                .windows(text.len())
+                .any(|window| window == text.as_bytes())
+        })
+    };
+    let hash = hex::encode(sha2::Sha256::digest(server.token.as_bytes()));
+    assert!(
+        holds(&hash),
+        "the token's hash is not in the data folder: the test looks in the wrong place"
+    );
+    let secret = server.token.trim_start_matches("weft_");
+    assert_eq!(secret.len(), 64, "not a token: {}", server.token);
+    assert!(!holds(secret), "the token is stored in clear");
+}
+
+/// The body of `/metrics`.
+async fn scrape(server: &Server) -> String {
+    Server::client()
+        .get(server.url("/metrics"))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of an unlabelled gauge in a `/metrics` body.
+fn gauge(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no gauge {name} in:\n{text}"))
+}
+
+// `/metrics` shows the jobs waiting in the queue and how long the oldest has waited, and
+// both go back to 0 once they have run.
+on_both_backends!(
+    metrics_show_queue_depth_and_age,
+    |server: Server| async move {
+        let remote = crate::support::http_server::TestServer::start();
+        server.save_recipe(HELD).await;
+        let holder = server
+            .hook(
+                "/hooks/held",
+                json!({"url": format!("{}/slow", remote.base)}),
+            )
+            .await;
+        let mut ids = vec![holder["job_id"].as_str().unwrap().to_owned()];
+        assert!(
+            job_reaches(&server, &ids[0], "running").await,
+            "the first job never ran"
+        );
+        for _ in 0..3 {
+            let accepted = server
+                .hook(
+                    "/hooks/held",
+                    json!({"url": format!("{}/json", remote.base)}),
+                )
+                .await;
+            ids.push(accepted["job_id"].as_str().unwrap().to_owned());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let text = scrape(&server).await;
+        assert_eq!(gauge(&text, "weft_queue_depth"), 3.0, "{text}");
+        let age = gauge(&text, "weft_queue_oldest_age_seconds");
+        assert!(age >= 0.2, "the oldest queued job is {age} s old:\n{text}");
+
+        for id in &ids {
+            let job = server.finished_job(id).await;
+            assert_eq!(job["status"], "succeeded", "{job}");
+        }
+        let text = scrape(&server).await;
+        assert_eq!(gauge(&text, "weft_queue_depth"), 0.0, "{text}");
+        assert_eq!(gauge(&text, "weft_queue_oldest_age_seconds"), 0.0, "{text}");
+    }
+);
+
+// SIGINT (Ctrl-C) stops the server as SIGTERM does: the running job finishes and is
+// recorded, and the server exits cleanly.
+on_both_backends!(
+    sigint_stops_the_server_like_sigterm,
+    &["--shutdown-grace", "10s"],
+    |mut server: Server| async move {
+        let remote = crate::support::http_server::TestServer::start();
+        let (job_id, key) = start_slow_job(&server, &remote).await;
+        server.interrupt();
+        assert!(server.wait().success(), "the server did not stop cleanly");
+        let stopped_at = chrono::Utc::now();
+        server.start_again();
+        let (_, job) = server
+            .api(Method::GET, &format!("/api/v1/jobs/{job_id}"), None)
+            .await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+        let finished: chrono::DateTime<chrono::Utc> =
+            job["finished_at"].as_str().unwrap().parse().unwrap();
+        assert!(
+            finished < stopped_at,
+            "the job was finished after the restart: {job}"
+        );
+        assert_eq!(counter_calls(&remote, &key).await, 1);
     }
 );

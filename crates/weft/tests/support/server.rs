@@ -99,6 +99,22 @@ impl Server {
         );
     }
 
+    /// Asks the server to stop with SIGINT, as Ctrl-C in a terminal does.
+    pub fn interrupt(&self) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a process id");
+        // SAFETY: kill only sends a signal, to the server this test started.
+        assert_eq!(
+            unsafe { libc::kill(pid, libc::SIGINT) },
+            0,
+            "SIGINT is sent"
+        );
+    }
+
+    /// The data folder of a server on SQLite; `None` on PostgreSQL.
+    pub fn data_folder(&self) -> Option<std::path::PathBuf> {
+        (self.store_args[0] == "--data").then(|| std::path::PathBuf::from(&self.store_args[1]))
+    }
+
     /// Waits until the server has ended, and returns how it ended.
     pub fn wait(&mut self) -> std::process::ExitStatus {
         self.child.wait().expect("the server ends")
