@@ -1623,10 +1623,12 @@ on_both_backends!(
     sync_webhooks_are_answered_while_every_worker_is_busy,
     &["--workers", "1"],
     |server: Server| async move {
-        // Two callers of a brief job: the second waits for the first's slot. Four of a long one:
-        // all but the first go to the queue.
+        // Two callers of a brief job: the second usually waits for the first's slot, but on a
+        // slow machine the first may outlast the wait and the second go to the queue; which one
+        // happens is a matter of latency, measured by the benchmarks. Four callers of a long
+        // job: the slot never frees in time, so all but the first go to the queue.
         for (path, pause, callers, queued_at_least, queued_at_most) in
-            [("brief", "10ms", 2, 0, 0), ("long", "300ms", 4, 1, 3)]
+            [("brief", "10ms", 2, 0, 1), ("long", "300ms", 4, 1, 3)]
         {
             let recipe = format!(
                 "name: Busy {path}\ntrigger:\n  webhook: {{ path: {path}, mode: sync }}\nsteps:\n  - id: pause\n    wait: {pause}\n  - id: answer\n    respond: {{ status: 200, body: {{ n: '{{{{ trigger.body.n }}}}' }} }}\n"
