@@ -46,6 +46,7 @@ macro_rules! on_pool {
         }
     };
 }
+pub(crate) use on_pool;
 
 /// A recipe with the source of its current version; queries add their own `WHERE`.
 macro_rules! recipe_select {
@@ -131,7 +132,7 @@ pub enum StoreError {
 
 impl StoreError {
     /// Turns a unique-constraint violation into a conflict naming what is taken.
-    fn or_conflict(error: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
+    pub(crate) fn or_conflict(error: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
         match &error {
             sqlx::Error::Database(database) if database.is_unique_violation() => {
                 StoreError::Conflict(what())

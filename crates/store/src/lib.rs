@@ -1,11 +1,14 @@
 //! Weft's storage layer: the job record every layer shares, and the store of users, tokens,
-//! recipes and jobs on SQLite (the default, in the data folder) or PostgreSQL.
+//! recipes, connections and jobs on SQLite (the default, in the data folder) or PostgreSQL.
 
+mod connections;
 mod db;
 mod job_time;
 pub mod record;
+pub mod vault;
 mod writer;
 
+pub use connections::StoredConnection;
 pub use db::{
     ClaimedJob, Durability, JobFilter, JobSummary, RecipeRef, RecipeVersion, Result, Store,
     StoreError, StoredRecipe, UnfinishedJobs, User, new_id, parse_status, status_text,

@@ -920,3 +920,108 @@ async fn statements_about_unfinished_jobs_use_the_queue_index() {
         }
     }
 }
+
+fn connection_named(name: &str, secrets: Option<crate::vault::Sealed>) -> crate::StoredConnection {
+    let now = Utc::now();
+    crate::StoredConnection {
+        id: crate::new_id(),
+        name: name.to_owned(),
+        connector: "http".to_owned(),
+        fields: json!({ "base_url": "https://api.example.com" })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        secrets,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+both_backends!(
+    connections_are_kept_by_id_and_name,
+    |store: Store| async move {
+        let crm = connection_named("crm", None);
+        store.create_connection(&crm).await.unwrap();
+        let by_id = store
+            .connection(&crm.id)
+            .await
+            .unwrap()
+            .expect("found by id");
+        assert_eq!(by_id.name, "crm");
+        assert_eq!(by_id.fields, crm.fields);
+        let by_name = store
+            .connection("crm")
+            .await
+            .unwrap()
+            .expect("found by name");
+        assert_eq!(by_name.id, crm.id);
+        assert!(matches!(
+            store.create_connection(&connection_named("crm", None)).await,
+            Err(StoreError::Conflict(message)) if message.contains("crm")
+        ));
+        let mut renamed = by_id.clone();
+        renamed.name = "sales".to_owned();
+        assert!(store.update_connection(&renamed).await.unwrap());
+        assert!(store.connection("crm").await.unwrap().is_none());
+        assert_eq!(store.connections().await.unwrap().len(), 1);
+        assert!(store.delete_connection(&crm.id).await.unwrap());
+        assert!(!store.delete_connection(&crm.id).await.unwrap());
+        assert!(store.connections().await.unwrap().is_empty());
+    }
+);
+
+both_backends!(
+    secrets_are_sealed_under_a_data_key_and_survive_a_rotation,
+    |store: Store| async move {
+        use crate::vault::{MasterKey, Vault, VaultError, rotate_master_key};
+        let master = MasterKey::generate();
+        let vault = Vault::open(store.clone(), master.clone()).await.unwrap();
+        let crm = connection_named("crm", None);
+        let sealed = vault
+            .seal(
+                &format!("connection {}", crm.id),
+                br#"{"token":"tok-4242"}"#,
+            )
+            .await
+            .unwrap();
+        assert!(!sealed.text.contains("tok-4242"));
+        let crm = crate::StoredConnection {
+            secrets: Some(sealed),
+            ..crm
+        };
+        store.create_connection(&crm).await.unwrap();
+        let row = format!("connection {}", crm.id);
+        let stored = store.connection(&crm.id).await.unwrap().unwrap();
+        let secrets = stored.secrets.clone().unwrap();
+        assert_eq!(
+            vault.open_sealed(&row, &secrets).await.unwrap().as_slice(),
+            br#"{"token":"tok-4242"}"#
+        );
+        // Another row's name does not open it: a sealed value cannot be moved.
+        assert!(
+            vault
+                .open_sealed("connection other", &secrets)
+                .await
+                .is_err()
+        );
+
+        // After a rotation only the new key opens the store.
+        let new = MasterKey::generate();
+        assert_eq!(rotate_master_key(&store, &master, &new).await.unwrap(), 1);
+        assert!(matches!(
+            Vault::open(store.clone(), master.clone()).await,
+            Err(VaultError::WrongMasterKey { .. })
+        ));
+        let reopened = Vault::open(store.clone(), new.clone()).await.unwrap();
+        assert_eq!(
+            reopened
+                .open_sealed(&row, &secrets)
+                .await
+                .unwrap()
+                .as_slice(),
+            br#"{"token":"tok-4242"}"#
+        );
+        // A rotation that is run again (it stopped before its key was swapped) changes nothing.
+        assert_eq!(rotate_master_key(&store, &master, &new).await.unwrap(), 0);
+    }
+);
