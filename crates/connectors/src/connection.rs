@@ -3,6 +3,8 @@
 use serde_json::{Map, Value};
 use std::fmt;
 
+use crate::connector::ConnectionField;
+
 /// A named connection. Field values are plain here; sealing them at rest is the store's job.
 #[derive(Clone)]
 pub struct Connection {
@@ -50,4 +52,39 @@ impl fmt::Debug for Connection {
             .field("fields", &self.fields.keys().collect::<Vec<_>>())
             .finish()
     }
+}
+
+/// Every problem with a connection's fields against its connector's: unknown fields,
+/// missing required ones, values that are not text, numbers or booleans. Messages name
+/// fields, never values.
+pub fn field_problems(fields: &Map<String, Value>, known: &[ConnectionField]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (name, value) in fields {
+        match known.iter().find(|field| field.name == name) {
+            None => {
+                let names: Vec<&str> = known.iter().map(|field| field.name).collect();
+                problems.push(format!(
+                    "unknown field `{name}` (the connector has: {})",
+                    names.join(", ")
+                ));
+            }
+            Some(_) if value.is_object() || value.is_array() => {
+                problems.push(format!(
+                    "field `{name}` must be text, a number or a boolean"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for field in known.iter().filter(|field| field.required) {
+        let missing = match fields.get(field.name) {
+            None | Some(Value::Null) => true,
+            Some(Value::String(text)) => text.is_empty(),
+            Some(_) => false,
+        };
+        if missing {
+            problems.push(format!("field `{}` is required", field.name));
+        }
+    }
+    problems
 }

@@ -27,6 +27,27 @@ pub struct ActionSpec {
     pub output_schema: Value,
 }
 
+/// How a trigger of a connector delivers events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TriggerKind {
+    /// Weft asks at an interval and makes a job of each new item.
+    Poll,
+    /// A long-lived consumer: the remote end pushes messages.
+    Subscribe,
+}
+
+/// One trigger a connector offers: the schema of its settings in a recipe, and of the
+/// `trigger` value each job gets.
+#[derive(Debug, Clone, Serialize)]
+pub struct TriggerSpec {
+    pub name: &'static str,
+    pub kind: TriggerKind,
+    pub description: &'static str,
+    pub input_schema: Value,
+    pub output_schema: Value,
+}
+
 /// What the engine tells an action about the call it makes.
 #[derive(Debug, Clone)]
 pub struct CallContext {
@@ -43,8 +64,18 @@ pub trait Connector: Send + Sync {
     fn description(&self) -> &'static str;
     fn connection_fields(&self) -> Vec<ConnectionField>;
     fn actions(&self) -> Vec<ActionSpec>;
+    /// The triggers this connector can feed; none by default.
+    fn triggers(&self) -> Vec<TriggerSpec> {
+        Vec::new()
+    }
     /// True when an action cannot run without a connection.
     fn needs_connection(&self) -> bool;
+
+    /// Checks a connection's fields together, before it is saved (a field that another one
+    /// makes necessary, a value that must be one of a few). No I/O.
+    fn check_connection(&self, _connection: &Connection) -> Result<(), ConnectorError> {
+        Ok(())
+    }
 
     /// Checks that a connection works, without side effects on the remote end.
     async fn test_connection(&self, connection: &Connection) -> Result<(), ConnectorError>;

@@ -3,14 +3,17 @@
 
 pub mod connection;
 pub mod connector;
+pub mod docs;
 pub mod error;
 pub mod http;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use connection::Connection;
-pub use connector::{ActionSpec, CallContext, ConnectionField, Connector};
+pub use connection::{Connection, field_problems};
+pub use connector::{
+    ActionSpec, CallContext, ConnectionField, Connector, TriggerKind, TriggerSpec,
+};
 pub use error::{ConnectorError, FailureKind};
 
 /// Options that the operator sets for the built-in connectors.

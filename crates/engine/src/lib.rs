@@ -23,9 +23,10 @@ use weft_store::{JobRecord, StepRecord};
 pub use jq_runner::{JqRunner, serve_jq_worker};
 
 /// Finds connections by the name recipes use.
+#[async_trait::async_trait]
 pub trait Connections: Send + Sync {
     /// The connection with this name, ready to use; the error says why there is none.
-    fn get(&self, name: &str) -> Result<Connection, String>;
+    async fn get(&self, name: &str) -> Result<Connection, String>;
 }
 
 /// Finds recipes by name, for `call` steps.
@@ -48,8 +49,9 @@ impl RecipeLibrary for NoRecipes {
 /// No connections at all.
 pub struct NoConnections;
 
+#[async_trait::async_trait]
 impl Connections for NoConnections {
-    fn get(&self, name: &str) -> Result<Connection, String> {
+    async fn get(&self, name: &str) -> Result<Connection, String> {
         Err(format!("no connection named `{name}`"))
     }
 }

@@ -630,6 +630,7 @@ impl<'e> JobRun<'e> {
                     .engine
                     .connections
                     .get(name)
+                    .await
                     .map_err(|message| Failure::new(id, ErrorKind::Validation, message))?;
                 if connection.connector != action.connector {
                     return Err(Failure::new(

@@ -2,6 +2,7 @@
 //! and write their records back; compiled recipes cached per version; and the hand-back of a
 //! finished job to a caller waiting for it (sync webhooks).
 
+pub mod connections;
 mod recipes;
 mod schedule;
 
@@ -17,6 +18,7 @@ use weft_store::{
     ClaimedJob, ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, Store, StoredRecipe,
 };
 
+pub use connections::{ConnectionBook, ConnectionError, ConnectionInput};
 pub use recipes::{RecipeCache, StoreLibrary};
 
 /// How long a claimed job is a worker's before another may take it over, by default; renewed

@@ -1,6 +1,7 @@
 //! Weft's HTTP server: webhooks, the REST API and health checks, over the runtime.
 
 pub mod auth;
+mod connections;
 mod error;
 mod hooks;
 mod jobs;
@@ -37,6 +38,8 @@ impl Default for Settings {
 #[derive(Clone)]
 pub struct AppState {
     pub runtime: Runtime,
+    /// Stored connections, their secrets sealed.
+    pub connections: std::sync::Arc<weft_runtime::ConnectionBook>,
     pub settings: Settings,
     /// Renders the process's metrics; `None` when no recorder is installed.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -94,6 +97,17 @@ pub fn router(state: AppState) -> Router {
         .route("/recipes/{id}", get(recipes::show))
         .route("/recipes/{id}/versions", get(recipes::versions))
         .route("/recipes/{id}/run", post(recipes::run))
+        .route(
+            "/connections",
+            post(connections::create).get(connections::list),
+        )
+        .route(
+            "/connections/{id}",
+            get(connections::show)
+                .put(connections::replace)
+                .delete(connections::delete),
+        )
+        .route("/connections/{id}/test", post(connections::test))
         .route("/jobs", get(jobs::list))
         .route("/jobs/rerun", post(jobs::rerun_many))
         .route("/jobs/{id}", get(jobs::show))

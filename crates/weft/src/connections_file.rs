@@ -49,6 +49,18 @@ impl ConnectionsFile {
         Ok(ConnectionsFile { connections })
     }
 
+    /// Every connection of the file with its `${NAME}` references resolved from the
+    /// environment, in the order of their names.
+    pub fn resolve_all(&self) -> anyhow::Result<Vec<Connection>> {
+        self.connections
+            .keys()
+            .map(|name| {
+                self.resolve(name, |variable| std::env::var(variable).ok())
+                    .map_err(anyhow::Error::msg)
+            })
+            .collect()
+    }
+
     /// A connection with its `${NAME}` references resolved by `env`.
     fn resolve(
         &self,
@@ -70,8 +82,9 @@ impl ConnectionsFile {
     }
 }
 
+#[async_trait::async_trait]
 impl Connections for ConnectionsFile {
-    fn get(&self, name: &str) -> Result<Connection, String> {
+    async fn get(&self, name: &str) -> Result<Connection, String> {
         self.resolve(name, |variable| std::env::var(variable).ok())
     }
 }

@@ -2,6 +2,7 @@
 
 mod commands;
 mod connections_file;
+mod master_key;
 mod recipe_folder;
 
 use clap::{Parser, Subcommand};
@@ -57,6 +58,12 @@ enum Command {
         #[command(flatten)]
         server: commands::client::ServerArgs,
     },
+    /// Connections on a server: their secrets are sealed there and never shown back.
+    #[command(subcommand)]
+    Connection(commands::connection::ConnectionCommand),
+    /// The connectors this binary has, and their reference pages.
+    #[command(subcommand)]
+    Connectors(commands::connectors::ConnectorsCommand),
     /// Job history on a server.
     #[command(subcommand)]
     Job(commands::job::JobCommand),
@@ -88,6 +95,8 @@ fn main() -> ExitCode {
             async move { commands::recipe::apply(&folder, dry_run, prune, &server).await },
         ),
         Command::Job(command) => on_runtime(commands::job::run(command)),
+        Command::Connection(command) => on_runtime(commands::connection::run(command)),
+        Command::Connectors(command) => exit_status(commands::connectors::run(command)),
         Command::JqWorker => match weft_engine::serve_jq_worker() {
             Ok(()) => ExitCode::SUCCESS,
             Err(_) => ExitCode::FAILURE,
@@ -117,7 +126,12 @@ fn on_runtime(command: impl std::future::Future<Output = anyhow::Result<()>>) ->
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(command) {
+    exit_status(runtime.block_on(command))
+}
+
+/// Success exits 0; an error is printed and exits 1.
+fn exit_status(outcome: anyhow::Result<()>) -> ExitCode {
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("weft: {error:#}");

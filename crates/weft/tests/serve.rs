@@ -7,34 +7,6 @@ use serde_json::json;
 
 use crate::support::server::{Backend, Server};
 
-/// Runs a test against a server on each backend, started with more options of `weft serve`
-/// when some are given.
-macro_rules! on_both_backends {
-    ($name:ident, $body:expr) => {
-        on_both_backends!($name, &[], $body);
-    };
-    ($name:ident, $options:expr, $body:expr) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test]
-            async fn sqlite() {
-                let server = Server::start_with(Backend::Sqlite, $options)
-                    .await
-                    .expect("SQLite is always there");
-                ($body)(server).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                if let Some(server) = Server::start_with(Backend::Postgres, $options).await {
-                    ($body)(server).await;
-                }
-            }
-        }
-    };
-}
-
 const GREET: &str = "name: Greet\ntrigger:\n  webhook: { path: greet, mode: sync }\nsteps:\n  - id: clean\n    transform: '{name: (.trigger.body.name | ascii_upcase)}'\n  - id: answer\n    respond: { status: 201, headers: { x-greeting: yes }, body: { hello: \"{{ steps.clean.output.name }}\" } }\n";
 
 const COUNT: &str = "name: Count\ntrigger:\n  webhook: { path: orders/new }\nsteps:\n  - id: count\n    transform: '.trigger.body.items | length'\noutput: { items: \"{{ steps.count.output }}\", q: \"{{ trigger.query.tag }}\" }\n";
@@ -2095,20 +2067,6 @@ on_both_backends!(
     }
 );
 
-/// The bytes of every file under a folder.
-fn files_under(folder: &std::path::Path) -> Vec<Vec<u8>> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(folder).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(files_under(&path));
-        } else {
-            files.push(std::fs::read(&path).unwrap());
-        }
-    }
-    files
-}
-
 /// An API token is kept only as its hash: its text is nowhere in the SQLite data folder, and
 /// it is still accepted.
 #[tokio::test]
@@ -2119,7 +2077,7 @@ async fn tokens_are_stored_only_as_hashes() {
         .expect("SQLite is always there");
     let (status, _) = server.api(Method::GET, "/api/v1/recipes", None).await;
     assert_eq!(status, 200, "the token is refused");
-    let stored = files_under(&server.data_folder().expect("a data folder"));
+    let stored = crate::support::files_under(&server.data_folder().expect("a data folder"));
     let holds = |text: &str| {
         stored.iter().any(|bytes| {
             bytes

@@ -1,9 +1,11 @@
 //! Weft's integration tests: one binary, a module per area. They drive the real `weft`
 //! command, as a user would.
 
+#[macro_use]
 mod support;
 
 mod cli_validate;
+mod connections;
 mod http_action;
 mod run_control_flow;
 mod run_errors;

@@ -357,8 +357,12 @@ impl Connector for HttpConnector {
         }]
     }
 
+    fn check_connection(&self, connection: &Connection) -> Result<(), ConnectorError> {
+        HttpAuth::from_connection(connection).map(|_| ())
+    }
+
     async fn test_connection(&self, connection: &Connection) -> Result<(), ConnectorError> {
-        HttpAuth::from_connection(connection)?;
+        self.check_connection(connection)?;
         let Some(base) = connection.text("base_url") else {
             return Ok(());
         };
@@ -367,9 +371,17 @@ impl Connector for HttpConnector {
             idempotency_key: String::new(),
             timeout: Some(Duration::from_secs(10)),
         };
-        self.call("request", Some(connection), input, &context)
-            .await
-            .map(|_| ())
+        let response = self
+            .call("request", Some(connection), input, &context)
+            .await?;
+        // The base URL need not be a resource (a 404 is fine); a refusal of the credentials is
+        // what the test is for.
+        match response["status"].as_u64() {
+            Some(status @ (401 | 403)) => Err(ConnectorError::remote(format!(
+                "{base} refused the credentials (HTTP {status})"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     async fn call(

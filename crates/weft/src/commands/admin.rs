@@ -1,4 +1,4 @@
-//! `weft admin`: bootstrap people and API tokens without a browser.
+//! `weft admin`: bootstrap people and API tokens without a browser, and keep the master key.
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
@@ -20,6 +20,15 @@ pub enum AdminCommand {
         /// Read the password from standard input (so it is not in the shell history).
         #[arg(long, required = true)]
         password_stdin: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print a new random master key (for WEFT_MASTER_KEY or WEFT_NEW_MASTER_KEY).
+    GenerateKey,
+    /// Re-seal every data key with a new master key. Stop the servers of this store first.
+    /// With a key file, a new key replaces it; with WEFT_MASTER_KEY, the new key is read from
+    /// WEFT_NEW_MASTER_KEY.
+    RotateKey {
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -55,6 +64,18 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                 .create_user(&email, &name, &hash)
                 .await?;
             println!("created user {} <{}>", user.name, user.email);
+            Ok(())
+        }
+        AdminCommand::GenerateKey => {
+            println!(
+                "{}",
+                weft_store::vault::MasterKey::generate().to_text().as_str()
+            );
+            Ok(())
+        }
+        AdminCommand::RotateKey { store: args } => {
+            let store = args.open().await?;
+            println!("{}", args.key_source().rotate(&store).await?);
             Ok(())
         }
         AdminCommand::CreateToken { email, store } => {

@@ -2,6 +2,8 @@
 
 pub mod admin;
 pub mod client;
+pub mod connection;
+pub mod connectors;
 pub mod db;
 pub mod job;
 pub mod recipe;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-use weft_engine::{Engine, JqRunner, Limits, NoConnections};
-use weft_runtime::{RecipeCache, Runtime, StoreLibrary};
+use weft_engine::{Engine, JqRunner, Limits};
+use weft_runtime::{ConnectionBook, RecipeCache, Runtime, StoreLibrary};
 use weft_server::{AppState, Settings};
 
 use super::registry;
@@ -58,8 +58,10 @@ pub struct ServeArgs {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = args.store.open().await?;
+    let vault = Arc::new(args.store.vault(&store).await?);
     let options = super::connector_options(args.allow_private_network);
     let registry = registry(&options)?;
+    let connections = Arc::new(ConnectionBook::new(store.clone(), vault, registry.clone()));
     let recipes = RecipeCache::new(store.clone(), registry.clone());
     let jq = std::env::current_exe()
         .map(JqRunner::isolated)
@@ -69,7 +71,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let engine = Engine::new(
         registry,
-        Arc::new(NoConnections),
+        connections.clone(),
         Arc::new(library),
         Limits {
             max_stored_value_bytes: args.max_stored_value,
@@ -94,6 +96,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let state = AppState {
         metrics: weft_server::install_metrics(),
         runtime,
+        connections,
         settings: Settings {
             max_payload_bytes: args.max_payload,
             sync_wait: args.sync_wait,

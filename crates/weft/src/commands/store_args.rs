@@ -3,7 +3,10 @@
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
+use weft_store::vault::Vault;
 use weft_store::{Durability, Store};
+
+use crate::master_key::KeySource;
 
 #[derive(Args, Clone)]
 pub struct StoreArgs {
@@ -17,6 +20,10 @@ pub struct StoreArgs {
     /// take back the last ones) or `full` (every commit synced to disk first).
     #[arg(long, env = "WEFT_SQLITE_SYNC", default_value = "normal", value_parser = parse_durability)]
     pub sqlite_sync: Durability,
+    /// The file of the master key that seals connection secrets, made on first start
+    /// (default: master.key in the data folder). WEFT_MASTER_KEY, when set, is used instead.
+    #[arg(long, env = "WEFT_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
 }
 
 fn parse_durability(text: &str) -> Result<Durability, String> {
@@ -43,6 +50,21 @@ impl StoreArgs {
             .await
             .context("cannot bring the database schema up to date")?;
         Ok(store)
+    }
+
+    /// Where this process finds the master key.
+    pub fn key_source(&self) -> KeySource {
+        KeySource::new(
+            self.master_key_file
+                .clone()
+                .unwrap_or_else(|| self.data.join("master.key")),
+        )
+    }
+
+    /// The vault that seals and opens secrets in this store.
+    pub async fn vault(&self, store: &Store) -> anyhow::Result<Vault> {
+        let key = self.key_source().load(store).await?;
+        Ok(Vault::open(store.clone(), key).await?)
     }
 
     /// Where the store is, for messages.

@@ -56,6 +56,8 @@ fn routes() -> Router {
         )
         .route("/text", get(|| async { "plain words" }))
         .route("/status/{code}", any(status))
+        .route("/private", any(private))
+        .route("/private/{*rest}", any(private))
         .route("/echo", any(echo))
         .route("/echo/{*rest}", any(echo))
         .route("/slow", get(slow))
@@ -69,6 +71,22 @@ fn routes() -> Router {
 async fn status(Path(code): Path<u16>) -> Response {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
     (status, axum::Json(json!({ "status": code }))).into_response()
+}
+
+/// The bearer token `/private` lets in.
+pub const PRIVATE_TOKEN: &str = "let-me-in-7f3a9c2b";
+
+/// An API behind a bearer token: 200 with the path for [`PRIVATE_TOKEN`], 401 for anyone else.
+async fn private(uri: Uri, headers: HeaderMap) -> Response {
+    let expected = format!("Bearer {PRIVATE_TOKEN}");
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    if given == Some(expected.as_str()) {
+        axum::Json(json!({ "path": uri.path(), "welcome": true })).into_response()
+    } else {
+        (StatusCode::UNAUTHORIZED, "who are you?").into_response()
+    }
 }
 
 /// Answers with what it received.

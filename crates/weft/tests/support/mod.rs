@@ -1,6 +1,34 @@
 //! Helpers shared by the tests: running the `weft` binary and a local HTTP server that stands
 //! in for the remote end of `http.request`.
 
+/// Runs a test against a server on each backend, started with more options of `weft serve`
+/// when some are given. The calling module imports `Server` and `Backend`.
+macro_rules! on_both_backends {
+    ($name:ident, $body:expr) => {
+        on_both_backends!($name, &[], $body);
+    };
+    ($name:ident, $options:expr, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                let server = Server::start_with(Backend::Sqlite, $options)
+                    .await
+                    .expect("SQLite is always there");
+                ($body)(server).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(server) = Server::start_with(Backend::Postgres, $options).await {
+                    ($body)(server).await;
+                }
+            }
+        }
+    };
+}
+
 pub mod http_server;
 pub mod server;
 pub mod tcp_proxy;
@@ -112,4 +140,18 @@ pub fn write_recipe(text: &str) -> (tempfile::TempDir, PathBuf) {
     let path = dir.path().join("recipe.yaml");
     std::fs::write(&path, text).expect("the recipe is written");
     (dir, path)
+}
+
+/// The bytes of every file under a folder, sub-folders included.
+pub fn files_under(folder: &Path) -> Vec<Vec<u8>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(folder).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(std::fs::read(&path).unwrap());
+        }
+    }
+    files
 }

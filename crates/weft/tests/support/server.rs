@@ -4,6 +4,7 @@
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
 
 use super::weft;
 
@@ -12,6 +13,10 @@ pub struct Server {
     pub token: String,
     child: Child,
     store_args: Vec<String>,
+    /// Environment variables of the server process, over the tests' defaults.
+    env: Vec<(String, String)>,
+    /// Everything the server has written to standard error, across restarts.
+    logs: Arc<Mutex<String>>,
     _dir: tempfile::TempDir,
 }
 
@@ -26,6 +31,15 @@ impl Server {
     /// Starts a server with more options of `weft serve`, or `None` (with the reason printed)
     /// when its backend is not available.
     pub async fn start_with(backend: Backend, options: &[&str]) -> Option<Server> {
+        Server::start_with_env(backend, options, &[]).await
+    }
+
+    /// Starts a server with more options and environment variables (such as `WEFT_LOG`).
+    pub async fn start_with_env(
+        backend: Backend,
+        options: &[&str],
+        env: &[(&str, &str)],
+    ) -> Option<Server> {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let store_args = match backend {
             Backend::Sqlite => vec![
@@ -37,7 +51,7 @@ impl Server {
                 weft_store::testing::postgres_schema_url().await?,
             ],
         };
-        Some(Server::start_on(dir, store_args, options))
+        Some(Server::start_on(dir, store_args, options, env))
     }
 
     /// Starts a server on PostgreSQL reached through `address` (`host:port`, a proxy in front
@@ -53,10 +67,24 @@ impl Server {
             dir,
             vec!["--database".to_owned(), proxied],
             options,
+            &[],
         ))
     }
 
-    fn start_on(dir: tempfile::TempDir, mut store_args: Vec<String>, options: &[&str]) -> Server {
+    fn start_on(
+        dir: tempfile::TempDir,
+        mut store_args: Vec<String>,
+        options: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
+        // The master key file of a server on PostgreSQL goes with the test, not into the
+        // working folder.
+        if store_args[0] == "--database" {
+            store_args.extend([
+                "--master-key-file".to_owned(),
+                dir.path().join("master.key").display().to_string(),
+            ]);
+        }
         // Short leases, so that crash tests see jobs taken over quickly (unless a test sets
         // its own); a fixed port, so that clients reach the server again after a restart.
         if !options.contains(&"--job-lease") {
@@ -64,12 +92,19 @@ impl Server {
         }
         store_args.extend(["--listen".to_owned(), format!("127.0.0.1:{}", free_port())]);
         store_args.extend(options.iter().map(|option| option.to_string()));
-        let (child, base) = launch(&store_args);
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (child, base) = launch(&store_args, &env, &logs);
         let mut server = Server {
             base,
             token: String::new(),
             child,
             store_args,
+            env,
+            logs,
             _dir: dir,
         };
         server.token = server.create_user_and_token("ann@example.com");
@@ -120,9 +155,28 @@ impl Server {
         self.child.wait().expect("the server ends")
     }
 
+    /// Everything the server has written to its log so far.
+    pub fn logs(&self) -> String {
+        self.logs
+            .lock()
+            .map(|logs| logs.clone())
+            .unwrap_or_default()
+    }
+
+    /// The arguments that name this server's store (and, on PostgreSQL, its key file), for
+    /// other `weft` commands on the same store.
+    pub fn store_args(&self) -> Vec<String> {
+        let end = if self.store_args[0] == "--database" {
+            4
+        } else {
+            2
+        };
+        self.store_args[..end].to_vec()
+    }
+
     /// Starts the server again on the same store, after it stopped.
     pub fn start_again(&mut self) {
-        let (child, base) = launch(&self.store_args);
+        let (child, base) = launch(&self.store_args, &self.env, &self.logs);
         self.child = child;
         self.base = base;
     }
@@ -138,7 +192,7 @@ impl Server {
                 "Ann",
                 "--password-stdin",
             ])
-            .args(self.admin_store_args())
+            .args(self.store_args())
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -151,7 +205,7 @@ impl Server {
         assert!(create.wait().expect("weft admin ends").success());
         let token = weft()
             .args(["admin", "create-token", "--email", email])
-            .args(self.admin_store_args())
+            .args(self.store_args())
             .output()
             .expect("weft admin runs");
         assert!(
@@ -160,11 +214,6 @@ impl Server {
             String::from_utf8_lossy(&token.stderr)
         );
         String::from_utf8_lossy(&token.stdout).trim().to_owned()
-    }
-
-    /// The store arguments without the server-only ones.
-    fn admin_store_args(&self) -> &[String] {
-        &self.store_args[..2]
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -247,13 +296,19 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// Starts `weft serve` on a free port; returns the process and its base URL.
-fn launch(store_args: &[String]) -> (Child, String) {
+/// Starts `weft serve` on a free port; returns the process and its base URL. What it logs is
+/// added to `logs`.
+fn launch(
+    store_args: &[String],
+    env: &[(String, String)],
+    logs: &Arc<Mutex<String>>,
+) -> (Child, String) {
     let mut child = weft()
         .arg("serve")
         .args(store_args)
         .args(["--allow-private-network"])
         .env("WEFT_LOG", "warn")
+        .envs(env.iter().map(|(name, value)| (name, value)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -261,10 +316,13 @@ fn launch(store_args: &[String]) -> (Child, String) {
     let stderr = child.stderr.take().expect("the server's stderr");
     let mut lines = BufReader::new(stderr).lines();
     let base = loop {
-        let line = lines
-            .next()
-            .expect("the server says where it listens")
-            .expect("readable output");
+        let Some(Ok(line)) = lines.next() else {
+            panic!(
+                "the server ended before it listened:\n{}",
+                logs.lock().map(|logs| logs.clone()).unwrap_or_default()
+            );
+        };
+        append_line(logs, &line);
         if let Some(rest) = line.strip_prefix("weft is serving on ") {
             break rest
                 .split_whitespace()
@@ -273,7 +331,19 @@ fn launch(store_args: &[String]) -> (Child, String) {
                 .to_owned();
         }
     };
-    // Keep draining the server's output so that it never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    // Keep reading the server's output so that it never blocks on a full pipe.
+    let logs = Arc::clone(logs);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            append_line(&logs, &line);
+        }
+    });
     (child, base)
+}
+
+fn append_line(logs: &Mutex<String>, line: &str) {
+    if let Ok(mut logs) = logs.lock() {
+        logs.push_str(line);
+        logs.push('\n');
+    }
 }

@@ -1,0 +1,310 @@
+//! Connections as stored objects: checked against their connector's fields, secret fields
+//! sealed by the vault, shown back with secrets as `"********"`, and opened for the jobs that
+//! use them.
+
+use chrono::Utc;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+use weft_connectors::{Connection, Connector, Registry, field_problems};
+use weft_store::vault::{Vault, VaultError};
+use weft_store::{Store, StoreError, StoredConnection};
+
+/// What the API and the stored `fields` show in place of a secret value.
+pub const HIDDEN: &str = "********";
+/// Longest a connection test may take.
+const TEST_TIME: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no connection with this id or name")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+/// A connection as a caller writes it.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionInput {
+    pub name: String,
+    pub connector: String,
+    #[serde(default)]
+    pub fields: Map<String, Value>,
+}
+
+/// The connections of one store, with the vault that seals their secrets.
+pub struct ConnectionBook {
+    store: Store,
+    vault: Arc<Vault>,
+    registry: Registry,
+}
+
+impl ConnectionBook {
+    pub fn new(store: Store, vault: Arc<Vault>, registry: Registry) -> ConnectionBook {
+        ConnectionBook {
+            store,
+            vault,
+            registry,
+        }
+    }
+
+    pub async fn create(&self, input: ConnectionInput) -> Result<Value, ConnectionError> {
+        let now = Utc::now();
+        let connection = StoredConnection {
+            id: weft_store::new_id(),
+            name: String::new(),
+            connector: input.connector.clone(),
+            fields: Map::new(),
+            secrets: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let connection = self.fill(connection, input, Map::new()).await?;
+        self.store.create_connection(&connection).await?;
+        Ok(view(&connection))
+    }
+
+    /// Replaces a connection's name and fields. A secret field that is left out or sent as
+    /// `"********"` keeps its stored value (secrets cannot be read back, so a caller cannot
+    /// send them again); `null` or `""` clears it.
+    pub async fn update(&self, id: &str, input: ConnectionInput) -> Result<Value, ConnectionError> {
+        let stored = self.stored(id).await?;
+        if input.connector != stored.connector {
+            return Err(ConnectionError::Invalid(format!(
+                "a connection keeps its connector: this one is `{}`",
+                stored.connector
+            )));
+        }
+        let kept = self.secrets_of(&stored).await?;
+        let connection = StoredConnection {
+            updated_at: Utc::now(),
+            ..stored
+        };
+        let connection = self.fill(connection, input, kept).await?;
+        if !self.store.update_connection(&connection).await? {
+            return Err(ConnectionError::NotFound);
+        }
+        Ok(view(&connection))
+    }
+
+    pub async fn show(&self, id: &str) -> Result<Value, ConnectionError> {
+        Ok(view(&self.stored(id).await?))
+    }
+
+    pub async fn list(&self) -> Result<Vec<Value>, ConnectionError> {
+        Ok(self.store.connections().await?.iter().map(view).collect())
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<(), ConnectionError> {
+        let stored = self.stored(id).await?;
+        match self.store.delete_connection(&stored.id).await? {
+            true => Ok(()),
+            false => Err(ConnectionError::NotFound),
+        }
+    }
+
+    /// Runs the connector's connection test. The error message has every secret value of
+    /// the connection replaced by `"********"`.
+    pub async fn test(&self, id: &str) -> Result<Result<(), String>, ConnectionError> {
+        let stored = self.stored(id).await?;
+        let connector = self.connector(&stored.connector)?;
+        let connection = self.open(stored).await?;
+        let outcome = tokio::time::timeout(TEST_TIME, connector.test_connection(&connection)).await;
+        Ok(match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(hide_secrets(&error.message, &connection, connector)),
+            Err(_) => Err(format!(
+                "the test took longer than {} s",
+                TEST_TIME.as_secs()
+            )),
+        })
+    }
+
+    async fn stored(&self, id: &str) -> Result<StoredConnection, ConnectionError> {
+        self.store
+            .connection(id)
+            .await?
+            .ok_or(ConnectionError::NotFound)
+    }
+
+    fn connector(&self, name: &str) -> Result<&Arc<dyn Connector>, ConnectionError> {
+        self.registry.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.registry.iter().map(|found| found.name()).collect();
+            ConnectionError::Invalid(format!(
+                "no connector named `{name}` (known: {})",
+                known.join(", ")
+            ))
+        })
+    }
+
+    /// Checks `input` against its connector and puts it in `connection`: plain fields as they
+    /// are, secret ones sealed (with `kept`, the stored secrets, for those not sent again).
+    async fn fill(
+        &self,
+        mut connection: StoredConnection,
+        input: ConnectionInput,
+        mut kept: Map<String, Value>,
+    ) -> Result<StoredConnection, ConnectionError> {
+        check_name(&input.name)?;
+        let connector = self.connector(&input.connector)?;
+        let known = connector.connection_fields();
+        let mut plain = Map::new();
+        let mut secrets = Map::new();
+        for (name, value) in input.fields {
+            let secret = known.iter().any(|field| field.name == name && field.secret);
+            match value {
+                _ if !secret => {
+                    if !value.is_null() {
+                        plain.insert(name, value);
+                    }
+                }
+                Value::String(text) if text == HIDDEN => {
+                    if let Some(old) = kept.remove(&name) {
+                        secrets.insert(name, old);
+                    }
+                }
+                Value::Null => {
+                    kept.remove(&name);
+                }
+                Value::String(text) if text.is_empty() => {
+                    kept.remove(&name);
+                }
+                other => {
+                    kept.remove(&name);
+                    secrets.insert(name, other);
+                }
+            }
+        }
+        // Secrets left out of the input keep their stored values.
+        for (name, value) in kept {
+            let still_known = known.iter().any(|field| field.name == name && field.secret);
+            if still_known {
+                secrets.entry(name).or_insert(value);
+            }
+        }
+        let mut all = plain.clone();
+        all.extend(
+            secrets
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone())),
+        );
+        let problems = field_problems(&all, &known);
+        if !problems.is_empty() {
+            return Err(ConnectionError::Invalid(problems.join("; ")));
+        }
+        let whole = Connection::new(input.name.clone(), input.connector.clone(), all);
+        connector.check_connection(&whole).map_err(|error| {
+            ConnectionError::Invalid(hide_secrets(&error.message, &whole, connector))
+        })?;
+        connection.secrets = if secrets.is_empty() {
+            None
+        } else {
+            let text = Zeroizing::new(serde_json::to_vec(&secrets).unwrap_or_default());
+            Some(self.vault.seal(&row_of(&connection.id), &text).await?)
+        };
+        for name in secrets.keys() {
+            plain.insert(name.clone(), Value::String(HIDDEN.to_owned()));
+        }
+        connection.name = input.name;
+        connection.fields = plain;
+        Ok(connection)
+    }
+
+    /// The secret fields of a stored connection, opened.
+    async fn secrets_of(
+        &self,
+        stored: &StoredConnection,
+    ) -> Result<Map<String, Value>, ConnectionError> {
+        let Some(sealed) = &stored.secrets else {
+            return Ok(Map::new());
+        };
+        let text = self.vault.open_sealed(&row_of(&stored.id), sealed).await?;
+        serde_json::from_slice(&text).map_err(|_| {
+            ConnectionError::Vault(VaultError::Unopenable(format!(
+                "connection {}: its secrets are not a JSON object",
+                stored.id
+            )))
+        })
+    }
+
+    /// A stored connection with its secrets in place, ready for its connector.
+    async fn open(&self, stored: StoredConnection) -> Result<Connection, ConnectionError> {
+        let secrets = self.secrets_of(&stored).await?;
+        // Each secret's placeholder in `fields` gives way to its value.
+        let mut fields = stored.fields;
+        fields.extend(secrets);
+        Ok(Connection::new(stored.name, stored.connector, fields))
+    }
+}
+
+/// Jobs find their connections here.
+#[async_trait::async_trait]
+impl weft_engine::Connections for ConnectionBook {
+    async fn get(&self, name: &str) -> Result<Connection, String> {
+        let stored = match self.store.connection(name).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return Err(format!("no connection named `{name}`")),
+            Err(error) => {
+                tracing::error!(%error, "cannot read a connection");
+                return Err(format!("connection `{name}` cannot be read from the store"));
+            }
+        };
+        self.open(stored).await.map_err(|error| {
+            tracing::error!(%error, connection = name, "cannot open a connection");
+            format!("connection `{name}` cannot be opened: {error}")
+        })
+    }
+}
+
+/// The row a connection's sealed secrets are bound to.
+fn row_of(id: &str) -> String {
+    format!("connection {id}")
+}
+
+fn check_name(name: &str) -> Result<(), ConnectionError> {
+    let fits = !name.trim().is_empty()
+        && name.len() <= 200
+        && name.trim() == name
+        && !name.chars().any(char::is_control);
+    if fits {
+        Ok(())
+    } else {
+        Err(ConnectionError::Invalid(
+            "`name` must be 1 to 200 characters, without control characters or blanks at its ends"
+                .to_owned(),
+        ))
+    }
+}
+
+/// A connection as the API shows it: secret fields as `"********"`.
+pub fn view(connection: &StoredConnection) -> Value {
+    json!({
+        "id": connection.id,
+        "name": connection.name,
+        "connector": connection.connector,
+        "fields": connection.fields,
+        "created_at": connection.created_at,
+        "updated_at": connection.updated_at,
+    })
+}
+
+fn hide_secrets(message: &str, connection: &Connection, connector: &Arc<dyn Connector>) -> String {
+    let secret_fields: Vec<&str> = connector
+        .connection_fields()
+        .iter()
+        .filter(|field| field.secret)
+        .map(|field| field.name)
+        .collect();
+    connection
+        .secret_values(&secret_fields)
+        .fold(message.to_owned(), |text, secret| {
+            text.replace(secret, HIDDEN)
+        })
+}

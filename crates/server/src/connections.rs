@@ -1,0 +1,103 @@
+//! Connections over the API. Secret fields are write-only: every answer shows them as
+//! `"********"`, and sending that value back keeps the stored secret.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use weft_runtime::{ConnectionError, ConnectionInput};
+
+use crate::AppState;
+use crate::auth::CurrentUser;
+use crate::error::{ApiError, TextBody};
+
+impl From<ConnectionError> for ApiError {
+    fn from(error: ConnectionError) -> ApiError {
+        match error {
+            ConnectionError::Invalid(message) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_connection",
+                message,
+            ),
+            ConnectionError::NotFound => ApiError::not_found("connection with this id or name"),
+            ConnectionError::Store(error) => error.into(),
+            ConnectionError::Vault(error) => {
+                tracing::error!(%error, "cannot seal or open a connection's secrets");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "secrets_unavailable",
+                    "the connection's secrets cannot be sealed or opened; see the server's log",
+                )
+            }
+        }
+    }
+}
+
+/// The body of a create or replace: `{name, connector, fields}`.
+fn parse_input(body: &str) -> Result<ConnectionInput, ApiError> {
+    serde_json::from_str(body).map_err(|error| {
+        // serde's message names the field and position, never the values.
+        ApiError::bad_request(format!(
+            "the body must be a JSON object with `name`, `connector` and `fields`: {error}"
+        ))
+    })
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    TextBody(body): TextBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let input = parse_input(&body)?;
+    let created = state.connections.create(input).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    Path(id): Path<String>,
+    TextBody(body): TextBody,
+) -> Result<Json<Value>, ApiError> {
+    let input = parse_input(&body)?;
+    Ok(Json(state.connections.update(&id, input).await?))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({ "connections": state.connections.list().await? }),
+    ))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(state.connections.show(&id).await?))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.connections.delete(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Runs the connector's connection test: `{"ok": true}`, or `{"ok": false, "message"}` with
+/// the connection's secrets hidden in the message.
+pub async fn test(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(match state.connections.test(&id).await? {
+        Ok(()) => json!({ "ok": true }),
+        Err(message) => json!({ "ok": false, "message": message }),
+    }))
+}
