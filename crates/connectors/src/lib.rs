@@ -6,6 +6,10 @@ pub mod connector;
 pub mod docs;
 pub mod error;
 pub mod http;
+pub mod mysql;
+pub mod postgres;
+mod sql;
+pub mod sqlite;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,6 +37,9 @@ impl Registry {
     pub fn builtin(options: &ConnectorOptions) -> Result<Self, ConnectorError> {
         let mut registry = Registry::default();
         registry.add(Arc::new(http::HttpConnector::new(options.http.clone())?));
+        registry.add(Arc::new(postgres::PostgresConnector::default()));
+        registry.add(Arc::new(mysql::MysqlConnector::default()));
+        registry.add(Arc::new(sqlite::SqliteConnector::default()));
         Ok(registry)
     }
 

@@ -6,6 +6,7 @@ mod support;
 
 mod cli_validate;
 mod connections;
+mod databases;
 mod http_action;
 mod run_control_flow;
 mod run_errors;

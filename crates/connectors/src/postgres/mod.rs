@@ -1,0 +1,220 @@
+//! The `postgres` connector: statements with bound parameters, row actions, transactions.
+
+mod values;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value, json};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
+
+use crate::connection::Connection;
+use crate::connector::{ActionSpec, CallContext, ConnectionField, Connector};
+use crate::error::ConnectorError;
+use crate::sql::{self, Dialect, Outcome, Pools, SqlAction, Statement};
+
+#[derive(Default)]
+pub struct PostgresConnector {
+    pools: Pools<PgPool>,
+}
+
+#[async_trait]
+impl Connector for PostgresConnector {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn description(&self) -> &'static str {
+        "Reads and writes a PostgreSQL database."
+    }
+
+    fn needs_connection(&self) -> bool {
+        true
+    }
+
+    fn connection_fields(&self) -> Vec<ConnectionField> {
+        let field = |name, description, required, secret| ConnectionField {
+            name,
+            description,
+            required,
+            secret,
+        };
+        vec![
+            field("host", "Host name or address.", true, false),
+            field("port", "Port (default 5432).", false, false),
+            field("database", "Database name.", true, false),
+            field("user", "User name.", true, false),
+            field("password", "Password.", false, true),
+            field(
+                "sslmode",
+                "disable, prefer (default) or require.",
+                false,
+                false,
+            ),
+        ]
+    }
+
+    fn actions(&self) -> Vec<ActionSpec> {
+        sql::actions("$1, $2, …", true)
+    }
+
+    fn check_connection(&self, connection: &Connection) -> Result<(), ConnectorError> {
+        connect_options(connection).map(|_| ())
+    }
+
+    async fn test_connection(&self, connection: &Connection) -> Result<(), ConnectorError> {
+        let pool = self.pool(connection).await?;
+        sqlx::query("SELECT 1")
+            .execute(&pool)
+            .await
+            .map(|_| ())
+            .map_err(|error| sql::unreachable(connection, error))
+    }
+
+    async fn call(
+        &self,
+        action: &str,
+        connection: Option<&Connection>,
+        input: Value,
+        context: &CallContext,
+    ) -> Result<Value, ConnectorError> {
+        let connection = connection.ok_or_else(|| {
+            ConnectorError::validation("the postgres connector needs a `connection`")
+        })?;
+        let action = SqlAction::parse(action, &input)?;
+        let pool = self.pool(connection).await?;
+        let work = run(&pool, connection, &action);
+        let outcomes = sql::within(context.timeout, work).await?;
+        Ok(sql::output(&action, outcomes))
+    }
+}
+
+impl PostgresConnector {
+    async fn pool(&self, connection: &Connection) -> Result<PgPool, ConnectorError> {
+        self.pools
+            .get(connection, || async {
+                Ok(PgPoolOptions::new()
+                    .max_connections(sql::POOL_SIZE)
+                    .acquire_timeout(sql::CONNECT_TIMEOUT)
+                    .connect_lazy_with(connect_options(connection)?))
+            })
+            .await
+    }
+}
+
+fn connect_options(connection: &Connection) -> Result<PgConnectOptions, ConnectorError> {
+    let sslmode = match connection.text("sslmode").unwrap_or("prefer") {
+        "disable" => PgSslMode::Disable,
+        "prefer" => PgSslMode::Prefer,
+        "require" => PgSslMode::Require,
+        other => {
+            return Err(ConnectorError::validation(format!(
+                "connection `{}`: sslmode must be disable, prefer or require, not `{other}`",
+                connection.name
+            )));
+        }
+    };
+    let mut options = PgConnectOptions::new_without_pgpass()
+        .host(sql::required_text(connection, "host")?)
+        .port(sql::port(connection, 5432)?)
+        .database(sql::required_text(connection, "database")?)
+        .username(sql::required_text(connection, "user")?)
+        .ssl_mode(sslmode)
+        .application_name("weft");
+    if let Some(password) = connection.text("password") {
+        options = options.password(password);
+    }
+    Ok(options)
+}
+
+/// Runs an action's statements, in one transaction when it asks for one.
+async fn run(
+    pool: &PgPool,
+    connection: &Connection,
+    action: &SqlAction,
+) -> Result<Vec<Outcome>, ConnectorError> {
+    let statements = match action {
+        SqlAction::Run { statements, .. } => statements.clone(),
+        row_action => row_statement(row_action).into_iter().collect(),
+    };
+    let mut transaction = pool
+        .begin()
+        .await
+        .map_err(|error| sql::unreachable(connection, error))?;
+    let outcomes = sql::run_statements!(
+        &mut *transaction,
+        &statements,
+        values::bind,
+        values::row_json,
+        |done: sqlx::postgres::PgQueryResult, outcome: &mut Outcome| {
+            outcome.rows_affected += done.rows_affected();
+        }
+    );
+    transaction.commit().await.map_err(sql::statement_failed)?;
+    Ok(outcomes)
+}
+
+/// The statement of a row action. Rows go to PostgreSQL as one JSON parameter, which
+/// `json_populate_recordset` turns into the table's own column types: a timestamp, a numeric
+/// or an enum column takes a JSON string without a cast in the recipe.
+fn row_statement(action: &SqlAction) -> Option<Statement> {
+    let dialect = Dialect::Postgres;
+    let rows_of = |table: &sql::Table, columns: &str| {
+        format!(
+            "SELECT {columns} FROM json_populate_recordset(NULL::{}, $1::json)",
+            table.quoted(dialect)
+        )
+    };
+    let (sql, params) = match action {
+        SqlAction::Run { .. } => return None,
+        SqlAction::Insert { table, rows } | SqlAction::Upsert { table, rows, .. } => {
+            let columns = sql::column_list(rows[0].keys(), dialect);
+            let mut sql = format!(
+                "INSERT INTO {} ({columns}) {}",
+                table.quoted(dialect),
+                rows_of(table, &columns)
+            );
+            if let SqlAction::Upsert { key, rows, .. } = action {
+                sql.push_str(&sql::upsert_clause(dialect, key, rows[0].keys()));
+            }
+            (sql + " RETURNING *", vec![json!(rows)])
+        }
+        SqlAction::Update { table, set, filter } => {
+            let columns = sql::column_list(set.keys(), dialect);
+            let sql = format!(
+                "UPDATE {} SET ({columns}) = ({}) WHERE {} RETURNING *",
+                table.quoted(dialect),
+                rows_of(table, &columns),
+                matches(table, filter, "$2")
+            );
+            (sql, vec![json!([set]), json!([filter])])
+        }
+        SqlAction::Delete { table, filter } => {
+            let sql = format!(
+                "DELETE FROM {} WHERE {} RETURNING *",
+                table.quoted(dialect),
+                matches(table, filter, "$1")
+            );
+            (sql, vec![json!([filter])])
+        }
+    };
+    Some(Statement { sql, params })
+}
+
+/// The condition that a row equals the filter's values, typed by the table's columns; a null
+/// value matches a null column.
+fn matches(table: &sql::Table, filter: &Map<String, Value>, param: &str) -> String {
+    let dialect = Dialect::Postgres;
+    filter
+        .iter()
+        .map(|(name, value)| {
+            let column = dialect.quote(name);
+            match value {
+                Value::Null => format!("{column} IS NULL"),
+                _ => format!(
+                    "{column} = (SELECT {column} FROM json_populate_recordset(NULL::{}, {param}::json))",
+                    table.quoted(dialect)
+                ),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
