@@ -6,6 +6,8 @@
 
 mod jq_runner;
 pub mod mask;
+mod poll;
+pub use poll::Polled;
 mod retry;
 pub use retry::delay_before as retry_delay;
 mod run;

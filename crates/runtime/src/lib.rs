@@ -3,6 +3,7 @@
 //! finished job to a caller waiting for it (sync webhooks).
 
 pub mod connections;
+mod poll;
 mod recipes;
 mod schedule;
 
@@ -50,6 +51,7 @@ struct Inner {
     slots: Arc<Semaphore>,
     /// The jobs running in this process, from the moment they are accepted or claimed.
     running: Mutex<HashMap<String, RunningJob>>,
+    polls: poll::PollClock,
 }
 
 impl Runtime {
@@ -66,6 +68,7 @@ impl Runtime {
                 waiting: Mutex::new(HashMap::new()),
                 slots: Arc::new(Semaphore::new(0)),
                 running: Mutex::new(HashMap::new()),
+                polls: poll::PollClock::default(),
             }),
         }
     }
@@ -98,6 +101,34 @@ impl Runtime {
 
     pub fn recipes(&self) -> &RecipeCache {
         &self.inner.recipes
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub(crate) fn poll_clock(&self) -> &poll::PollClock {
+        &self.inner.polls
+    }
+
+    /// Polls a recipe's poll trigger at the next look, after the recipe was saved or enabled:
+    /// whoever changed it sees it work at once.
+    pub fn poll_soon(&self, recipe_id: &str) {
+        self.inner.polls.due_now(recipe_id);
+    }
+
+    /// Forgets a poll trigger's cursor and seen keys, and polls it again at once: items seen
+    /// before make jobs again. Logged with who asked, as it can repeat work.
+    pub async fn reset_poll(&self, recipe_id: &str, by: &str) -> weft_store::Result<bool> {
+        let had = self.inner.store.reset_poll(recipe_id).await?;
+        self.inner.polls.due_now(recipe_id);
+        tracing::warn!(
+            recipe = recipe_id,
+            by,
+            had_state = had,
+            "poll state reset: items seen before will make jobs again"
+        );
+        Ok(had)
     }
 
     /// Tells an idle worker that a job was queued.
@@ -289,6 +320,9 @@ impl Runtime {
             while !*shutdown.borrow() {
                 if let Err(error) = schedule::fire_due(&runtime).await {
                     tracing::warn!(%error, "the scheduler could not look at the schedules; trying again");
+                }
+                if let Err(error) = poll::poll_due(&runtime).await {
+                    tracing::warn!(%error, "the scheduler could not look at the poll triggers; trying again");
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(schedule::LOOK_EVERY) => {}

@@ -97,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/recipes/{id}", get(recipes::show))
         .route("/recipes/{id}/versions", get(recipes::versions))
         .route("/recipes/{id}/run", post(recipes::run))
+        .route("/recipes/{id}/poll/reset", post(recipes::reset_poll))
         .route(
             "/connections",
             post(connections::create).get(connections::list),

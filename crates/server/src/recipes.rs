@@ -59,6 +59,7 @@ pub async fn create(
         .create_recipe(&recipe.name, &source, recipe.webhook_path())
         .await?;
     save_concurrency(&state, &stored.id, &recipe).await?;
+    state.runtime.poll_soon(&stored.id);
     Ok((StatusCode::CREATED, Json(recipe_json(&stored, true))).into_response())
 }
 
@@ -76,6 +77,7 @@ pub async fn replace(
         .await?
         .ok_or_else(|| ApiError::not_found("recipe with this id"))?;
     save_concurrency(&state, &stored.id, &recipe).await?;
+    state.runtime.poll_soon(&stored.id);
     Ok(Json(recipe_json(&stored, true)))
 }
 
@@ -132,6 +134,8 @@ async fn set_enabled(state: &AppState, id: &str, enabled: bool) -> Result<Json<V
     }
     // A schedule that comes back starts from now: the ticks while it was off do not run.
     store.reset_schedule(id, None).await?;
+    // A poll that comes back looks at once, from where it stopped: nothing is fired twice.
+    state.runtime.poll_soon(id);
     let stored = store
         .recipe(id)
         .await?
@@ -153,6 +157,30 @@ pub async fn disable(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     set_enabled(&state, &id, false).await
+}
+
+/// Forgets a poll trigger's cursor and seen keys: items seen before make jobs again.
+pub async fn reset_poll(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let stored = state
+        .runtime
+        .store()
+        .recipe(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("recipe with this id"))?;
+    let recipe = state.compiled(&stored).await?;
+    if !matches!(recipe.trigger, Trigger::Poll(_)) {
+        return Err(ApiError::bad_request(format!(
+            "recipe `{}` has a {} trigger, not a poll",
+            stored.name,
+            recipe.trigger.kind()
+        )));
+    }
+    let had_state = state.runtime.reset_poll(&stored.id, &user.email).await?;
+    Ok(Json(json!({ "reset": had_state })))
 }
 
 pub async fn versions(

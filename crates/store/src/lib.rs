@@ -4,6 +4,7 @@
 mod connections;
 mod db;
 mod job_time;
+mod polls;
 pub mod record;
 pub mod vault;
 mod writer;
@@ -13,6 +14,7 @@ pub use db::{
     ClaimedJob, Durability, JobFilter, JobSummary, RecipeRef, RecipeVersion, Result, Store,
     StoreError, StoredRecipe, UnfinishedJobs, User, new_id, parse_status, status_text,
 };
+pub use polls::{PollState, SEEN_KEYS_KEPT};
 pub use record::{ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, StepStatus};
 
 #[doc(hidden)]

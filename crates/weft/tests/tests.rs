@@ -8,6 +8,7 @@ mod cli_validate;
 mod connections;
 mod databases;
 mod http_action;
+mod polls;
 mod run_control_flow;
 mod run_errors;
 mod run_steps;

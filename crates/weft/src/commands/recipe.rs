@@ -45,6 +45,12 @@ pub enum RecipeCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Forget a poll trigger's cursor and seen items: items seen before make jobs again.
+    ResetPoll {
+        recipe: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 pub async fn run(command: RecipeCommand) -> anyhow::Result<()> {
@@ -95,6 +101,15 @@ pub async fn run(command: RecipeCommand) -> anyhow::Result<()> {
                 .call(Method::DELETE, &format!("/recipes/{id}"), None)
                 .await?;
             println!("deleted {recipe}");
+            Ok(())
+        }
+        RecipeCommand::ResetPoll { recipe, server } => {
+            let client = Client::new(&server)?;
+            let id = client.recipe_id(&recipe).await?;
+            client
+                .call(Method::POST, &format!("/recipes/{id}/poll/reset"), None)
+                .await?;
+            println!("reset the poll state of {recipe}: items seen before will make jobs again");
             Ok(())
         }
     }
