@@ -57,6 +57,15 @@ pub struct CallContext {
     pub timeout: Option<Duration>,
 }
 
+/// Where a subscription hands its messages: `deliver` returns once the message's job is
+/// committed, and only then may the connector acknowledge the message to its broker.
+#[async_trait]
+pub trait MessageSink: Send + Sync {
+    /// The error says why the job could not be committed; the message must not be
+    /// acknowledged, so that the broker delivers it again.
+    async fn deliver(&self, message: Value) -> Result<(), String>;
+}
+
 /// One connector: the I/O to one kind of system.
 #[async_trait]
 pub trait Connector: Send + Sync {
@@ -79,6 +88,21 @@ pub trait Connector: Send + Sync {
 
     /// Checks that a connection works, without side effects on the remote end.
     async fn test_connection(&self, connection: &Connection) -> Result<(), ConnectorError>;
+
+    /// Consumes messages for a `subscribe` trigger with these options (the trigger's keys
+    /// other than `connector` and `connection`), handing each to `sink`. Runs until the
+    /// connection to the broker fails; the runtime then calls it again, with a pause.
+    async fn subscribe(
+        &self,
+        _connection: Option<&Connection>,
+        _options: &serde_json::Map<String, Value>,
+        _sink: &dyn MessageSink,
+    ) -> Result<(), ConnectorError> {
+        Err(ConnectorError::validation(format!(
+            "the {} connector cannot feed a subscribe trigger",
+            self.name()
+        )))
+    }
 
     /// Runs one action.
     async fn call(

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 pub use connection::{Connection, field_problems};
 pub use connector::{
-    ActionSpec, CallContext, ConnectionField, Connector, TriggerKind, TriggerSpec,
+    ActionSpec, CallContext, ConnectionField, Connector, MessageSink, TriggerKind, TriggerSpec,
 };
 pub use error::{ConnectorError, FailureKind};
 
@@ -103,11 +103,36 @@ impl weft_recipe::Catalog for Registry {
     }
 
     fn subscription(&self, connector: &str) -> Result<weft_recipe::ActionInfo, String> {
-        match self.get(connector) {
-            Some(_) => Err(format!(
-                "the {connector} connector cannot feed a subscribe trigger"
-            )),
-            None => Err(format!("no connector named `{connector}` can subscribe")),
-        }
+        let subscribing: Vec<&str> = self
+            .iter()
+            .filter(|found| {
+                found
+                    .triggers()
+                    .iter()
+                    .any(|trigger| trigger.kind == TriggerKind::Subscribe)
+            })
+            .map(|found| found.name())
+            .collect();
+        let Some(found) = self.get(connector) else {
+            return Err(format!(
+                "no connector named `{connector}` (these can subscribe: {})",
+                subscribing.join(", ")
+            ));
+        };
+        let triggers = found.triggers();
+        let Some(spec) = triggers
+            .iter()
+            .find(|trigger| trigger.kind == TriggerKind::Subscribe)
+        else {
+            return Err(format!(
+                "the {connector} connector cannot feed a subscribe trigger (these can: {})",
+                subscribing.join(", ")
+            ));
+        };
+        Ok(weft_recipe::ActionInfo {
+            needs_connection: found.needs_connection(),
+            input_keys: closed_properties(&spec.input_schema),
+            required_input: string_list(spec.input_schema.get("required")),
+        })
     }
 }

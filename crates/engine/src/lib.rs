@@ -162,6 +162,16 @@ impl Engine {
         self
     }
 
+    /// The connectors of this engine.
+    pub fn connectors(&self) -> &Registry {
+        &self.connectors
+    }
+
+    /// A connection by name, ready for its connector.
+    pub async fn connection(&self, name: &str) -> Result<Connection, String> {
+        self.connections.get(name).await
+    }
+
     /// Runs one job of `recipe` with `trigger` as its event, to the end.
     pub async fn run_job(&self, recipe: Arc<Recipe>, trigger: Value) -> JobOutcome {
         run::JobRun::new(self, recipe, 0).run(trigger).await

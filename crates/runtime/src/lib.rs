@@ -6,6 +6,7 @@ pub mod connections;
 mod poll;
 mod recipes;
 mod schedule;
+mod subscriptions;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -330,6 +331,14 @@ impl Runtime {
                 }
             }
         })
+    }
+
+    /// Starts the consumers of the subscribe triggers; they stop when `shutdown` turns true.
+    pub fn spawn_subscriptions(
+        &self,
+        shutdown: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(subscriptions::run_subscriptions(self.clone(), shutdown))
     }
 
     /// Claims queued jobs while a slot is free, and runs each in a task of its own.

@@ -3,10 +3,9 @@
 //! answer makes its test skip with a printed reason, unless `WEFT_REQUIRE_SERVICES=1`.
 
 use serde_json::{Value, json};
-use std::io::Write;
 use std::path::Path;
 
-use crate::support::run_with;
+use crate::support::{run_with, service_answers};
 
 /// A database to test: its connector, its connection, and the SQL that differs.
 struct Target {
@@ -15,29 +14,6 @@ struct Target {
     /// Column types for `id, email, total, seen_at`.
     ddl: &'static str,
     placeholder: &'static str,
-}
-
-/// True when a server answers at `address`; otherwise prints why the test skips (or fails it
-/// under `WEFT_REQUIRE_SERVICES=1`).
-fn service_answers(name: &str, address: &str) -> bool {
-    let reachable = address
-        .parse()
-        .ok()
-        .and_then(|address| {
-            std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(2)).ok()
-        })
-        .is_some();
-    if !reachable {
-        assert!(
-            std::env::var("WEFT_REQUIRE_SERVICES").as_deref() != Ok("1"),
-            "{name} is required (WEFT_REQUIRE_SERVICES=1) but nothing answers at {address}"
-        );
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped: {name} does not answer at {address}"
-        );
-    }
-    reachable
 }
 
 fn postgres() -> Option<Target> {

@@ -13,3 +13,4 @@ mod run_control_flow;
 mod run_errors;
 mod run_steps;
 mod serve;
+mod subscriptions;

@@ -7,7 +7,9 @@ use serde_json::{Map, Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 
 use crate::connection::Connection;
-use crate::connector::{ActionSpec, CallContext, ConnectionField, Connector};
+use crate::connector::{
+    ActionSpec, CallContext, ConnectionField, Connector, MessageSink, TriggerKind, TriggerSpec,
+};
 use crate::error::ConnectorError;
 use crate::sql::{self, Dialect, Outcome, Pools, SqlAction, Statement};
 
@@ -56,8 +58,76 @@ impl Connector for PostgresConnector {
         sql::actions("$1, $2, …", true)
     }
 
+    fn triggers(&self) -> Vec<TriggerSpec> {
+        vec![TriggerSpec {
+            name: "subscribe",
+            kind: TriggerKind::Subscribe,
+            description: "Each `NOTIFY` on a channel (`LISTEN`). PostgreSQL keeps no \
+                notification for a listener that is not connected: those sent while Weft is \
+                down or reconnecting are not seen.",
+            input_schema: json!({
+                "type": "object",
+                "additionalProperties": false,
+                "properties": { "channel": { "type": "string", "description": "The channel to listen on." } },
+                "required": ["channel"],
+            }),
+            output_schema: json!({
+                "type": "object",
+                "properties": {
+                    "payload": { "description": "The notification's payload: parsed when it is JSON, else text." },
+                    "channel": { "type": "string" },
+                    "process_id": { "type": "integer", "description": "The notifying backend's process id." },
+                },
+                "required": ["payload", "channel"],
+            }),
+        }]
+    }
+
     fn check_connection(&self, connection: &Connection) -> Result<(), ConnectorError> {
         connect_options(connection).map(|_| ())
+    }
+
+    async fn subscribe(
+        &self,
+        connection: Option<&Connection>,
+        options: &Map<String, Value>,
+        sink: &dyn MessageSink,
+    ) -> Result<(), ConnectorError> {
+        let connection = connection.ok_or_else(|| {
+            ConnectorError::validation("the postgres connector needs a `connection`")
+        })?;
+        let channel = options
+            .get("channel")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ConnectorError::validation("`channel` is required, as text"))?;
+        let pool = self.pool(connection).await?;
+        let mut listener = sqlx::postgres::PgListener::connect_with(&pool)
+            .await
+            .map_err(|error| sql::unreachable(connection, error))?;
+        listener
+            .listen(channel)
+            .await
+            .map_err(|error| sql::unreachable(connection, error))?;
+        loop {
+            let notification = listener
+                .recv()
+                .await
+                .map_err(|error| sql::unreachable(connection, error))?;
+            let text = notification.payload();
+            let payload = serde_json::from_str(text).unwrap_or_else(|_| json!(text));
+            let message = json!({
+                "payload": payload,
+                "channel": notification.channel(),
+                "process_id": notification.process_id(),
+            });
+            // NOTIFY has no acknowledgement: a message whose job cannot be committed is lost,
+            // and said so.
+            if let Err(error) = sink.deliver(message).await {
+                return Err(ConnectorError::remote(format!(
+                    "a notification on `{channel}` could not be queued: {error}"
+                )));
+            }
+        }
     }
 
     async fn test_connection(&self, connection: &Connection) -> Result<(), ConnectorError> {

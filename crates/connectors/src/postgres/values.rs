@@ -50,6 +50,8 @@ fn cell(row: &PgRow, index: usize) -> Result<Value, ConnectorError> {
         ))
     };
     Ok(match type_name.as_str() {
+        // What a function that returns nothing (`pg_notify`, say) gives.
+        "VOID" => Value::Null,
         "BOOL" => json!(row.try_get::<bool, _>(index).map_err(decode_error)?),
         "INT2" => json!(row.try_get::<i16, _>(index).map_err(decode_error)?),
         "INT4" => json!(row.try_get::<i32, _>(index).map_err(decode_error)?),

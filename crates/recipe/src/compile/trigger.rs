@@ -240,21 +240,51 @@ impl Compiler<'_> {
         let connection = map
             .take("connection")
             .and_then(|node| self.string(node, "subscribe.connection"));
+        let mut info = None;
         if let (Some(node), Some(name)) = (connector_node, &connector) {
             match self.catalog.subscription(name) {
-                Ok(info) if info.needs_connection && connection.is_none() => {
-                    self.problem(
-                        node.span,
-                        format!("subscribing with `{name}` needs a `connection`"),
-                    );
+                Ok(found) => {
+                    if found.needs_connection && connection.is_none() {
+                        self.problem(
+                            node.span,
+                            format!("subscribing with `{name}` needs a `connection`"),
+                        );
+                    }
+                    info = Some(found);
                 }
-                Ok(_) => {}
                 Err(message) => self.problem(node.span, message),
             }
         }
         let mut options = serde_json::Map::new();
         for (key, value) in map.remaining() {
+            let known = info
+                .as_ref()
+                .and_then(|info| info.input_keys.as_ref())
+                .is_none_or(|keys| keys.contains(&key.name));
+            if !known {
+                let keys = info
+                    .as_ref()
+                    .and_then(|info| info.input_keys.clone())
+                    .unwrap_or_default();
+                self.problem(
+                    key.span,
+                    format!(
+                        "a {} subscription has no option `{}` (it has: connector, connection, {})",
+                        connector.as_deref().unwrap_or_default(),
+                        key.name,
+                        keys.join(", ")
+                    ),
+                );
+            }
             options.insert(key.name.clone(), value.to_json());
+        }
+        for required in info.iter().flat_map(|info| &info.required_input) {
+            if !options.contains_key(required) {
+                self.problem(
+                    node.span,
+                    format!("the subscribe trigger needs `{required}`"),
+                );
+            }
         }
         Some(SubscribeTrigger {
             connector: connector?,

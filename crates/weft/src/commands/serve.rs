@@ -92,6 +92,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             stopping.clone(),
         ),
         runtime.spawn_scheduler(stopping.clone()),
+        runtime.spawn_subscriptions(stopping.clone()),
     ];
     let state = AppState {
         metrics: weft_server::install_metrics(),

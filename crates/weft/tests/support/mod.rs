@@ -34,6 +34,7 @@ pub mod server;
 pub mod tcp_proxy;
 
 use serde_json::Value;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -154,4 +155,27 @@ pub fn files_under(folder: &Path) -> Vec<Vec<u8>> {
         }
     }
     files
+}
+
+/// True when a server answers at `address`; otherwise prints why the test skips (or fails it
+/// under `WEFT_REQUIRE_SERVICES=1`).
+pub fn service_answers(name: &str, address: &str) -> bool {
+    let reachable = address
+        .parse()
+        .ok()
+        .and_then(|address| {
+            std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(2)).ok()
+        })
+        .is_some();
+    if !reachable {
+        assert!(
+            std::env::var("WEFT_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "{name} is required (WEFT_REQUIRE_SERVICES=1) but nothing answers at {address}"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: {name} does not answer at {address}"
+        );
+    }
+    reachable
 }

@@ -1,0 +1,150 @@
+//! Subscribe triggers: one long-lived consumer per enabled recipe with a `subscribe` trigger.
+//! Each message becomes a queued job, and the connector acknowledges it to its broker only
+//! after that job is committed. A consumer whose connection fails is started again after a
+//! pause that doubles up to a minute; saving, disabling or deleting the recipe stops it.
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use weft_connectors::MessageSink;
+use weft_recipe::model::{SubscribeTrigger, Trigger};
+use weft_store::StoredRecipe;
+
+use crate::Runtime;
+
+/// How often the set of consumers is matched to the enabled recipes.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// First pause before a failed consumer starts again.
+const FIRST_PAUSE: Duration = Duration::from_secs(1);
+/// Longest pause between two starts of a failing consumer.
+const LONGEST_PAUSE: Duration = Duration::from_secs(60);
+/// A consumer that ran this long before it failed starts again after the first pause.
+const STEADY: Duration = Duration::from_secs(30);
+
+/// Where a subscription's messages go: a queued job of the recipe each.
+struct JobSink {
+    runtime: Runtime,
+    recipe: StoredRecipe,
+}
+
+#[async_trait::async_trait]
+impl MessageSink for JobSink {
+    async fn deliver(&self, message: Value) -> Result<(), String> {
+        self.runtime
+            .store()
+            .enqueue_job(&self.recipe, &message)
+            .await
+            .map_err(|error| error.to_string())?;
+        crate::event_accepted("subscribe");
+        self.runtime.job_queued();
+        Ok(())
+    }
+}
+
+/// Keeps one consumer running per enabled subscribe recipe (and version) until `shutdown`.
+pub async fn run_subscriptions(runtime: Runtime, mut shutdown: watch::Receiver<bool>) {
+    let mut running: HashMap<String, (i64, JoinHandle<()>)> = HashMap::new();
+    while !*shutdown.borrow() {
+        match wanted(&runtime).await {
+            Ok(wanted) => {
+                running.retain(|id, (version, task)| {
+                    let keep = wanted
+                        .get(id)
+                        .is_some_and(|(recipe, _)| recipe.version == *version);
+                    if !keep {
+                        task.abort();
+                    }
+                    keep
+                });
+                for (id, (recipe, trigger)) in wanted {
+                    if running.contains_key(&id) {
+                        continue;
+                    }
+                    let version = recipe.version;
+                    let task = tokio::spawn(consume(runtime.clone(), recipe, trigger));
+                    running.insert(id, (version, task));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot look at the subscribe triggers; trying again");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(LOOK_EVERY) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    // A message whose job was not committed was not acknowledged: its broker sends it again.
+    for (_, (_, task)) in running {
+        task.abort();
+    }
+}
+
+/// The enabled recipes with a subscribe trigger, by id.
+async fn wanted(
+    runtime: &Runtime,
+) -> Result<HashMap<String, (StoredRecipe, SubscribeTrigger)>, String> {
+    let mut wanted = HashMap::new();
+    let recipes = runtime
+        .store()
+        .recipes()
+        .await
+        .map_err(|error| error.to_string())?;
+    for stored in recipes.into_iter().filter(|recipe| recipe.enabled) {
+        let Ok(recipe) = runtime.recipes().version(&stored.id, stored.version).await else {
+            continue;
+        };
+        if let Trigger::Subscribe(trigger) = &recipe.trigger {
+            wanted.insert(stored.id.clone(), (stored, trigger.clone()));
+        }
+    }
+    Ok(wanted)
+}
+
+/// Runs one recipe's consumer, starting it again whenever it fails.
+async fn consume(runtime: Runtime, recipe: StoredRecipe, trigger: SubscribeTrigger) {
+    let sink = Arc::new(JobSink {
+        runtime: runtime.clone(),
+        recipe: recipe.clone(),
+    });
+    let mut pause = FIRST_PAUSE;
+    loop {
+        let started = Instant::now();
+        let outcome = subscribe_once(&runtime, &trigger, sink.as_ref()).await;
+        if started.elapsed() >= STEADY {
+            pause = FIRST_PAUSE;
+        }
+        let reason = match outcome {
+            Ok(()) => "the broker ended the subscription".to_owned(),
+            Err(error) => error,
+        };
+        metrics::counter!("weft_subscription_restarts_total").increment(1);
+        tracing::warn!(recipe = %recipe.name, error = %reason, pause_s = pause.as_secs(), "a subscription stopped; it starts again after a pause");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(LONGEST_PAUSE);
+    }
+}
+
+async fn subscribe_once(
+    runtime: &Runtime,
+    trigger: &SubscribeTrigger,
+    sink: &JobSink,
+) -> Result<(), String> {
+    let engine = runtime.engine();
+    let connector = engine
+        .connectors()
+        .get(&trigger.connector)
+        .ok_or_else(|| format!("no connector named `{}`", trigger.connector))?;
+    let connection = match &trigger.connection {
+        Some(name) => Some(engine.connection(name).await?),
+        None => None,
+    };
+    tracing::info!(connector = %trigger.connector, recipe = %sink.recipe.name, "subscribing");
+    connector
+        .subscribe(connection.as_ref(), &trigger.options, sink)
+        .await
+        .map_err(|error| error.message)
+}
