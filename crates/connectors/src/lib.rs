@@ -8,6 +8,7 @@ pub mod error;
 pub mod http;
 pub mod mysql;
 pub mod postgres;
+pub mod redis;
 mod sql;
 pub mod sqlite;
 
@@ -40,6 +41,7 @@ impl Registry {
         registry.add(Arc::new(postgres::PostgresConnector::default()));
         registry.add(Arc::new(mysql::MysqlConnector::default()));
         registry.add(Arc::new(sqlite::SqliteConnector::default()));
+        registry.add(Arc::new(redis::RedisConnector::default()));
         Ok(registry)
     }
 

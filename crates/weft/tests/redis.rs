@@ -1,0 +1,265 @@
+//! The redis connector against the real Redis on loopback: its actions through `weft run`,
+//! and its subscriptions (a channel, a stream through a consumer group) on `weft serve`.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::server::{Backend, Server};
+use crate::support::{Ran, run_with, service_answers, write_recipe};
+
+const CACHE: &str = "cache:\n  connector: redis\n  host: 127.0.0.1\n";
+
+fn redis_answers() -> bool {
+    service_answers("Redis", "127.0.0.1:6379")
+}
+
+/// A name no other run uses.
+fn fresh(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|time| time.subsec_nanos())
+        .unwrap_or_default();
+    format!("weft_test_{prefix}_{}_{nanos}", std::process::id())
+}
+
+/// Runs one step of the redis connector with `input` (a YAML flow mapping).
+fn redis_step(action: &str, input: &str, connections: &str) -> Ran {
+    let (folder, recipe) = write_recipe(&format!(
+        "name: Redis\ntrigger: {{ manual: {{}} }}\nsteps:\n  - id: step\n    action: redis.{action}\n    connection: cache\n    input: {input}\n"
+    ));
+    let file = folder.path().join("connections.yaml");
+    std::fs::write(&file, connections).unwrap();
+    run_with(
+        &recipe,
+        &json!({}),
+        &["--connections", file.to_str().unwrap()],
+    )
+}
+
+fn output_of(action: &str, input: &str) -> Value {
+    let ran = redis_step(action, input, CACHE);
+    assert_eq!(ran.code, 0, "{action}: {:#}", ran.record);
+    ran.step("step")["output"].clone()
+}
+
+#[test]
+fn redis_actions_read_and_write_keys_channels_and_streams() {
+    if !redis_answers() {
+        return;
+    }
+    let key = fresh("key");
+    assert_eq!(
+        output_of("get", &format!("{{ key: {key} }}")),
+        json!({ "value": null })
+    );
+    assert_eq!(
+        output_of(
+            "set",
+            &format!("{{ key: {key}, value: {{ n: 1 }}, ttl: 1 }}")
+        ),
+        json!({ "written": true })
+    );
+    assert_eq!(
+        output_of("get", &format!("{{ key: {key} }}")),
+        json!({ "value": "{\"n\":1}" })
+    );
+    assert_eq!(
+        output_of(
+            "set",
+            &format!("{{ key: {key}, value: again, only_if_absent: true }}")
+        ),
+        json!({ "written": false })
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(
+        output_of("get", &format!("{{ key: {key} }}")),
+        json!({ "value": null }),
+        "expired"
+    );
+    output_of("set", &format!("{{ key: {key}, value: kept }}"));
+    assert_eq!(
+        output_of("delete", &format!("{{ keys: [{key}, {key}_other] }}")),
+        json!({ "deleted": 1 })
+    );
+    assert_eq!(
+        output_of(
+            "publish",
+            &format!("{{ channel: {}, message: hello }}", fresh("nobody"))
+        ),
+        json!({ "receivers": 0 })
+    );
+    let added = output_of(
+        "stream_add",
+        &format!("{{ stream: {}, fields: {{ order: 7 }} }}", fresh("stream")),
+    );
+    assert!(added["id"].as_str().unwrap().contains('-'), "{added}");
+    // A missing input is found when the recipe is checked, before anything runs.
+    let refused = redis_step("set", "{ key: x }", CACHE);
+    assert_eq!(refused.code, 2, "{:#}", refused.record);
+    assert!(refused.stderr.contains("value"), "{}", refused.stderr);
+    let refused = redis_step("set", "{ key: x, value: 1, ttl: -5 }", CACHE);
+    assert_eq!(
+        refused.record["error"]["kind"], "validation",
+        "{:#}",
+        refused.record
+    );
+}
+
+#[test]
+fn a_wrong_redis_password_is_a_connector_error_without_the_password() {
+    if !redis_answers() {
+        return;
+    }
+    let ran = redis_step(
+        "get",
+        "{ key: x }",
+        "cache:\n  connector: redis\n  host: 127.0.0.1\n  username: nobody_weft\n  password: pw-93b1e7\n",
+    );
+    assert_eq!(ran.code, 1, "{:#}", ran.record);
+    assert_eq!(ran.record["error"]["kind"], "connector", "{:#}", ran.record);
+    let text = ran.record.to_string() + &ran.stderr;
+    assert!(!text.contains("pw-93b1e7"), "{text}");
+    let ran = redis_step(
+        "get",
+        "{ key: x }",
+        "cache:\n  connector: redis\n  host: 127.0.0.1\n  port: 1\n",
+    );
+    assert_eq!(ran.record["error"]["kind"], "connector", "{:#}", ran.record);
+}
+
+async fn save_cache_connection(server: &Server) {
+    let connection =
+        json!({ "name": "cache", "connector": "redis", "fields": { "host": "127.0.0.1" } });
+    let (status, created) = server
+        .api(
+            Method::POST,
+            "/api/v1/connections",
+            Some(connection.to_string()),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+}
+
+/// The payloads of a recipe's jobs, once there are at least `count` and a second passed.
+async fn payloads(server: &Server, recipe_id: &str, count: usize) -> Vec<Value> {
+    let list = || async {
+        let (_, listed) = server
+            .api(
+                Method::GET,
+                &format!("/api/v1/jobs?recipe={recipe_id}"),
+                None,
+            )
+            .await;
+        listed["jobs"].as_array().cloned().unwrap_or_default()
+    };
+    for _ in 0..150 {
+        if list().await.len() >= count {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let mut found = Vec::new();
+    for job in list().await {
+        let job = server.finished_job(job["id"].as_str().unwrap()).await;
+        found.push(job["trigger"]["payload"].clone());
+    }
+    found.sort_by_key(Value::to_string);
+    found
+}
+
+/// Stream entries become one job each, and are acknowledged: a restart reads none again;
+/// entries added while the server is down are read when it is back.
+#[tokio::test]
+async fn each_stream_entry_makes_one_job_across_a_restart() {
+    if !redis_answers() {
+        return;
+    }
+    let mut server = Server::start_with(Backend::Sqlite, &[]).await.unwrap();
+    save_cache_connection(&server).await;
+    let stream = fresh("orders");
+    let recipe = format!(
+        "name: Orders\ntrigger:\n  subscribe: {{ connector: redis, connection: cache, stream: {stream}, group: shipping }}\nsteps:\n  - id: n\n    transform: .trigger.payload.order\n"
+    );
+    let id = server.save_recipe(&recipe).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The group is made at the stream's end when the consumer starts: wait for it.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    for order in 1..=3 {
+        output_of(
+            "stream_add",
+            &format!("{{ stream: {stream}, fields: {{ order: {order} }} }}"),
+        );
+    }
+    let found = payloads(&server, &id, 3).await;
+    assert_eq!(
+        found,
+        vec![
+            json!({ "order": "1" }),
+            json!({ "order": "2" }),
+            json!({ "order": "3" })
+        ]
+    );
+
+    server.terminate();
+    server.wait();
+    output_of(
+        "stream_add",
+        &format!("{{ stream: {stream}, fields: {{ order: 4 }} }}"),
+    );
+    server.start_again();
+    let found = payloads(&server, &id, 4).await;
+    assert_eq!(found.len(), 4, "{found:#?}");
+    assert_eq!(found[3], json!({ "order": "4" }));
+}
+
+on_both_backends!(
+    each_published_message_makes_one_job,
+    |server: Server| async move {
+        if !redis_answers() {
+            return;
+        }
+        save_cache_connection(&server).await;
+        let channel = fresh("news");
+        let recipe = format!(
+            "name: News\ntrigger:\n  subscribe: {{ connector: redis, connection: cache, channel: {channel} }}\nsteps:\n  - id: n\n    transform: .trigger.payload\n"
+        );
+        let id = server.save_recipe(&recipe).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // Until the consumer subscribes, nobody receives: publish until someone does.
+        let mut receivers = 0;
+        for _ in 0..50 {
+            receivers = output_of(
+                "publish",
+                &format!("{{ channel: {channel}, message: {{ n: 0 }} }}"),
+            )["receivers"]
+                .as_i64()
+                .unwrap_or_default();
+            if receivers > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert_eq!(receivers, 1, "the subscription never started");
+        for n in 1..=3 {
+            output_of(
+                "publish",
+                &format!("{{ channel: {channel}, message: {{ n: {n} }} }}"),
+            );
+        }
+        let found = payloads(&server, &id, 4).await;
+        assert_eq!(
+            found,
+            vec![
+                json!({ "n": 0 }),
+                json!({ "n": 1 }),
+                json!({ "n": 2 }),
+                json!({ "n": 3 })
+            ]
+        );
+    }
+);
