@@ -1,7 +1,8 @@
 //! A connection: the settings and credentials a connector needs to reach one account.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use std::fmt;
+use std::time::Duration;
 
 use crate::connector::ConnectionField;
 
@@ -11,6 +12,76 @@ pub struct Connection {
     pub name: String,
     pub connector: String,
     pub fields: Map<String, Value>,
+    /// The budget of calls on this connection, shared by every job of the process.
+    pub limits: Option<RateLimits>,
+}
+
+/// A connection's budget: at most `requests` calls per `per`, and at most `concurrent`
+/// calls at once. Calls over budget wait their turn instead of failing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimits {
+    pub requests: Option<u32>,
+    pub per: Duration,
+    pub concurrent: Option<u32>,
+}
+
+impl RateLimits {
+    /// Reads `{ requests, per, concurrent }` (`per` a duration such as `1s` or `1m`,
+    /// default `1s`); the error says what is wrong.
+    pub fn parse(value: &Value) -> Result<RateLimits, String> {
+        let Value::Object(map) = value else {
+            return Err("`limits` must be an object: { requests, per, concurrent }".to_owned());
+        };
+        if let Some(unknown) = map
+            .keys()
+            .find(|key| !["requests", "per", "concurrent"].contains(&key.as_str()))
+        {
+            return Err(format!(
+                "`limits` has no `{unknown}` (it takes requests, per and concurrent)"
+            ));
+        }
+        let count = |key: &str| -> Result<Option<u32>, String> {
+            match map.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(value) => value
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .filter(|n| *n > 0)
+                    .map(Some)
+                    .ok_or_else(|| format!("`limits.{key}` must be a whole number from 1")),
+            }
+        };
+        let per = match map.get("per") {
+            None | Some(Value::Null) => Duration::from_secs(1),
+            Some(Value::String(text)) => weft_recipe::duration::parse_duration(text)
+                .map_err(|error| format!("`limits.per`: {error}"))?,
+            Some(_) => return Err("`limits.per` must be a duration such as `1s`".to_owned()),
+        };
+        if per.is_zero() {
+            return Err("`limits.per` must be longer than zero".to_owned());
+        }
+        let limits = RateLimits {
+            requests: count("requests")?,
+            per,
+            concurrent: count("concurrent")?,
+        };
+        if limits.requests.is_none() && limits.concurrent.is_none() {
+            return Err("`limits` needs `requests` or `concurrent`".to_owned());
+        }
+        Ok(limits)
+    }
+
+    /// The limits as `parse` reads them.
+    pub fn to_json(&self) -> Value {
+        let mut value = json!({ "per": weft_recipe::duration::format_duration(self.per) });
+        if let Some(requests) = self.requests {
+            value["requests"] = json!(requests);
+        }
+        if let Some(concurrent) = self.concurrent {
+            value["concurrent"] = json!(concurrent);
+        }
+        value
+    }
 }
 
 impl Connection {
@@ -23,7 +94,13 @@ impl Connection {
             name: name.into(),
             connector: connector.into(),
             fields,
+            limits: None,
         }
+    }
+
+    pub fn with_limits(mut self, limits: Option<RateLimits>) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// A field as text, if it is set and not empty.
@@ -50,6 +127,7 @@ impl fmt::Debug for Connection {
             .field("name", &self.name)
             .field("connector", &self.connector)
             .field("fields", &self.fields.keys().collect::<Vec<_>>())
+            .field("limits", &self.limits)
             .finish()
     }
 }

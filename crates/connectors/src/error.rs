@@ -16,13 +16,22 @@ pub enum FailureKind {
 pub struct ConnectorError {
     pub kind: FailureKind,
     pub message: String,
+    /// The remote end asked to be left alone this long (HTTP 429 or 503 with `Retry-After`):
+    /// every call on the connection waits, and this one is tried again after.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ConnectorError {
+    pub fn with_retry_after(mut self, pause: std::time::Duration) -> Self {
+        self.retry_after = Some(pause);
+        self
+    }
+
     pub fn validation(message: impl Into<String>) -> Self {
         ConnectorError {
             kind: FailureKind::Validation,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -30,6 +39,7 @@ impl ConnectorError {
         ConnectorError {
             kind: FailureKind::Remote,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -37,6 +47,7 @@ impl ConnectorError {
         ConnectorError {
             kind: FailureKind::Timeout,
             message: message.into(),
+            retry_after: None,
         }
     }
 }

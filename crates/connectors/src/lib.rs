@@ -15,7 +15,7 @@ pub mod sqlite;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use connection::{Connection, field_problems};
+pub use connection::{Connection, RateLimits, field_problems};
 pub use connector::{
     ActionSpec, CallContext, ConnectionField, Connector, MessageSink, TriggerKind, TriggerSpec,
 };

@@ -7,6 +7,7 @@
 mod jq_runner;
 pub mod mask;
 mod poll;
+mod rate_limit;
 pub use poll::Polled;
 mod retry;
 pub use retry::delay_before as retry_delay;
@@ -138,6 +139,8 @@ pub struct Engine {
     recipes: Arc<dyn RecipeLibrary>,
     limits: Limits,
     jq: JqRunner,
+    /// Each connection's budget of calls, shared by every job of this engine.
+    gates: rate_limit::Gates,
 }
 
 impl Engine {
@@ -153,6 +156,7 @@ impl Engine {
             recipes,
             limits,
             jq: JqRunner::default(),
+            gates: rate_limit::Gates::default(),
         }
     }
 

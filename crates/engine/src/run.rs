@@ -666,17 +666,35 @@ impl<'e> JobRun<'e> {
             idempotency_key,
             timeout: step.timeout,
         };
-        connector
-            .call(&action.action, connection.as_ref(), input, &context)
-            .await
-            .map_err(|error| {
-                let kind = match error.kind {
-                    FailureKind::Validation => ErrorKind::Validation,
-                    FailureKind::Remote => ErrorKind::Connector,
-                    FailureKind::Timeout => ErrorKind::Timeout,
-                };
-                Failure::new(id, kind, error.message)
-            })
+        let Some(connection) = connection else {
+            return connector
+                .call(&action.action, None, input, &context)
+                .await
+                .map_err(|error| failure_of(id, error));
+        };
+        // A call on a connection waits for its turn within the connection's budget; when the
+        // remote end answers "not now" with a time, every call on the connection waits that
+        // long, and this one is made again.
+        let gate = self.engine.gates.gate(&connection);
+        let mut pauses = 0;
+        loop {
+            let turn = gate.enter().await;
+            let outcome = connector
+                .call(&action.action, Some(&connection), input.clone(), &context)
+                .await;
+            drop(turn);
+            match outcome {
+                Err(error) if error.retry_after.is_some() && pauses < MOST_PAUSES => {
+                    let pause = error.retry_after.unwrap_or_default();
+                    if pause > LONGEST_PAUSE {
+                        return Err(failure_of(id, error));
+                    }
+                    gate.pause(pause);
+                    pauses += 1;
+                }
+                outcome => return outcome.map_err(|error| failure_of(id, error)),
+            }
+        }
     }
 
     async fn call_recipe(&self, id: &str, name: &str, input: Value) -> Result<Value, Failure> {
@@ -1032,4 +1050,19 @@ fn body_step_ids(steps: &[Step]) -> Vec<String> {
         }
     }
     ids
+}
+
+/// How many times one call waits out a remote end's `Retry-After` before its step fails.
+const MOST_PAUSES: u32 = 5;
+/// The longest `Retry-After` a call waits out; a longer one fails the step at once (a recipe
+/// `retry` policy can take it up later, without holding a worker).
+const LONGEST_PAUSE: std::time::Duration = std::time::Duration::from_secs(300);
+
+fn failure_of(step: &str, error: weft_connectors::ConnectorError) -> Failure {
+    let kind = match error.kind {
+        FailureKind::Validation => ErrorKind::Validation,
+        FailureKind::Remote => ErrorKind::Connector,
+        FailureKind::Timeout => ErrorKind::Timeout,
+    };
+    Failure::new(step, kind, error.message)
 }

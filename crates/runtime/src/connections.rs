@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
-use weft_connectors::{Connection, Connector, Registry, field_problems};
+use weft_connectors::{Connection, Connector, RateLimits, Registry, field_problems};
 use weft_store::vault::{Vault, VaultError};
 use weft_store::{Store, StoreError, StoredConnection};
 
@@ -37,6 +37,9 @@ pub struct ConnectionInput {
     pub connector: String,
     #[serde(default)]
     pub fields: Map<String, Value>,
+    /// The budget of calls: `{ requests, per, concurrent }`; absent or null for none.
+    #[serde(default)]
+    pub limits: Option<Value>,
 }
 
 /// The connections of one store, with the vault that seals their secrets.
@@ -63,6 +66,7 @@ impl ConnectionBook {
             connector: input.connector.clone(),
             fields: Map::new(),
             secrets: None,
+            limits: None,
             created_at: now,
             updated_at: now,
         };
@@ -212,6 +216,14 @@ impl ConnectionBook {
         for name in secrets.keys() {
             plain.insert(name.clone(), Value::String(HIDDEN.to_owned()));
         }
+        connection.limits = match input.limits {
+            None | Some(Value::Null) => None,
+            Some(value) => Some(
+                RateLimits::parse(&value)
+                    .map_err(ConnectionError::Invalid)?
+                    .to_json(),
+            ),
+        };
         connection.name = input.name;
         connection.fields = plain;
         Ok(connection)
@@ -240,7 +252,15 @@ impl ConnectionBook {
         // Each secret's placeholder in `fields` gives way to its value.
         let mut fields = stored.fields;
         fields.extend(secrets);
-        Ok(Connection::new(stored.name, stored.connector, fields))
+        let limits = stored
+            .limits
+            .as_ref()
+            .map(RateLimits::parse)
+            .transpose()
+            .map_err(|message| {
+                ConnectionError::Invalid(format!("stored limits of `{}`: {message}", stored.name))
+            })?;
+        Ok(Connection::new(stored.name, stored.connector, fields).with_limits(limits))
     }
 }
 
@@ -290,6 +310,7 @@ pub fn view(connection: &StoredConnection) -> Value {
         "name": connection.name,
         "connector": connection.connector,
         "fields": connection.fields,
+        "limits": connection.limits,
         "created_at": connection.created_at,
         "updated_at": connection.updated_at,
     })

@@ -18,6 +18,8 @@ pub struct StoredConnection {
     pub fields: Map<String, Value>,
     /// The secret fields, as one sealed JSON object; `None` when there are none.
     pub secrets: Option<Sealed>,
+    /// The budget of calls, as the API writes it; `None` for no limit.
+    pub limits: Option<Value>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -26,7 +28,7 @@ pub struct StoredConnection {
 macro_rules! connection_select {
     ($rest:literal) => {
         concat!(
-            "SELECT id, name, connector, fields, data_key_id, secrets, created_at, updated_at \
+            "SELECT id, name, connector, fields, data_key_id, secrets, created_at, updated_at, limits \
              FROM connections ",
             $rest
         )
@@ -35,26 +37,27 @@ macro_rules! connection_select {
 
 impl Store {
     pub async fn create_connection(&self, connection: &StoredConnection) -> Result<()> {
-        let sql = "INSERT INTO connections (id, name, connector, fields, data_key_id, secrets, created_at, updated_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        let sql = "INSERT INTO connections (id, name, connector, fields, data_key_id, secrets, created_at, updated_at, limits) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
         let fields = fields_text(&connection.fields)?;
         let (data_key_id, secrets) = sealed_parts(connection);
         on_pool!(self, pool => sqlx::query(sql)
             .bind(&connection.id).bind(&connection.name).bind(&connection.connector).bind(&fields)
             .bind(data_key_id).bind(secrets).bind(connection.created_at).bind(connection.updated_at)
+            .bind(limits_text(connection))
             .execute(pool).await.map(|_| ()))
         .map_err(|error| name_taken(error, &connection.name))
     }
 
     /// Replaces a connection's name and fields; false when there is no such connection.
     pub async fn update_connection(&self, connection: &StoredConnection) -> Result<bool> {
-        let sql = "UPDATE connections SET name = $2, fields = $3, data_key_id = $4, secrets = $5, updated_at = $6 \
+        let sql = "UPDATE connections SET name = $2, fields = $3, data_key_id = $4, secrets = $5, updated_at = $6, limits = $7 \
                    WHERE id = $1";
         let fields = fields_text(&connection.fields)?;
         let (data_key_id, secrets) = sealed_parts(connection);
         let changed = on_pool!(self, pool => sqlx::query(sql)
             .bind(&connection.id).bind(&connection.name).bind(&fields)
-            .bind(data_key_id).bind(secrets).bind(connection.updated_at)
+            .bind(data_key_id).bind(secrets).bind(connection.updated_at).bind(limits_text(connection))
             .execute(pool).await.map(|done| done.rows_affected()))
         .map_err(|error| name_taken(error, &connection.name))?;
         Ok(changed > 0)
@@ -131,6 +134,10 @@ fn fields_text(fields: &Map<String, Value>) -> Result<String> {
     serde_json::to_string(fields).map_err(|error| StoreError::Corrupt(error.to_string()))
 }
 
+fn limits_text(connection: &StoredConnection) -> Option<String> {
+    connection.limits.as_ref().map(Value::to_string)
+}
+
 fn sealed_parts(connection: &StoredConnection) -> (Option<&str>, Option<&str>) {
     match &connection.secrets {
         Some(sealed) => (Some(&sealed.data_key_id), Some(&sealed.text)),
@@ -166,6 +173,11 @@ where
             .map(|(data_key_id, text)| Sealed { data_key_id, text }),
         created_at: row.try_get(6)?,
         updated_at: row.try_get(7)?,
+        limits: row
+            .try_get::<Option<String>, _>(8)?
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|error| StoreError::Corrupt(format!("connection limits: {error}")))?,
     })
 }
 

@@ -932,6 +932,7 @@ fn connection_named(name: &str, secrets: Option<crate::vault::Sealed>) -> crate:
             .cloned()
             .unwrap_or_default(),
         secrets,
+        limits: Some(json!({ "requests": 10, "per": "1s" })),
         created_at: now,
         updated_at: now,
     }
@@ -949,6 +950,7 @@ both_backends!(
             .expect("found by id");
         assert_eq!(by_id.name, "crm");
         assert_eq!(by_id.fields, crm.fields);
+        assert_eq!(by_id.limits, crm.limits);
         let by_name = store
             .connection("crm")
             .await

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use weft_connectors::Connection;
+use weft_connectors::{Connection, RateLimits};
 use weft_engine::Connections;
 
 /// Debug shows connection names only (see `Connection`), never secrets.
@@ -44,7 +44,15 @@ impl ConnectionsFile {
                 Some(Value::String(connector)) => connector,
                 _ => bail!("connection `{name}` needs `connector:` (such as `http`)"),
             };
-            connections.insert(name.clone(), Connection::new(name, connector, fields));
+            let limits = fields
+                .remove("limits")
+                .map(|limits| RateLimits::parse(&limits))
+                .transpose()
+                .map_err(|message| anyhow::anyhow!("connection `{name}`: {message}"))?;
+            connections.insert(
+                name.clone(),
+                Connection::new(name, connector, fields).with_limits(limits),
+            );
         }
         Ok(ConnectionsFile { connections })
     }

@@ -189,6 +189,16 @@ on_both_backends!(
             ),
             (json!({ "name": " ", "connector": "http" }), 422, "`name`"),
             (json!({ "connector": "http" }), 400, "missing field `name`"),
+            (
+                json!({ "name": "x", "connector": "http", "limits": { "requests": 0 } }),
+                422,
+                "limits.requests",
+            ),
+            (
+                json!({ "name": "x", "connector": "http", "limits": { "per": "1s" } }),
+                422,
+                "needs `requests` or `concurrent`",
+            ),
         ];
         for (body, status, reason) in refusals {
             let (got, error) = server
@@ -206,6 +216,19 @@ on_both_backends!(
             )
             .await;
         assert_eq!(status, 201, "{created}");
+        let limited = json!({ "name": "limited", "connector": "http", "limits": { "requests": 5, "per": "1m", "concurrent": 2 } });
+        let (status, saved) = server
+            .api(
+                Method::POST,
+                "/api/v1/connections",
+                Some(limited.to_string()),
+            )
+            .await;
+        assert_eq!(status, 201, "{saved}");
+        assert_eq!(
+            saved["limits"],
+            json!({ "requests": 5, "per": "1m", "concurrent": 2 })
+        );
         let (status, taken) = server
             .api(
                 Method::POST,

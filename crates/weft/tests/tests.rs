@@ -9,6 +9,7 @@ mod connections;
 mod databases;
 mod http_action;
 mod polls;
+mod rate_limits;
 mod redis;
 mod run_control_flow;
 mod run_errors;

@@ -474,7 +474,7 @@ impl HttpConnector {
                 Value::String(text) => format!(": {}", shorten(text, 300)),
                 other => format!(": {}", shorten(&other.to_string(), 300)),
             };
-            return Err(ConnectorError::remote(format!(
+            let error = ConnectorError::remote(format!(
                 "{} {} answered HTTP {}{}{said}",
                 input.method,
                 redact_query(&input.url),
@@ -483,10 +483,33 @@ impl HttpConnector {
                     .canonical_reason()
                     .map(|reason| format!(" {reason}"))
                     .unwrap_or_default()
-            )));
+            ));
+            let pause = matches!(status.as_u16(), 429 | 503)
+                .then(|| {
+                    headers
+                        .get("retry-after")
+                        .and_then(Value::as_str)
+                        .and_then(retry_after)
+                })
+                .flatten();
+            return Err(match pause {
+                Some(pause) => error.with_retry_after(pause),
+                None => error,
+            });
         }
         Ok(json!({ "status": status.as_u16(), "headers": headers, "body": body }))
     }
+}
+
+/// A `Retry-After` value: seconds, or an HTTP date (a date in the past means now).
+fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
 /// The header that carries a call's idempotency key: the same for every attempt of one step

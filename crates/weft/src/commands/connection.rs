@@ -55,6 +55,7 @@ pub async fn run(command: ConnectionCommand) -> anyhow::Result<()> {
                     "name": connection.name,
                     "connector": connection.connector,
                     "fields": connection.fields,
+                    "limits": connection.limits.as_ref().map(|limits| limits.to_json()),
                 })
                 .to_string();
                 match id_in(&listed, &connection.name) {

@@ -20,6 +20,24 @@ pub struct TestServer {
 #[derive(Clone, Default)]
 struct Counters {
     calls: Arc<Mutex<HashMap<String, Vec<String>>>>,
+    tracks: Arc<Mutex<HashMap<String, Track>>>,
+}
+
+/// What `/track/{key}` saw: when each call arrived, and how many were in flight at most.
+#[derive(Default)]
+struct Track {
+    arrivals_ms: Vec<u128>,
+    in_flight: usize,
+    most_in_flight: usize,
+}
+
+/// Milliseconds since the test process started, for arrival times.
+fn now_ms() -> u128 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis()
 }
 
 impl TestServer {
@@ -63,6 +81,9 @@ fn routes() -> Router {
         .route("/slow", get(slow))
         .route("/flaky/{key}/{failures}", any(flaky))
         .route("/calls/{key}", get(calls))
+        .route("/track/{key}", any(track))
+        .route("/tracked/{key}", get(tracked))
+        .route("/busy/{key}", any(busy))
         .route("/redirect", get(redirect))
         .route("/big", get(|| async { "x".repeat(11 * 1024 * 1024) }))
         .with_state(Counters::default())
@@ -162,6 +183,54 @@ async fn calls(State(counters): State<Counters>, Path(key): Path<String>) -> Res
         .cloned()
         .unwrap_or_default();
     axum::Json(json!({ "calls": keys.len(), "idempotency_keys": keys })).into_response()
+}
+
+/// Takes 100 ms to answer, noting when each call arrived and how many overlapped.
+async fn track(State(counters): State<Counters>, Path(key): Path<String>) -> Response {
+    {
+        let mut tracks = counters.tracks.lock().expect("the track lock");
+        let track = tracks.entry(key.clone()).or_default();
+        track.arrivals_ms.push(now_ms());
+        track.in_flight += 1;
+        track.most_in_flight = track.most_in_flight.max(track.in_flight);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut tracks = counters.tracks.lock().expect("the track lock");
+    if let Some(track) = tracks.get_mut(&key) {
+        track.in_flight -= 1;
+    }
+    axum::Json(json!({ "ok": true })).into_response()
+}
+
+/// What `/track/{key}` saw, without calling it.
+async fn tracked(State(counters): State<Counters>, Path(key): Path<String>) -> Response {
+    let tracks = counters.tracks.lock().expect("the track lock");
+    let (arrivals, most) = tracks
+        .get(&key)
+        .map(|track| (track.arrivals_ms.clone(), track.most_in_flight))
+        .unwrap_or_default();
+    axum::Json(json!({ "arrivals_ms": arrivals, "most_in_flight": most })).into_response()
+}
+
+/// The first call of a key is answered 429 with `Retry-After: 1`; later ones 200. Arrivals
+/// are noted as `/track` notes them.
+async fn busy(State(counters): State<Counters>, Path(key): Path<String>) -> Response {
+    let first = {
+        let mut tracks = counters.tracks.lock().expect("the track lock");
+        let track = tracks.entry(key).or_default();
+        track.arrivals_ms.push(now_ms());
+        track.arrivals_ms.len() == 1
+    };
+    if first {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            "slow down",
+        )
+            .into_response()
+    } else {
+        axum::Json(json!({ "ok": true })).into_response()
+    }
 }
 
 async fn redirect(Query(query): Query<HashMap<String, String>>) -> Response {

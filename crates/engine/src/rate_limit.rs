@@ -1,0 +1,152 @@
+//! Per-connection budgets: every call on a connection passes its gate, shared by every job
+//! of the process. A gate holds a sliding window (at most `requests` starts in any `per`), a count
+//! of calls in flight (`concurrent`), and a pause that a remote end's `Retry-After` sets for
+//! every call on the connection. Calls over budget wait; none fails for it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use weft_connectors::{Connection, RateLimits};
+
+/// The gates of this process, one per connection (and its limits: new limits, a new gate).
+#[derive(Default)]
+pub struct Gates {
+    gates: Mutex<HashMap<String, Arc<Gate>>>,
+}
+
+impl Gates {
+    pub fn gate(&self, connection: &Connection) -> Arc<Gate> {
+        let key = format!("{}\0{:?}", connection.name, connection.limits);
+        let Ok(mut gates) = self.gates.lock() else {
+            return Arc::new(Gate::new(connection.limits.as_ref()));
+        };
+        Arc::clone(
+            gates
+                .entry(key)
+                .or_insert_with(|| Arc::new(Gate::new(connection.limits.as_ref()))),
+        )
+    }
+}
+
+pub struct Gate {
+    window: Option<Mutex<Window>>,
+    in_flight: Option<Arc<Semaphore>>,
+    paused_until: Mutex<Option<Instant>>,
+}
+
+/// The starts of the last `requests` calls: a call may start when the oldest of them is at
+/// least `per` ago, so that no span of `per` holds more than `requests` starts.
+struct Window {
+    starts: VecDeque<Instant>,
+    requests: usize,
+    per: Duration,
+}
+
+/// A call's turn: holding it counts the call as in flight.
+pub struct Turn {
+    _in_flight: Option<OwnedSemaphorePermit>,
+}
+
+impl Gate {
+    fn new(limits: Option<&RateLimits>) -> Gate {
+        let window = limits.and_then(|limits| {
+            let requests = limits.requests? as usize;
+            Some(Mutex::new(Window {
+                starts: VecDeque::with_capacity(requests),
+                requests,
+                per: limits.per,
+            }))
+        });
+        let in_flight = limits
+            .and_then(|limits| limits.concurrent)
+            .map(|count| Arc::new(Semaphore::new(count as usize)));
+        Gate {
+            window,
+            in_flight,
+            paused_until: Mutex::new(None),
+        }
+    }
+
+    /// Waits until a call may start: the pause is over, fewer than `concurrent` calls are in
+    /// flight, and the window has room.
+    pub async fn enter(&self) -> Turn {
+        let in_flight = match &self.in_flight {
+            Some(slots) => Arc::clone(slots).acquire_owned().await.ok(),
+            None => None,
+        };
+        loop {
+            let paused = self.paused_until.lock().ok().and_then(|until| *until);
+            if let Some(until) = paused.filter(|until| *until > Instant::now()) {
+                tokio::time::sleep_until(until).await;
+                continue;
+            }
+            match self.start_in_window() {
+                None => break,
+                Some(at) => tokio::time::sleep_until(at).await,
+            }
+        }
+        Turn {
+            _in_flight: in_flight,
+        }
+    }
+
+    /// Notes a start when the window has room; otherwise when it will.
+    fn start_in_window(&self) -> Option<Instant> {
+        let window = self.window.as_ref()?;
+        let Ok(mut window) = window.lock() else {
+            return None;
+        };
+        let now = Instant::now();
+        if window.starts.len() == window.requests {
+            let free_at = window.starts[0] + window.per;
+            if free_at > now {
+                return Some(free_at);
+            }
+            window.starts.pop_front();
+        }
+        window.starts.push_back(now);
+        None
+    }
+
+    /// Holds every call on the connection for `pause`, as the remote end asked.
+    pub fn pause(&self, pause: Duration) {
+        let until = Instant::now() + pause;
+        if let Ok(mut paused) = self.paused_until.lock() {
+            *paused = Some(paused.map_or(until, |current| current.max(until)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn no_span_of_per_holds_more_than_requests_starts() {
+        let gate = Gate::new(Some(&RateLimits {
+            requests: Some(2),
+            per: Duration::from_secs(1),
+            concurrent: None,
+        }));
+        let start = Instant::now();
+        let mut starts = Vec::new();
+        for _ in 0..5 {
+            gate.enter().await;
+            starts.push(start.elapsed());
+        }
+        // Two at once, two a second later, one more a second after that.
+        let seconds: Vec<u64> = starts.iter().map(Duration::as_secs).collect();
+        assert_eq!(seconds, vec![0, 0, 1, 1, 2]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_holds_every_call() {
+        let gate = Gate::new(None);
+        gate.pause(Duration::from_secs(3));
+        let start = Instant::now();
+        gate.enter().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+    }
+}
