@@ -1,6 +1,7 @@
 //! Weft's connectors: the I/O to other systems. A connector is one folder behind the
 //! [`Connector`] trait, and one line in [`Registry::builtin`].
 
+pub mod amqp;
 pub mod connection;
 pub mod connector;
 pub mod docs;
@@ -42,6 +43,7 @@ impl Registry {
         registry.add(Arc::new(mysql::MysqlConnector::default()));
         registry.add(Arc::new(sqlite::SqliteConnector::default()));
         registry.add(Arc::new(redis::RedisConnector::default()));
+        registry.add(Arc::new(amqp::AmqpConnector::default()));
         Ok(registry)
     }
 

@@ -4,6 +4,7 @@
 #[macro_use]
 mod support;
 
+mod amqp;
 mod cli_validate;
 mod connections;
 mod databases;
