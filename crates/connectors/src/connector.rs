@@ -61,6 +61,10 @@ pub struct CallContext {
 /// committed, and only then may the connector acknowledge the message to its broker.
 #[async_trait]
 pub trait MessageSink: Send + Sync {
+    /// A stable name of the subscriber (its recipe), for brokers that keep a session or a
+    /// position per consumer.
+    fn subscriber(&self) -> &str;
+
     /// The error says why the job could not be committed; the message must not be
     /// acknowledged, so that the broker delivers it again.
     async fn deliver(&self, message: Value) -> Result<(), String>;

@@ -7,6 +7,8 @@ pub mod connector;
 pub mod docs;
 pub mod error;
 pub mod http;
+mod message;
+pub mod mqtt;
 pub mod mysql;
 pub mod postgres;
 pub mod redis;
@@ -44,6 +46,7 @@ impl Registry {
         registry.add(Arc::new(sqlite::SqliteConnector::default()));
         registry.add(Arc::new(redis::RedisConnector::default()));
         registry.add(Arc::new(amqp::AmqpConnector::default()));
+        registry.add(Arc::new(mqtt::MqttConnector));
         Ok(registry)
     }
 

@@ -32,6 +32,10 @@ struct JobSink {
 
 #[async_trait::async_trait]
 impl MessageSink for JobSink {
+    fn subscriber(&self) -> &str {
+        &self.recipe.id
+    }
+
     async fn deliver(&self, message: Value) -> Result<(), String> {
         self.runtime
             .store()

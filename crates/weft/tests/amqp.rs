@@ -4,7 +4,6 @@
 
 use lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
-use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::server::{Backend, Server};
@@ -119,28 +118,11 @@ async fn a_published_message_arrives_with_its_headers() {
 
 /// The payloads of a recipe's jobs once there are `count`.
 async fn payloads(server: &Server, recipe_id: &str, count: usize) -> Vec<Value> {
-    let mut jobs = Vec::new();
-    for _ in 0..150 {
-        let (_, listed) = server
-            .api(
-                Method::GET,
-                &format!("/api/v1/jobs?recipe={recipe_id}"),
-                None,
-            )
-            .await;
-        jobs = listed["jobs"].as_array().cloned().unwrap_or_default();
-        if jobs.len() >= count {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let mut found = Vec::new();
-    for job in jobs {
-        let job = server.finished_job(job["id"].as_str().unwrap()).await;
-        found.push(job["trigger"]["payload"].clone());
-    }
-    found.sort_by_key(Value::to_string);
-    found
+    let triggers = server.job_triggers(recipe_id, count, |_| true).await;
+    triggers
+        .into_iter()
+        .map(|trigger| trigger["payload"].clone())
+        .collect()
 }
 
 /// Each message makes one job and is acknowledged: after the server stops, nothing comes
@@ -157,14 +139,7 @@ async fn each_queued_message_makes_one_job_and_is_acknowledged() {
         "name": "rabbit", "connector": "amqp",
         "fields": { "host": "127.0.0.1", "username": "guest", "password": "guest" }
     });
-    let (status, saved) = server
-        .api(
-            Method::POST,
-            "/api/v1/connections",
-            Some(connection.to_string()),
-        )
-        .await;
-    assert_eq!(status, 201, "{saved}");
+    server.save_connection(connection).await;
     let recipe = format!(
         "name: Orders\ntrigger:\n  subscribe: {{ connector: amqp, connection: rabbit, queue: {queue} }}\nsteps:\n  - id: n\n    transform: .trigger.payload.order\n"
     );

@@ -599,7 +599,11 @@ fn the_connectors_commands_list_and_show_what_the_binary_has() {
         .output()
         .unwrap();
     assert!(!unknown.status.success());
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("known: http"));
+    let reason = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        reason.contains("no connector named `nope`") && reason.contains("http"),
+        "{reason}"
+    );
 }
 
 /// `docs/connectors/` is what `weft connectors docs` writes: regenerate it after changing a

@@ -95,14 +95,7 @@ on_both_backends!(
             "connector": "sqlite",
             "fields": { "path": source.path.display().to_string() }
         });
-        let (status, created) = server
-            .api(
-                Method::POST,
-                "/api/v1/connections",
-                Some(connection.to_string()),
-            )
-            .await;
-        assert_eq!(status, 201, "{created}");
+        server.save_connection(connection).await;
         let saved = server.save_recipe(&recipe(".trigger.email")).await;
         let id = saved["id"].as_str().unwrap().to_owned();
         let triggers = jobs_settle_at(&server, &id, 2).await;
@@ -177,13 +170,7 @@ on_both_backends!(
             "connector": "sqlite",
             "fields": { "path": source.path.display().to_string() }
         });
-        server
-            .api(
-                Method::POST,
-                "/api/v1/connections",
-                Some(connection.to_string()),
-            )
-            .await;
+        server.save_connection(connection).await;
         // The table is missing at first: every poll fails, and no job is made.
         source.sql("DROP TABLE orders");
         let saved = server.save_recipe(&recipe(".trigger.email")).await;

@@ -1,7 +1,6 @@
 //! The redis connector against the real Redis on loopback: its actions through `weft run`,
 //! and its subscriptions (a channel, a stream through a consumer group) on `weft serve`.
 
-use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::server::{Backend, Server};
@@ -130,42 +129,18 @@ fn a_wrong_redis_password_is_a_connector_error_without_the_password() {
 async fn save_cache_connection(server: &Server) {
     let connection =
         json!({ "name": "cache", "connector": "redis", "fields": { "host": "127.0.0.1" } });
-    let (status, created) = server
-        .api(
-            Method::POST,
-            "/api/v1/connections",
-            Some(connection.to_string()),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
+    server.save_connection(connection).await;
 }
 
 /// The payloads of a recipe's jobs, once there are at least `count` and a second passed.
 async fn payloads(server: &Server, recipe_id: &str, count: usize) -> Vec<Value> {
-    let list = || async {
-        let (_, listed) = server
-            .api(
-                Method::GET,
-                &format!("/api/v1/jobs?recipe={recipe_id}"),
-                None,
-            )
-            .await;
-        listed["jobs"].as_array().cloned().unwrap_or_default()
-    };
-    for _ in 0..150 {
-        if list().await.len() >= count {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    server.job_triggers(recipe_id, count, |_| true).await;
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    let mut found = Vec::new();
-    for job in list().await {
-        let job = server.finished_job(job["id"].as_str().unwrap()).await;
-        found.push(job["trigger"]["payload"].clone());
-    }
-    found.sort_by_key(Value::to_string);
-    found
+    let triggers = server.job_triggers(recipe_id, count, |_| true).await;
+    triggers
+        .into_iter()
+        .map(|trigger| trigger["payload"].clone())
+        .collect()
 }
 
 /// Stream entries become one job each, and are acknowledged: a restart reads none again;
@@ -202,6 +177,11 @@ async fn each_stream_entry_makes_one_job_across_a_restart() {
             json!({ "order": "3" })
         ]
     );
+
+    // An idle stream keeps its consumer: a blocking read that waits for entries is no failure.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let logs = server.logs();
+    assert!(!logs.contains("a subscription stopped"), "{logs}");
 
     server.terminate();
     server.wait();

@@ -52,13 +52,7 @@ on_both_backends!(
             "name": "events", "connector": "postgres",
             "fields": { "host": "127.0.0.1", "database": "test", "user": "root", "sslmode": "disable" }
         });
-        server
-            .api(
-                Method::POST,
-                "/api/v1/connections",
-                Some(connection.to_string()),
-            )
-            .await;
+        server.save_connection(connection).await;
         let channel = format!("weft_test_{}", std::process::id() ^ rand_suffix());
         let recipe = format!(
             "name: Listen\ntrigger:\n  subscribe: {{ connector: postgres, connection: events, channel: {channel} }}\nsteps:\n  - id: n\n    transform: .trigger.payload.n\n"

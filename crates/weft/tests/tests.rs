@@ -9,6 +9,7 @@ mod cli_validate;
 mod connections;
 mod databases;
 mod http_action;
+mod mqtt;
 mod polls;
 mod rate_limits;
 mod redis;

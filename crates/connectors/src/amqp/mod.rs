@@ -3,7 +3,6 @@
 //! committed, and hands a message back to the queue when its job cannot be.
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use futures::StreamExt;
 use lapin::Confirmation;
 use lapin::options::{
@@ -199,7 +198,7 @@ impl Connector for AmqpConnector {
         while let Some(delivery) = consumer.next().await {
             let delivery = delivery.map_err(broker_error)?;
             let message = json!({
-                "payload": payload(&delivery.data),
+                "payload": crate::message::payload(&delivery.data),
                 "routing_key": delivery.routing_key.as_str(),
                 "exchange": delivery.exchange.as_str(),
                 "headers": delivery.properties.headers().as_ref().map(headers_json).unwrap_or_else(|| json!({})),
@@ -405,13 +404,5 @@ fn header_json(value: &AMQPValue) -> Value {
         AMQPValue::LongString(text) => json!(text.to_string()),
         AMQPValue::FieldTable(table) => headers_json(table),
         other => json!(format!("{other:?}")),
-    }
-}
-
-/// A message body: JSON when it parses, else text, else base64.
-pub fn payload(data: &[u8]) -> Value {
-    match std::str::from_utf8(data) {
-        Ok(text) => serde_json::from_str(text).unwrap_or_else(|_| json!(text)),
-        Err(_) => json!(base64::engine::general_purpose::STANDARD.encode(data)),
     }
 }

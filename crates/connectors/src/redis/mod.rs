@@ -140,8 +140,15 @@ impl Connector for RedisConnector {
             (None, Some(stream)) => {
                 let group = text("group").unwrap_or("weft");
                 let consumer = text("consumer").unwrap_or("weft");
-                let mut manager = self.manager(connection).await?;
-                read_stream(&mut manager, connection, stream, group, consumer, sink).await
+                // A connection of its own, without a response timeout: a blocking read
+                // waits longer for entries than a command waits for its answer.
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_response_timeout(Some(STREAM_BLOCK * 2));
+                let mut reader = client(connection)?
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map_err(|error| refused(connection, error))?;
+                read_stream(&mut reader, connection, stream, group, consumer, sink).await
             }
             _ => Err(ConnectorError::validation(
                 "a redis subscription takes a `channel`, or a `stream` (with an optional `group` and `consumer`)",
@@ -377,7 +384,7 @@ async fn subscribe_channel(
 /// acknowledged (a crash between delivery and commit), then new ones. Each entry is
 /// acknowledged after its job is committed.
 async fn read_stream(
-    manager: &mut ConnectionManager,
+    manager: &mut redis::aio::MultiplexedConnection,
     connection: &Connection,
     stream: &str,
     group: &str,

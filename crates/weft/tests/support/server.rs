@@ -256,6 +256,54 @@ impl Server {
         created
     }
 
+    /// Saves a connection, which must be accepted, and returns what the server says of it.
+    pub async fn save_connection(&self, connection: Value) -> Value {
+        let (status, saved) = self
+            .api(
+                reqwest::Method::POST,
+                "/api/v1/connections",
+                Some(connection.to_string()),
+            )
+            .await;
+        assert_eq!(status, 201, "the connection was refused: {saved}");
+        saved
+    }
+
+    /// The triggers of a recipe's jobs that `keep` accepts, once there are at least `count`
+    /// of them (waiting up to 15 s), sorted by their JSON text; each job has finished.
+    pub async fn job_triggers(
+        &self,
+        recipe_id: &str,
+        count: usize,
+        keep: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
+        let mut found = Vec::new();
+        for _ in 0..150 {
+            let (_, listed) = self
+                .api(
+                    reqwest::Method::GET,
+                    &format!("/api/v1/jobs?recipe={recipe_id}"),
+                    None,
+                )
+                .await;
+            found.clear();
+            for job in listed["jobs"].as_array().cloned().unwrap_or_default() {
+                let job = self
+                    .finished_job(job["id"].as_str().unwrap_or_default())
+                    .await;
+                if keep(&job["trigger"]) {
+                    found.push(job["trigger"].clone());
+                }
+            }
+            if found.len() >= count {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        found.sort_by_key(Value::to_string);
+        found
+    }
+
     /// Posts JSON (or nothing, for null) to a webhook and returns the JSON answer.
     pub async fn hook(&self, path: &str, body: Value) -> Value {
         let mut request = Self::client().post(self.url(path));
