@@ -10,6 +10,7 @@ pub mod http;
 mod message;
 pub mod mqtt;
 pub mod mysql;
+pub mod nats;
 pub mod postgres;
 pub mod redis;
 mod sql;
@@ -47,6 +48,7 @@ impl Registry {
         registry.add(Arc::new(redis::RedisConnector::default()));
         registry.add(Arc::new(amqp::AmqpConnector::default()));
         registry.add(Arc::new(mqtt::MqttConnector));
+        registry.add(Arc::new(nats::NatsConnector::default()));
         Ok(registry)
     }
 

@@ -10,6 +10,7 @@ mod connections;
 mod databases;
 mod http_action;
 mod mqtt;
+mod nats;
 mod polls;
 mod rate_limits;
 mod redis;
