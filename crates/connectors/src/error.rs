@@ -19,6 +19,9 @@ pub struct ConnectorError {
     /// The remote end asked to be left alone this long (HTTP 429 or 503 with `Retry-After`):
     /// every call on the connection waits, and this one is tried again after.
     pub retry_after: Option<std::time::Duration>,
+    /// The remote end refused the connection's credentials (HTTP 401): a connection whose
+    /// tokens can be refreshed is refreshed, and the call made once more.
+    pub credentials_rejected: bool,
 }
 
 impl ConnectorError {
@@ -32,6 +35,7 @@ impl ConnectorError {
             kind: FailureKind::Validation,
             message: message.into(),
             retry_after: None,
+            credentials_rejected: false,
         }
     }
 
@@ -40,6 +44,7 @@ impl ConnectorError {
             kind: FailureKind::Remote,
             message: message.into(),
             retry_after: None,
+            credentials_rejected: false,
         }
     }
 
@@ -48,6 +53,7 @@ impl ConnectorError {
             kind: FailureKind::Timeout,
             message: message.into(),
             retry_after: None,
+            credentials_rejected: false,
         }
     }
 }

@@ -30,6 +30,12 @@ pub use jq_runner::{JqRunner, serve_jq_worker};
 pub trait Connections: Send + Sync {
     /// The connection with this name, ready to use; the error says why there is none.
     async fn get(&self, name: &str) -> Result<Connection, String>;
+
+    /// The connection with fresh credentials, after the remote end refused its current ones
+    /// (an OAuth 2 access token revoked or expired early). By default, the same connection.
+    async fn refreshed(&self, name: &str) -> Result<Connection, String> {
+        self.get(name).await
+    }
 }
 
 /// Finds recipes by name, for `call` steps.

@@ -642,22 +642,7 @@ impl<'e> JobRun<'e> {
                         ),
                     ));
                 }
-                let secret_fields: Vec<&str> = connector
-                    .connection_fields()
-                    .iter()
-                    .filter(|field| field.secret)
-                    .map(|field| field.name)
-                    .collect();
-                let secrets: Vec<Value> = connection
-                    .secret_values(&secret_fields)
-                    .map(|secret| Value::String(secret.to_owned()))
-                    .collect();
-                if let Some(masker) = &self.masker {
-                    masker.add(secrets.iter().cloned());
-                }
-                if let Ok(mut scrub) = self.scrub.lock() {
-                    scrub.extend(secrets);
-                }
+                self.hide_secrets_of(connector.as_ref(), &connection);
                 Some(connection)
             }
             None => None,
@@ -666,7 +651,7 @@ impl<'e> JobRun<'e> {
             idempotency_key,
             timeout: step.timeout,
         };
-        let Some(connection) = connection else {
+        let Some(mut connection) = connection else {
             return connector
                 .call(&action.action, None, input, &context)
                 .await
@@ -677,6 +662,7 @@ impl<'e> JobRun<'e> {
         // long, and this one is made again.
         let gate = self.engine.gates.gate(&connection);
         let mut pauses = 0;
+        let mut refreshed = false;
         loop {
             let turn = gate.enter().await;
             let outcome = connector
@@ -692,8 +678,42 @@ impl<'e> JobRun<'e> {
                     gate.pause(pause);
                     pauses += 1;
                 }
+                Err(error) if error.credentials_rejected && !refreshed => {
+                    refreshed = true;
+                    connection = self
+                        .engine
+                        .connections
+                        .refreshed(&connection.name)
+                        .await
+                        .map_err(|message| Failure::new(id, ErrorKind::Connector, message))?;
+                    self.hide_secrets_of(connector.as_ref(), &connection);
+                }
                 outcome => return outcome.map_err(|error| failure_of(id, error)),
             }
+        }
+    }
+
+    /// Keeps a connection's secret values out of the job's record and error messages.
+    fn hide_secrets_of(
+        &self,
+        connector: &dyn weft_connectors::Connector,
+        connection: &weft_connectors::Connection,
+    ) {
+        let secret_fields: Vec<&str> = connector
+            .connection_fields()
+            .iter()
+            .filter(|field| field.secret)
+            .map(|field| field.name)
+            .collect();
+        let secrets: Vec<Value> = connection
+            .secret_values(&secret_fields)
+            .map(|secret| Value::String(secret.to_owned()))
+            .collect();
+        if let Some(masker) = &self.masker {
+            masker.add(secrets.iter().cloned());
+        }
+        if let Ok(mut scrub) = self.scrub.lock() {
+            scrub.extend(secrets);
         }
     }
 

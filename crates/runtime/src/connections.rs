@@ -4,10 +4,12 @@
 
 use chrono::Utc;
 use serde_json::{Map, Value, json};
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
+use weft_connectors::http::oauth;
 use weft_connectors::{Connection, Connector, RateLimits, Registry, field_problems};
 use weft_store::vault::{Vault, VaultError};
 use weft_store::{Store, StoreError, StoredConnection};
@@ -42,20 +44,173 @@ pub struct ConnectionInput {
     pub limits: Option<Value>,
 }
 
+/// How long a person has to finish connecting an account after starting.
+const OAUTH_PENDING: Duration = Duration::from_secs(600);
+
 /// The connections of one store, with the vault that seals their secrets.
 pub struct ConnectionBook {
     store: Store,
     vault: Arc<Vault>,
     registry: Registry,
+    /// Calls OAuth 2 token endpoints.
+    token_client: reqwest::Client,
+    /// Accounts being connected, by the `state` sent through the browser.
+    pending: Mutex<HashMap<String, PendingAuthorization>>,
+    /// One token refresh at a time, so that jobs that find a token expiring together use
+    /// one new token.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+struct PendingAuthorization {
+    connection_id: String,
+    verifier: String,
+    redirect_uri: String,
+    started: Instant,
 }
 
 impl ConnectionBook {
-    pub fn new(store: Store, vault: Arc<Vault>, registry: Registry) -> ConnectionBook {
+    pub fn new(
+        store: Store,
+        vault: Arc<Vault>,
+        registry: Registry,
+        token_client: reqwest::Client,
+    ) -> ConnectionBook {
         ConnectionBook {
             store,
             vault,
             registry,
+            token_client,
+            pending: Mutex::new(HashMap::new()),
+            refreshing: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Starts connecting an `oauth2_code` connection to its account: the URL to send the
+    /// person to. The provider sends them back to `redirect_uri` with a code and the state.
+    pub async fn oauth_start(
+        &self,
+        id: &str,
+        redirect_uri: &str,
+    ) -> Result<String, ConnectionError> {
+        let stored = self.stored(id).await?;
+        let connection = self.open(stored.clone()).await?;
+        if connection.text("auth") != Some("oauth2_code") {
+            return Err(ConnectionError::Invalid(format!(
+                "connection `{}` does not use auth oauth2_code",
+                stored.name
+            )));
+        }
+        let state = oauth::random_text(24);
+        let (verifier, challenge) = oauth::pkce_pair();
+        let url = oauth::authorize_url(&connection, &state, &challenge, redirect_uri)
+            .map_err(|error| ConnectionError::Invalid(error.message))?;
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.retain(|_, waiting| waiting.started.elapsed() < OAUTH_PENDING);
+            pending.insert(
+                state,
+                PendingAuthorization {
+                    connection_id: stored.id,
+                    verifier,
+                    redirect_uri: redirect_uri.to_owned(),
+                    started: Instant::now(),
+                },
+            );
+        }
+        Ok(url)
+    }
+
+    /// Finishes connecting an account: trades the code for tokens, kept sealed. The state is
+    /// single use and expires. Returns the connection's name.
+    pub async fn oauth_callback(&self, state: &str, code: &str) -> Result<String, ConnectionError> {
+        let waiting = self
+            .pending
+            .lock()
+            .ok()
+            .and_then(|mut pending| pending.remove(state))
+            .filter(|waiting| waiting.started.elapsed() < OAUTH_PENDING)
+            .ok_or_else(|| {
+                ConnectionError::Invalid(
+                    "this sign-in is unknown or expired: start connecting the account again"
+                        .to_owned(),
+                )
+            })?;
+        let stored = self.stored(&waiting.connection_id).await?;
+        let connection = self.open(stored.clone()).await?;
+        let tokens = oauth::exchange_code(
+            &self.token_client,
+            &connection,
+            code,
+            &waiting.verifier,
+            &waiting.redirect_uri,
+        )
+        .await
+        .map_err(|error| ConnectionError::Invalid(error.message))?;
+        let name = stored.name.clone();
+        self.keep_tokens(stored, &tokens).await?;
+        tracing::info!(connection = %name, "an OAuth 2 account was connected");
+        Ok(name)
+    }
+
+    /// Seals new tokens into a stored connection.
+    async fn keep_tokens(
+        &self,
+        mut stored: StoredConnection,
+        tokens: &oauth::Tokens,
+    ) -> Result<(), ConnectionError> {
+        let mut secrets = self.secrets_of(&stored).await?;
+        secrets.insert("access_token".to_owned(), json!(tokens.access_token));
+        if let Some(refresh_token) = &tokens.refresh_token {
+            secrets.insert("refresh_token".to_owned(), json!(refresh_token));
+        }
+        for name in secrets.keys() {
+            stored.fields.insert(name.clone(), json!(HIDDEN));
+        }
+        match tokens.expires_at {
+            Some(at) => stored.fields.insert(
+                "expires_at".to_owned(),
+                json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            ),
+            None => stored.fields.remove("expires_at"),
+        };
+        let text = Zeroizing::new(serde_json::to_vec(&secrets).unwrap_or_default());
+        stored.secrets = Some(self.vault.seal(&row_of(&stored.id), &text).await?);
+        stored.updated_at = Utc::now();
+        if !self.store.update_connection(&stored).await? {
+            return Err(ConnectionError::NotFound);
+        }
+        Ok(())
+    }
+
+    /// A connection with a usable access token: refreshed first when it is about to expire
+    /// (or, with `force`, whatever its expiry), the new token kept sealed.
+    async fn with_fresh_token(
+        &self,
+        name: &str,
+        force: bool,
+    ) -> Result<Connection, ConnectionError> {
+        let connection = self.open(self.stored(name).await?).await?;
+        let needs = |connection: &Connection| {
+            connection.text("auth") == Some("oauth2_code")
+                && connection.text("refresh_token").is_some()
+                && (force
+                    || oauth::stored_tokens(connection).is_some_and(|tokens| tokens.expiring()))
+        };
+        if !needs(&connection) {
+            return Ok(connection);
+        }
+        let _one_at_a_time = self.refreshing.lock().await;
+        // Another job may have refreshed it while this one waited.
+        let stored = self.stored(name).await?;
+        let current = self.open(stored.clone()).await?;
+        if current.text("access_token") != connection.text("access_token") {
+            return Ok(current);
+        }
+        let tokens = oauth::refresh(&self.token_client, &current)
+            .await
+            .map_err(|error| ConnectionError::Invalid(error.message))?;
+        self.keep_tokens(stored, &tokens).await?;
+        tracing::info!(connection = name, "an OAuth 2 access token was refreshed");
+        self.open(self.stored(name).await?).await
     }
 
     pub async fn create(&self, input: ConnectionInput) -> Result<Value, ConnectionError> {
@@ -268,18 +423,27 @@ impl ConnectionBook {
 #[async_trait::async_trait]
 impl weft_engine::Connections for ConnectionBook {
     async fn get(&self, name: &str) -> Result<Connection, String> {
-        let stored = match self.store.connection(name).await {
-            Ok(Some(stored)) => stored,
-            Ok(None) => return Err(format!("no connection named `{name}`")),
-            Err(error) => {
-                tracing::error!(%error, "cannot read a connection");
-                return Err(format!("connection `{name}` cannot be read from the store"));
-            }
-        };
-        self.open(stored).await.map_err(|error| {
-            tracing::error!(%error, connection = name, "cannot open a connection");
-            format!("connection `{name}` cannot be opened: {error}")
-        })
+        self.with_fresh_token(name, false)
+            .await
+            .map_err(|error| unusable(name, error))
+    }
+
+    async fn refreshed(&self, name: &str) -> Result<Connection, String> {
+        self.with_fresh_token(name, true)
+            .await
+            .map_err(|error| unusable(name, error))
+    }
+}
+
+/// Why a job cannot use a connection, for its record; store details go to the log.
+fn unusable(name: &str, error: ConnectionError) -> String {
+    match error {
+        ConnectionError::NotFound => format!("no connection named `{name}`"),
+        ConnectionError::Invalid(message) => format!("connection `{name}`: {message}"),
+        other => {
+            tracing::error!(error = %other, connection = name, "cannot open a connection");
+            format!("connection `{name}` cannot be opened: {other}")
+        }
     }
 }
 

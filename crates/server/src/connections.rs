@@ -101,3 +101,60 @@ pub async fn test(
         Err(message) => json!({ "ok": false, "message": message }),
     }))
 }
+
+/// Starts connecting an `oauth2_code` connection to its account: `{"authorize_url"}`, where
+/// the person signs in; the provider sends them back to `/oauth/callback`.
+pub async fn oauth_start(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let redirect_uri = format!("{}/oauth/callback", state.settings.public_url);
+    let url = state.connections.oauth_start(&id, &redirect_uri).await?;
+    Ok(Json(
+        json!({ "authorize_url": url, "redirect_uri": redirect_uri }),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Where the provider sends the person back. No token: the single-use `state` made by
+/// `oauth_start` is the proof, and the page says what happened.
+pub async fn oauth_callback(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<CallbackQuery>,
+) -> Result<axum::response::Html<String>, ApiError> {
+    if let Some(error) = query.error {
+        return Err(ApiError::bad_request(format!(
+            "the provider did not connect the account: {error} {}",
+            query.error_description.unwrap_or_default()
+        )));
+    }
+    let (Some(code), Some(pending)) = (query.code, query.state) else {
+        return Err(ApiError::bad_request(
+            "the callback needs `code` and `state` from the provider",
+        ));
+    };
+    // A stale or replayed state, or a code the provider will not trade, is a bad request.
+    let name = match state.connections.oauth_callback(&pending, &code).await {
+        Err(ConnectionError::Invalid(message)) => return Err(ApiError::bad_request(message)),
+        outcome => outcome?,
+    };
+    Ok(axum::response::Html(format!(
+        "<!doctype html><title>Connected</title><p>The connection <b>{}</b> is connected to its account. You can close this page.</p>",
+        html_escape(&name)
+    )))
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

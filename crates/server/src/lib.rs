@@ -24,6 +24,9 @@ pub struct Settings {
     pub max_payload_bytes: usize,
     /// How long a sync webhook waits for its job before it answers 202.
     pub sync_wait: Duration,
+    /// Where people reach this server, without a trailing slash: the OAuth 2 callback is
+    /// under it.
+    pub public_url: String,
 }
 
 impl Default for Settings {
@@ -31,6 +34,7 @@ impl Default for Settings {
         Settings {
             max_payload_bytes: 1024 * 1024,
             sync_wait: SYNC_WAIT,
+            public_url: "http://127.0.0.1:8080".to_owned(),
         }
     }
 }
@@ -109,6 +113,10 @@ pub fn router(state: AppState) -> Router {
                 .delete(connections::delete),
         )
         .route("/connections/{id}/test", post(connections::test))
+        .route(
+            "/connections/{id}/oauth/start",
+            post(connections::oauth_start),
+        )
         .route("/jobs", get(jobs::list))
         .route("/jobs/rerun", post(jobs::rerun_many))
         .route("/jobs/{id}", get(jobs::show))
@@ -121,6 +129,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .merge(hooks)
+        .route("/oauth/callback", get(connections::oauth_callback))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics_text))

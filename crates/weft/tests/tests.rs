@@ -11,6 +11,7 @@ mod databases;
 mod http_action;
 mod mqtt;
 mod nats;
+mod oauth;
 mod polls;
 mod rate_limits;
 mod redis;

@@ -11,9 +11,22 @@ use crate::error::ConnectorError;
 pub enum HttpAuth {
     None,
     Bearer(String),
-    Basic { username: String, password: String },
-    ApiKeyHeader { name: String, value: String },
-    ApiKeyQuery { name: String, value: String },
+    Basic {
+        username: String,
+        password: String,
+    },
+    ApiKeyHeader {
+        name: String,
+        value: String,
+    },
+    ApiKeyQuery {
+        name: String,
+        value: String,
+    },
+    /// A token of the authorization code grant, kept (sealed) in the connection.
+    OAuth2Code(String),
+    /// A token of the client credentials grant, fetched and kept in memory by the connector.
+    OAuth2Client,
 }
 
 impl HttpAuth {
@@ -47,8 +60,27 @@ impl HttpAuth {
                     ))),
                 }
             }
+            "oauth2_code" => {
+                for needed in ["authorize_url", "token_url", "client_id"] {
+                    required(needed)?;
+                }
+                // Until the account is connected, there is no token: calls fail with a reason.
+                Ok(HttpAuth::OAuth2Code(
+                    connection
+                        .text("access_token")
+                        .unwrap_or_default()
+                        .to_owned(),
+                ))
+            }
+            "oauth2_client_credentials" => {
+                for needed in ["token_url", "client_id"] {
+                    required(needed)?;
+                }
+                Ok(HttpAuth::OAuth2Client)
+            }
             other => Err(ConnectorError::validation(format!(
-                "connection `{}`: unknown auth `{other}` (use none, bearer, basic or api_key)",
+                "connection `{}`: unknown auth `{other}` (use none, bearer, basic, api_key, \
+                 oauth2_code or oauth2_client_credentials)",
                 connection.name
             ))),
         }
@@ -58,7 +90,11 @@ impl HttpAuth {
     pub fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match self {
             HttpAuth::None => request,
-            HttpAuth::Bearer(token) => request.header("authorization", format!("Bearer {token}")),
+            HttpAuth::Bearer(token) | HttpAuth::OAuth2Code(token) => {
+                request.header("authorization", format!("Bearer {token}"))
+            }
+            // The connector puts the fetched token in as a bearer token.
+            HttpAuth::OAuth2Client => request,
             HttpAuth::Basic { username, password } => {
                 let encoded = base64::engine::general_purpose::STANDARD
                     .encode(format!("{username}:{password}"));

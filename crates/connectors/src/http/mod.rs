@@ -3,6 +3,7 @@
 
 mod auth;
 pub mod network;
+pub mod oauth;
 
 use async_trait::async_trait;
 use reqwest::{Method, Url, redirect};
@@ -47,6 +48,8 @@ pub struct HttpConnector {
     client: reqwest::Client,
     /// Follows redirects within the first request's origin only, for credentials in custom headers.
     same_origin_client: reqwest::Client,
+    /// Tokens of the client credentials grant, by connection.
+    client_tokens: std::sync::Mutex<std::collections::HashMap<String, oauth::Tokens>>,
 }
 
 impl HttpConnector {
@@ -54,9 +57,15 @@ impl HttpConnector {
         Ok(HttpConnector {
             client: build_client(&options, false)?,
             same_origin_client: build_client(&options, true)?,
+            client_tokens: Default::default(),
             options,
         })
     }
+}
+
+/// A client for OAuth 2 token endpoints, under the same network policy as requests.
+pub fn token_client(options: &HttpOptions) -> Result<reqwest::Client, ConnectorError> {
+    build_client(options, false)
 }
 
 fn build_client(
@@ -101,6 +110,7 @@ fn literal_ip_refusal(url: &Url, policy: NetworkPolicy) -> Option<String> {
 }
 
 /// The parsed input of `http.request`.
+#[derive(Clone)]
 struct RequestInput {
     method: Method,
     url: Url,
@@ -320,7 +330,12 @@ impl Connector for HttpConnector {
                 false,
                 false,
             ),
-            field("auth", "none, bearer, basic or api_key.", false, false),
+            field(
+                "auth",
+                "none, bearer, basic, api_key, oauth2_code or oauth2_client_credentials.",
+                false,
+                false,
+            ),
             field("token", "Bearer token (auth: bearer).", false, true),
             field("username", "User name (auth: basic).", false, false),
             field("password", "Password (auth: basic).", false, true),
@@ -331,6 +346,44 @@ impl Connector for HttpConnector {
                 false,
             ),
             field("key_value", "The API key (auth: api_key).", false, true),
+            field(
+                "token_url",
+                "Token endpoint (auth: oauth2_code, oauth2_client_credentials).",
+                false,
+                false,
+            ),
+            field(
+                "authorize_url",
+                "Authorization endpoint the person signs in at (auth: oauth2_code).",
+                false,
+                false,
+            ),
+            field("client_id", "OAuth 2 client id.", false, false),
+            field("client_secret", "OAuth 2 client secret.", false, true),
+            field(
+                "scopes",
+                "OAuth 2 scopes, separated by spaces.",
+                false,
+                false,
+            ),
+            field(
+                "access_token",
+                "Set by connecting the account (auth: oauth2_code).",
+                false,
+                true,
+            ),
+            field(
+                "refresh_token",
+                "Set by connecting the account (auth: oauth2_code).",
+                false,
+                true,
+            ),
+            field(
+                "expires_at",
+                "When the access token expires; set by connecting the account.",
+                false,
+                false,
+            ),
             field(
                 "key_in",
                 "header (default) or query (auth: api_key).",
@@ -401,11 +454,71 @@ impl Connector for HttpConnector {
             None => HttpAuth::None,
         };
         let request = RequestInput::parse(&input, connection)?;
-        self.send(request, &auth, context).await
+        match (&auth, connection) {
+            (HttpAuth::OAuth2Client, Some(connection)) => {
+                self.send_with_client_token(request, connection, context)
+                    .await
+            }
+            (HttpAuth::OAuth2Code(token), Some(connection)) if token.is_empty() => {
+                Err(ConnectorError::validation(format!(
+                    "connection `{}` is not connected to its account yet: connect it (POST \
+                     /api/v1/connections/{{id}}/oauth/start) and sign in",
+                    connection.name
+                )))
+            }
+            _ => self.send(request, &auth, context).await,
+        }
     }
 }
 
 impl HttpConnector {
+    /// Sends with a token of the client credentials grant: fetched when there is none or it
+    /// is about to expire, and fetched again once when the remote end refuses it.
+    async fn send_with_client_token(
+        &self,
+        request: RequestInput,
+        connection: &Connection,
+        context: &CallContext,
+    ) -> Result<Value, ConnectorError> {
+        let key = format!(
+            "{}\0{}",
+            connection.name,
+            Value::Object(connection.fields.clone())
+        );
+        let cached = self
+            .client_tokens
+            .lock()
+            .ok()
+            .and_then(|tokens| tokens.get(&key).cloned())
+            .filter(|tokens| !tokens.expiring());
+        let fresh = cached.is_none();
+        let tokens = match cached {
+            Some(tokens) => tokens,
+            None => self.fetch_client_token(&key, connection).await?,
+        };
+        let auth = HttpAuth::Bearer(tokens.access_token);
+        match self.send(request.clone(), &auth, context).await {
+            Err(error) if error.credentials_rejected && !fresh => {
+                let tokens = self.fetch_client_token(&key, connection).await?;
+                self.send(request, &HttpAuth::Bearer(tokens.access_token), context)
+                    .await
+            }
+            outcome => outcome,
+        }
+    }
+
+    async fn fetch_client_token(
+        &self,
+        key: &str,
+        connection: &Connection,
+    ) -> Result<oauth::Tokens, ConnectorError> {
+        let tokens = oauth::client_credentials(&self.client, connection).await?;
+        if let Ok(mut cache) = self.client_tokens.lock() {
+            cache.insert(key.to_owned(), tokens.clone());
+        }
+        Ok(tokens)
+    }
+
     async fn send(
         &self,
         input: RequestInput,
@@ -484,6 +597,11 @@ impl HttpConnector {
                     .map(|reason| format!(" {reason}"))
                     .unwrap_or_default()
             ));
+            if status.as_u16() == 401 && *auth != HttpAuth::None {
+                let mut error = error;
+                error.credentials_rejected = true;
+                return Err(error);
+            }
             let pause = matches!(status.as_u16(), 429 | 503)
                 .then(|| {
                     headers

@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// Let outbound HTTP reach loopback and private addresses (off by default).
     #[arg(long, env = "WEFT_ALLOW_PRIVATE_NETWORK", value_parser = clap::builder::BoolishValueParser::new())]
     allow_private_network: bool,
+    /// The URL people reach this server at (behind a proxy, the proxy's), for the OAuth 2
+    /// callback. Default: http:// and the listening address.
+    #[arg(long, env = "WEFT_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -61,7 +65,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let vault = Arc::new(args.store.vault(&store).await?);
     let options = super::connector_options(args.allow_private_network);
     let registry = registry(&options)?;
-    let connections = Arc::new(ConnectionBook::new(store.clone(), vault, registry.clone()));
+    let connections = Arc::new(ConnectionBook::new(
+        store.clone(),
+        vault,
+        registry.clone(),
+        weft_connectors::http::token_client(&options.http)?,
+    ));
     let recipes = RecipeCache::new(store.clone(), registry.clone());
     let jq = std::env::current_exe()
         .map(JqRunner::isolated)
@@ -94,6 +103,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         runtime.spawn_scheduler(stopping.clone()),
         runtime.spawn_subscriptions(stopping.clone()),
     ];
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
     let state = AppState {
         metrics: weft_server::install_metrics(),
         runtime,
@@ -101,14 +116,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         settings: Settings {
             max_payload_bytes: args.max_payload,
             sync_wait: args.sync_wait,
+            public_url: args
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{address}"))
+                .trim_end_matches('/')
+                .to_owned(),
         },
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let address = listener
-        .local_addr()
-        .context("cannot read the listening address")?;
     tracing::info!(%address, store = %args.store.describe(), "weft is serving");
     eprintln!(
         "weft is serving on http://{address} (store: {})",
