@@ -11,6 +11,7 @@ mod message;
 pub mod mqtt;
 pub mod mysql;
 pub mod nats;
+pub mod openapi;
 pub mod postgres;
 pub mod redis;
 mod sql;
@@ -29,6 +30,8 @@ pub use error::{ConnectorError, FailureKind};
 #[derive(Debug, Clone, Default)]
 pub struct ConnectorOptions {
     pub http: http::HttpOptions,
+    /// Connectors imported from OpenAPI documents (`weft connectors import-openapi`).
+    pub imported: Vec<openapi::Definition>,
 }
 
 /// The connectors this process knows, by name.
@@ -41,7 +44,8 @@ impl Registry {
     /// Every connector that ships with Weft.
     pub fn builtin(options: &ConnectorOptions) -> Result<Self, ConnectorError> {
         let mut registry = Registry::default();
-        registry.add(Arc::new(http::HttpConnector::new(options.http.clone())?));
+        let http = Arc::new(http::HttpConnector::new(options.http.clone())?);
+        registry.add(http.clone());
         registry.add(Arc::new(postgres::PostgresConnector::default()));
         registry.add(Arc::new(mysql::MysqlConnector::default()));
         registry.add(Arc::new(sqlite::SqliteConnector::default()));
@@ -49,6 +53,18 @@ impl Registry {
         registry.add(Arc::new(amqp::AmqpConnector::default()));
         registry.add(Arc::new(mqtt::MqttConnector));
         registry.add(Arc::new(nats::NatsConnector::default()));
+        for definition in &options.imported {
+            if registry.get(&definition.name).is_some() {
+                return Err(ConnectorError::validation(format!(
+                    "an imported connector cannot be named `{}`: a built-in connector has that name",
+                    definition.name
+                )));
+            }
+            registry.add(Arc::new(openapi::OpenApiConnector::new(
+                definition.clone(),
+                http.clone(),
+            )));
+        }
         Ok(registry)
     }
 

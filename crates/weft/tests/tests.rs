@@ -12,6 +12,7 @@ mod http_action;
 mod mqtt;
 mod nats;
 mod oauth;
+mod openapi;
 mod polls;
 mod rate_limits;
 mod redis;

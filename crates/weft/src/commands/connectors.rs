@@ -4,7 +4,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
 
-use weft_connectors::{Registry, docs};
+use weft_connectors::{Registry, docs, openapi};
 
 use super::client::print_json;
 
@@ -21,10 +21,23 @@ pub enum ConnectorsCommand {
     },
     /// Write the reference pages (one Markdown file per connector and an index) to a folder.
     Docs { folder: PathBuf },
+    /// Make a connector from an OpenAPI 3 document (YAML or JSON): each operation becomes an
+    /// action. It is written to the folder of imported connectors, which `weft serve` (after
+    /// a restart), `weft run` and `weft validate` read.
+    ImportOpenapi {
+        file: PathBuf,
+        /// The connector's name, as recipes write it (`NAME.action`).
+        #[arg(long)]
+        name: String,
+        /// The folder of imported connectors (default: WEFT_CONNECTORS_DIR, else the data
+        /// folder's `connectors`).
+        #[arg(long)]
+        into: Option<PathBuf>,
+    },
 }
 
 pub fn run(command: ConnectorsCommand) -> anyhow::Result<()> {
-    let registry = super::registry(&super::connector_options(false))?;
+    let registry = super::registry(&super::connector_options(false, None)?)?;
     match command {
         ConnectorsCommand::List => {
             for connector in registry.iter() {
@@ -45,7 +58,83 @@ pub fn run(command: ConnectorsCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ConnectorsCommand::Docs { folder } => write_docs(&registry, &folder),
+        ConnectorsCommand::ImportOpenapi { file, name, into } => {
+            import_openapi(&registry, &file, &name, into)
+        }
     }
+}
+
+/// Imports an OpenAPI document as a connector file, refusing a name already taken.
+fn import_openapi(
+    registry: &Registry,
+    file: &Path,
+    name: &str,
+    into: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let document: serde_json::Value = serde_saphyr::from_str(&text)
+        .map_err(|error| anyhow::anyhow!("{} is not YAML or JSON: {error}", file.display()))?;
+    let definition = openapi::import(&document, name).map_err(|problems| {
+        anyhow::anyhow!(
+            "{} cannot be imported:\n  {}",
+            file.display(),
+            problems.join("\n  ")
+        )
+    })?;
+    let folder = into
+        .or_else(|| std::env::var_os(super::CONNECTORS_DIR_VARIABLE).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("weft-data/connectors"));
+    let target = folder.join(format!("{name}.json"));
+    if registry.get(name).is_some() && !target.exists() {
+        bail!("a connector named `{name}` exists already");
+    }
+    std::fs::create_dir_all(&folder)
+        .with_context(|| format!("cannot create {}", folder.display()))?;
+    let text = serde_json::to_string_pretty(&definition)?;
+    std::fs::write(&target, text).with_context(|| format!("cannot write {}", target.display()))?;
+    let actions: Vec<&str> = definition
+        .operations
+        .iter()
+        .map(|operation| operation.action.as_str())
+        .collect();
+    println!(
+        "imported `{name}` with {} action(s) ({}) into {}",
+        actions.len(),
+        actions.join(", "),
+        target.display()
+    );
+    Ok(())
+}
+
+/// The connectors imported into a folder: every `*.json` file of it. A missing folder holds
+/// none.
+pub fn imported(folder: &Path) -> anyhow::Result<Vec<openapi::Definition>> {
+    let entries = match std::fs::read_dir(folder) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot read {}", folder.display()));
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "json")
+        })
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not an imported connector", path.display()))
+        })
+        .collect()
 }
 
 /// The pages `weft connectors docs` writes: file name and text.

@@ -70,15 +70,30 @@ pub fn recipe_files(folder: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
 }
 
 /// The connectors' options for a command that may open private networks.
-pub fn connector_options(allow_private_network: bool) -> ConnectorOptions {
-    ConnectorOptions {
+/// The environment variable naming the folder of imported connectors.
+pub const CONNECTORS_DIR_VARIABLE: &str = "WEFT_CONNECTORS_DIR";
+
+/// The connectors' options: the network policy, and the connectors imported into the folder
+/// of `WEFT_CONNECTORS_DIR` (or `default_dir`, for `weft serve` its data folder's).
+pub fn connector_options(
+    allow_private_network: bool,
+    default_dir: Option<&Path>,
+) -> anyhow::Result<ConnectorOptions> {
+    let folder = std::env::var_os(CONNECTORS_DIR_VARIABLE)
+        .map(std::path::PathBuf::from)
+        .or_else(|| default_dir.map(Path::to_path_buf));
+    Ok(ConnectorOptions {
         http: weft_connectors::http::HttpOptions {
             network: weft_connectors::http::NetworkPolicy {
                 allow_private: allow_private_network,
             },
             ..Default::default()
         },
-    }
+        imported: match folder {
+            Some(folder) => connectors::imported(&folder)?,
+            None => Vec::new(),
+        },
+    })
 }
 
 pub fn invalid() -> ExitCode {

@@ -133,7 +133,7 @@ struct LocalRecipe {
 
 /// Reads and checks recipe files; any invalid one stops everything, with its problems.
 fn read_recipes(files: &[PathBuf]) -> anyhow::Result<BTreeMap<String, LocalRecipe>> {
-    let registry = registry(&Default::default())?;
+    let registry = registry(&super::connector_options(false, None)?)?;
     let mut recipes = BTreeMap::new();
     let mut invalid = false;
     for path in files {

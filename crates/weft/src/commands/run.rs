@@ -41,7 +41,7 @@ pub fn run(args: RunArgs) -> ExitCode {
 }
 
 fn prepare_and_run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let options = super::connector_options(args.allow_private_network);
+    let options = super::connector_options(args.allow_private_network, None)?;
     let registry = registry(&options)?;
     let recipe = match load_recipe(&args.file, &registry) {
         Loaded::Recipe(recipe) => recipe,

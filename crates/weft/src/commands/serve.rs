@@ -63,7 +63,10 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = args.store.open().await?;
     let vault = Arc::new(args.store.vault(&store).await?);
-    let options = super::connector_options(args.allow_private_network);
+    let options = super::connector_options(
+        args.allow_private_network,
+        Some(&args.store.data.join("connectors")),
+    )?;
     let registry = registry(&options)?;
     let connections = Arc::new(ConnectionBook::new(
         store.clone(),

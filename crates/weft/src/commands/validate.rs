@@ -6,13 +6,14 @@ use std::process::ExitCode;
 use super::{Loaded, invalid, load_recipe, print_problems, registry};
 
 pub fn validate(files: &[PathBuf]) -> ExitCode {
-    let registry = match registry(&Default::default()) {
-        Ok(registry) => registry,
-        Err(error) => {
-            eprintln!("weft: {error:#}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let registry =
+        match super::connector_options(false, None).and_then(|options| registry(&options)) {
+            Ok(registry) => registry,
+            Err(error) => {
+                eprintln!("weft: {error:#}");
+                return ExitCode::FAILURE;
+            }
+        };
     let mut all_valid = true;
     for path in files {
         match load_recipe(path, &registry) {
