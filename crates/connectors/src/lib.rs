@@ -5,6 +5,7 @@ pub mod amqp;
 pub mod connection;
 pub mod connector;
 pub mod docs;
+pub mod email;
 pub mod error;
 pub mod http;
 mod message;
@@ -53,6 +54,7 @@ impl Registry {
         registry.add(Arc::new(amqp::AmqpConnector::default()));
         registry.add(Arc::new(mqtt::MqttConnector));
         registry.add(Arc::new(nats::NatsConnector::default()));
+        registry.add(Arc::new(email::EmailConnector));
         for definition in &options.imported {
             if registry.get(&definition.name).is_some() {
                 return Err(ConnectorError::validation(format!(

@@ -8,6 +8,7 @@ mod amqp;
 mod cli_validate;
 mod connections;
 mod databases;
+mod email;
 mod http_action;
 mod mqtt;
 mod nats;
