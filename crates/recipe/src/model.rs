@@ -87,10 +87,40 @@ pub struct WebhookTrigger {
 
 #[derive(Debug, Clone)]
 pub struct WebhookSignature {
-    pub header: String,
-    pub secret: String,
-    pub algorithm: String,
-    pub prefix: String,
+    pub scheme: SignatureScheme,
+    pub secret: SignatureSecret,
+}
+
+/// How a sender signs its requests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SignatureScheme {
+    /// An HMAC-SHA256 of the body in hex, in `header`, after `prefix`.
+    Hmac { header: String, prefix: String },
+    /// Slack's: `X-Slack-Signature: v0=HEX` of `v0:TIMESTAMP:BODY`, with
+    /// `X-Slack-Request-Timestamp`; requests older than five minutes are refused.
+    Slack,
+    /// Stripe's: `Stripe-Signature: t=TIMESTAMP,v1=HEX` of `TIMESTAMP.BODY`; older than five
+    /// minutes are refused.
+    Stripe,
+}
+
+impl SignatureScheme {
+    /// The header that carries the signature (always masked in records).
+    pub fn header(&self) -> &str {
+        match self {
+            SignatureScheme::Hmac { header, .. } => header,
+            SignatureScheme::Slack => "x-slack-signature",
+            SignatureScheme::Stripe => "stripe-signature",
+        }
+    }
+}
+
+/// Where the signing secret is: in the recipe, or (better) sealed in a connection's
+/// `signing_secret` field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SignatureSecret {
+    Literal(String),
+    Connection(String),
 }
 
 #[derive(Debug, Clone)]

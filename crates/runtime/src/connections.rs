@@ -25,6 +25,9 @@ pub enum ConnectionError {
     Invalid(String),
     #[error("no connection with this id or name")]
     NotFound,
+    /// The remote end refused to renew the connection's credentials.
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -205,9 +208,15 @@ impl ConnectionBook {
         if current.text("access_token") != connection.text("access_token") {
             return Ok(current);
         }
-        let tokens = oauth::refresh(&self.token_client, &current)
-            .await
-            .map_err(|error| ConnectionError::Invalid(error.message))?;
+        let tokens = match oauth::refresh(&self.token_client, &current).await {
+            Ok(tokens) => tokens,
+            // Ahead of expiry the current token still works: use it, and try again next time.
+            Err(error) if !force => {
+                tracing::warn!(connection = name, error = %error.message, "cannot refresh an OAuth 2 token ahead of its expiry; using the current one");
+                return Ok(current);
+            }
+            Err(error) => return Err(ConnectionError::Refused(error.message)),
+        };
         self.keep_tokens(stored, &tokens).await?;
         tracing::info!(connection = name, "an OAuth 2 access token was refreshed");
         self.open(self.stored(name).await?).await
@@ -242,6 +251,16 @@ impl ConnectionBook {
             )));
         }
         let kept = self.secrets_of(&stored).await?;
+        let mut input = input;
+        // The expiry of a connected account's token is set by connecting it, not by a form:
+        // a save that leaves it out keeps it.
+        if let Some(expires_at) = stored.fields.get("expires_at")
+            && !input.fields.contains_key("expires_at")
+        {
+            input
+                .fields
+                .insert("expires_at".to_owned(), expires_at.clone());
+        }
         let connection = StoredConnection {
             updated_at: Utc::now(),
             ..stored
@@ -439,7 +458,9 @@ impl weft_engine::Connections for ConnectionBook {
 fn unusable(name: &str, error: ConnectionError) -> String {
     match error {
         ConnectionError::NotFound => format!("no connection named `{name}`"),
-        ConnectionError::Invalid(message) => format!("connection `{name}`: {message}"),
+        ConnectionError::Invalid(message) | ConnectionError::Refused(message) => {
+            format!("connection `{name}`: {message}")
+        }
         other => {
             tracing::error!(error = %other, connection = name, "cannot open a connection");
             format!("connection `{name}` cannot be opened: {other}")

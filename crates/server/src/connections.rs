@@ -20,6 +20,9 @@ impl From<ConnectionError> for ApiError {
                 message,
             ),
             ConnectionError::NotFound => ApiError::not_found("connection with this id or name"),
+            ConnectionError::Refused(message) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "refused_upstream", message)
+            }
             ConnectionError::Store(error) => error.into(),
             ConnectionError::Vault(error) => {
                 tracing::error!(%error, "cannot seal or open a connection's secrets");

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use std::time::Duration;
 use weft_engine::JobOutcome;
-use weft_recipe::model::{Trigger, WebhookMode, WebhookSignature};
+use weft_recipe::model::{SignatureScheme, SignatureSecret, Trigger, WebhookMode};
 use weft_runtime::{Acceptance, Answer};
 use weft_store::JobStatus;
 
@@ -54,7 +54,12 @@ pub async fn receive(
         ));
     }
     if let Some(signature) = &webhook.signature {
-        verify_signature(signature, &headers, &body)?;
+        let secret = signing_secret(&state, &signature.secret).await?;
+        verify_signature(&signature.scheme, secret.as_bytes(), &headers, &body)?;
+        if let Some(challenge) = slack_url_verification(&signature.scheme, &body) {
+            // Slack checks a new events URL with a challenge it expects back, not a job.
+            return Ok(Json(json!({ "challenge": challenge })).into_response());
+        }
     }
     let trigger = trigger_value(&method, &path, &headers, query, &body)?;
     weft_runtime::event_accepted("webhook");
@@ -158,33 +163,125 @@ fn trigger_value(
     }))
 }
 
-/// Checks an HMAC-SHA256 signature of the raw body in constant time.
+/// Longest age of a signed Slack or Stripe request: older ones may be replays.
+const SIGNATURE_TOLERANCE_SECONDS: i64 = 300;
+
+/// The signing secret of a webhook: written in the recipe, or the `signing_secret` field of
+/// a connection (sealed at rest).
+async fn signing_secret(state: &AppState, secret: &SignatureSecret) -> Result<String, ApiError> {
+    let name = match secret {
+        SignatureSecret::Literal(secret) => return Ok(secret.clone()),
+        SignatureSecret::Connection(name) => name,
+    };
+    let unavailable = |why: String| {
+        tracing::error!(connection = %name, %why, "a webhook's signing secret is unavailable");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "signature_unavailable",
+            "the webhook's signing secret is unavailable; see the server's log",
+        )
+    };
+    let connection = weft_engine::Connections::get(state.connections.as_ref(), name)
+        .await
+        .map_err(unavailable)?;
+    connection
+        .text("signing_secret")
+        .map(str::to_owned)
+        .ok_or_else(|| unavailable("the connection has no `signing_secret`".to_owned()))
+}
+
+/// Checks a request's signature of its raw body, in constant time.
 fn verify_signature(
-    signature: &WebhookSignature,
+    scheme: &SignatureScheme,
+    secret: &[u8],
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), ApiError> {
     let refuse =
         |why: &str| ApiError::new(StatusCode::UNAUTHORIZED, "bad_signature", why.to_owned());
-    let given = headers
-        .get(signature.header.as_str())
-        .and_then(|value| value.to_str().ok())
-        .ok_or_else(|| {
-            refuse(&format!(
-                "the request has no `{}` signature header",
-                signature.header
-            ))
-        })?;
-    let hex_digest = given
-        .strip_prefix(signature.prefix.as_str())
-        .ok_or_else(|| refuse("the signature does not start with the expected prefix"))?;
-    let digest =
-        hex::decode(hex_digest.trim()).map_err(|_| refuse("the signature is not hexadecimal"))?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(signature.secret.as_bytes())
-        .map_err(|_| refuse("the signature key is unusable"))?;
-    mac.update(body);
-    mac.verify_slice(&digest)
-        .map_err(|_| refuse("the signature does not match the body"))
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .ok_or_else(|| refuse(&format!("the request has no `{name}` header")))
+    };
+    let mac = || {
+        Hmac::<Sha256>::new_from_slice(secret).map_err(|_| refuse("the signature key is unusable"))
+    };
+    let fresh = |timestamp: &str| {
+        let at: i64 = timestamp
+            .trim()
+            .parse()
+            .map_err(|_| refuse("the signature's timestamp is not a number"))?;
+        if (chrono::Utc::now().timestamp() - at).abs() > SIGNATURE_TOLERANCE_SECONDS {
+            return Err(refuse("the signature is more than five minutes old"));
+        }
+        Ok(())
+    };
+    let matches = |mut mac: Hmac<Sha256>, hex_digest: &str| {
+        let digest = hex::decode(hex_digest.trim())
+            .map_err(|_| refuse("the signature is not hexadecimal"))?;
+        mac.update(body);
+        mac.verify_slice(&digest)
+            .map_err(|_| refuse("the signature does not match the body"))
+    };
+    match scheme {
+        SignatureScheme::Hmac {
+            header: name,
+            prefix,
+        } => {
+            let given = header(name)?
+                .strip_prefix(prefix.as_str())
+                .ok_or_else(|| refuse("the signature does not start with the expected prefix"))?;
+            matches(mac()?, given)
+        }
+        SignatureScheme::Slack => {
+            let timestamp = header("x-slack-request-timestamp")?;
+            fresh(timestamp)?;
+            let given = header("x-slack-signature")?
+                .strip_prefix("v0=")
+                .ok_or_else(|| refuse("the signature does not start with v0="))?;
+            let mut signed = mac()?;
+            signed.update(format!("v0:{timestamp}:").as_bytes());
+            matches(signed, given)
+        }
+        SignatureScheme::Stripe => {
+            let given = header("stripe-signature")?;
+            let mut timestamp = None;
+            let mut candidates = Vec::new();
+            for part in given.split(',') {
+                match part.trim().split_once('=') {
+                    Some(("t", value)) => timestamp = Some(value),
+                    Some(("v1", value)) => candidates.push(value),
+                    _ => {}
+                }
+            }
+            let timestamp = timestamp.ok_or_else(|| refuse("the signature has no timestamp"))?;
+            fresh(timestamp)?;
+            let mut signed = mac()?;
+            signed.update(format!("{timestamp}.").as_bytes());
+            // Stripe sends one v1 per active secret while a secret is being rolled.
+            if candidates
+                .iter()
+                .any(|candidate| matches(signed.clone(), candidate).is_ok())
+            {
+                Ok(())
+            } else {
+                Err(refuse("the signature does not match the body"))
+            }
+        }
+    }
+}
+
+/// The challenge of Slack's `url_verification` request, when this is one.
+fn slack_url_verification(scheme: &SignatureScheme, body: &[u8]) -> Option<String> {
+    if *scheme != SignatureScheme::Slack {
+        return None;
+    }
+    let event: Value = serde_json::from_slice(body).ok()?;
+    (event["type"] == "url_verification")
+        .then(|| event["challenge"].as_str().map(str::to_owned))
+        .flatten()
 }
 
 /// The answer of a sync webhook: the first `respond` step, else the job's output.

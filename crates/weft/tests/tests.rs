@@ -22,3 +22,4 @@ mod run_errors;
 mod run_steps;
 mod serve;
 mod subscriptions;
+mod webhook_signatures;

@@ -23,8 +23,8 @@ pub enum HttpAuth {
         name: String,
         value: String,
     },
-    /// A token of the authorization code grant, kept (sealed) in the connection.
-    OAuth2Code(String),
+    /// An OAuth 2 access token, sent as a bearer token; a refusal of it asks for a refresh.
+    OAuth2Token(String),
     /// A token of the client credentials grant, fetched and kept in memory by the connector.
     OAuth2Client,
 }
@@ -65,7 +65,7 @@ impl HttpAuth {
                     required(needed)?;
                 }
                 // Until the account is connected, there is no token: calls fail with a reason.
-                Ok(HttpAuth::OAuth2Code(
+                Ok(HttpAuth::OAuth2Token(
                     connection
                         .text("access_token")
                         .unwrap_or_default()
@@ -90,7 +90,7 @@ impl HttpAuth {
     pub fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match self {
             HttpAuth::None => request,
-            HttpAuth::Bearer(token) | HttpAuth::OAuth2Code(token) => {
+            HttpAuth::Bearer(token) | HttpAuth::OAuth2Token(token) => {
                 request.header("authorization", format!("Bearer {token}"))
             }
             // The connector puts the fetched token in as a bearer token.

@@ -379,6 +379,12 @@ impl Connector for HttpConnector {
                 true,
             ),
             field(
+                "signing_secret",
+                "Secret that signs the webhooks this service sends (a recipe's webhook `signature` names the connection).",
+                false,
+                true,
+            ),
+            field(
                 "expires_at",
                 "When the access token expires; set by connecting the account.",
                 false,
@@ -459,7 +465,7 @@ impl Connector for HttpConnector {
                 self.send_with_client_token(request, connection, context)
                     .await
             }
-            (HttpAuth::OAuth2Code(token), Some(connection)) if token.is_empty() => {
+            (HttpAuth::OAuth2Token(token), Some(connection)) if token.is_empty() => {
                 Err(ConnectorError::validation(format!(
                     "connection `{}` is not connected to its account yet: connect it (POST \
                      /api/v1/connections/{{id}}/oauth/start) and sign in",
@@ -496,15 +502,24 @@ impl HttpConnector {
             Some(tokens) => tokens,
             None => self.fetch_client_token(&key, connection).await?,
         };
-        let auth = HttpAuth::Bearer(tokens.access_token);
-        match self.send(request.clone(), &auth, context).await {
+        let auth = HttpAuth::OAuth2Token(tokens.access_token);
+        let outcome = match self.send(request.clone(), &auth, context).await {
             Err(error) if error.credentials_rejected && !fresh => {
                 let tokens = self.fetch_client_token(&key, connection).await?;
-                self.send(request, &HttpAuth::Bearer(tokens.access_token), context)
-                    .await
+                self.send(
+                    request,
+                    &HttpAuth::OAuth2Token(tokens.access_token),
+                    context,
+                )
+                .await
             }
             outcome => outcome,
-        }
+        };
+        // The token was fetched again here already: the engine has nothing to refresh.
+        outcome.map_err(|mut error| {
+            error.credentials_rejected = false;
+            error
+        })
     }
 
     async fn fetch_client_token(
@@ -597,7 +612,9 @@ impl HttpConnector {
                     .map(|reason| format!(" {reason}"))
                     .unwrap_or_default()
             ));
-            if status.as_u16() == 401 && *auth != HttpAuth::None {
+            // Only a token that can be refreshed is worth a second try; other credentials
+            // would be refused again, and the request (perhaps not idempotent) sent twice.
+            if status.as_u16() == 401 && matches!(auth, HttpAuth::OAuth2Token(_)) {
                 let mut error = error;
                 error.credentials_rejected = true;
                 return Err(error);

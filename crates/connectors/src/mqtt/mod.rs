@@ -176,7 +176,15 @@ impl Connector for MqttConnector {
         let qos = qos_of(options_given.get("qos"))?;
         // A lasting session under the recipe's name: the broker keeps QoS 1 messages for it
         // while it is away, and sends again those it did not acknowledge.
-        let mut settings = options(connection, &format!("weft-{}", sink.subscriber()))?;
+        // The session is named after the recipe and its topic filter: a recipe that changes
+        // its filter starts a session of its own instead of inheriting the old one's.
+        let filter_hash = topic.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let mut settings = options(
+            connection,
+            &format!("weft-{}-{filter_hash:016x}", sink.subscriber()),
+        )?;
         settings.set_clean_session(false).set_manual_acks(true);
         let (client, mut events) = AsyncClient::new(settings, 100);
         client

@@ -519,7 +519,7 @@ fn default_masks(trigger: &crate::model::Trigger) -> Vec<MaskPath> {
         "proxy-authorization".to_owned(),
     ];
     if let Some(signature) = &webhook.signature {
-        headers.push(signature.header.clone());
+        headers.push(signature.scheme.header().to_owned());
     }
     headers
         .into_iter()

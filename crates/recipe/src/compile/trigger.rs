@@ -6,8 +6,8 @@ use std::time::Duration;
 use crate::compile::reader::MapReader;
 use crate::compile::{Compiler, Scope};
 use crate::model::{
-    InputSchema, ManualTrigger, PollCursor, PollTrigger, ScheduleTrigger, SubscribeTrigger,
-    Trigger, WebhookMode, WebhookSignature, WebhookTrigger,
+    InputSchema, ManualTrigger, PollCursor, PollTrigger, ScheduleTrigger, SignatureScheme,
+    SignatureSecret, SubscribeTrigger, Trigger, WebhookMode, WebhookSignature, WebhookTrigger,
 };
 use crate::node::{Node, NodeValue};
 use crate::template::TemplateValue;
@@ -99,28 +99,68 @@ impl Compiler<'_> {
 
     fn signature(&mut self, node: &Node) -> Option<WebhookSignature> {
         let mut map = MapReader::open(self, node, "webhook.signature")?;
-        let header = map
-            .require(self, "header")
-            .and_then(|node| self.string(node, "signature.header"));
-        let secret = map
-            .require(self, "secret")
-            .and_then(|node| self.string(node, "signature.secret"));
-        let algorithm = match map.take("algorithm") {
+        let scheme_name = match map.take("scheme") {
             Some(node) => self
-                .choice(node, "signature.algorithm", &["hmac-sha256"])?
+                .choice(
+                    node,
+                    "signature.scheme",
+                    &["hmac-sha256", "slack", "stripe"],
+                )?
                 .to_owned(),
             None => "hmac-sha256".to_owned(),
         };
-        let prefix = map
-            .take("prefix")
-            .and_then(|node| self.string(node, "signature.prefix"))
-            .unwrap_or_default();
-        map.finish(self, &["header", "secret", "algorithm", "prefix"]);
+        let secret = map
+            .take("secret")
+            .and_then(|node| self.string(node, "signature.secret"));
+        let connection = map
+            .take("connection")
+            .and_then(|node| self.string(node, "signature.connection"));
+        let secret = match (secret, connection) {
+            (Some(secret), None) => Some(SignatureSecret::Literal(secret)),
+            (None, Some(name)) => Some(SignatureSecret::Connection(name)),
+            _ => {
+                self.problem(
+                    node.span,
+                    "a signature needs its `secret`, or (better: it is then sealed) a `connection` whose `signing_secret` holds it; one of the two".to_owned(),
+                );
+                None
+            }
+        };
+        let scheme = if scheme_name == "hmac-sha256" {
+            let header = map
+                .require(self, "header")
+                .and_then(|node| self.string(node, "signature.header"));
+            if let Some(node) = map.take("algorithm") {
+                self.choice(node, "signature.algorithm", &["hmac-sha256"])?;
+            }
+            let prefix = map
+                .take("prefix")
+                .and_then(|node| self.string(node, "signature.prefix"))
+                .unwrap_or_default();
+            SignatureScheme::Hmac {
+                header: header?.to_ascii_lowercase(),
+                prefix,
+            }
+        } else if scheme_name == "slack" {
+            SignatureScheme::Slack
+        } else {
+            SignatureScheme::Stripe
+        };
+        let keys: &[&str] = match scheme {
+            SignatureScheme::Hmac { .. } => &[
+                "scheme",
+                "header",
+                "secret",
+                "connection",
+                "algorithm",
+                "prefix",
+            ],
+            _ => &["scheme", "secret", "connection"],
+        };
+        map.finish(self, keys);
         Some(WebhookSignature {
-            header: header?.to_ascii_lowercase(),
+            scheme,
             secret: secret?,
-            algorithm,
-            prefix,
         })
     }
 
