@@ -15,6 +15,7 @@ pub mod nats;
 pub mod openapi;
 pub mod postgres;
 pub mod redis;
+pub mod slack;
 mod sql;
 pub mod sqlite;
 
@@ -55,6 +56,7 @@ impl Registry {
         registry.add(Arc::new(mqtt::MqttConnector));
         registry.add(Arc::new(nats::NatsConnector::default()));
         registry.add(Arc::new(email::EmailConnector));
+        registry.add(Arc::new(slack::SlackConnector::new(http.clone())));
         for definition in &options.imported {
             if registry.get(&definition.name).is_some() {
                 return Err(ConnectorError::validation(format!(

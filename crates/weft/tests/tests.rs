@@ -21,5 +21,6 @@ mod run_control_flow;
 mod run_errors;
 mod run_steps;
 mod serve;
+mod slack;
 mod subscriptions;
 mod webhook_signatures;

@@ -117,6 +117,7 @@ struct RequestInput {
     headers: Vec<(String, String)>,
     query: Vec<(String, String)>,
     body: Value,
+    form: Vec<(String, String)>,
     timeout: Option<Duration>,
     fail_on_status: bool,
 }
@@ -170,6 +171,7 @@ impl RequestInput {
             headers: string_pairs(input.get("headers"), "headers")?,
             query: string_pairs(input.get("query"), "query")?,
             body: input.get("body").cloned().unwrap_or(Value::Null),
+            form: string_pairs(input.get("form"), "form")?,
             timeout: timeout_field(input.get("timeout"))?,
             fail_on_status,
         })
@@ -182,6 +184,7 @@ const INPUT_KEYS: &[&str] = &[
     "headers",
     "query",
     "body",
+    "form",
     "timeout",
     "fail_on_status",
 ];
@@ -567,6 +570,14 @@ impl HttpConnector {
             request = request.query(&input.query);
         }
         request = auth.apply(request);
+        if !input.form.is_empty() && !input.body.is_null() {
+            return Err(ConnectorError::validation(
+                "give `body` or `form`, not both",
+            ));
+        }
+        if !input.form.is_empty() {
+            request = request.form(&input.form);
+        }
         request = match &input.body {
             Value::Null => request,
             Value::String(text) => {
@@ -731,6 +742,7 @@ fn request_input_schema() -> Value {
             "headers": { "type": "object" },
             "query": { "type": "object" },
             "body": { "description": "An object or list is sent as JSON, a string as text." },
+            "form": { "type": "object", "description": "Fields sent as an HTML form (application/x-www-form-urlencoded), instead of a body." },
             "timeout": { "type": "string", "description": "A duration such as 10s." },
             "fail_on_status": { "type": "boolean", "default": true }
         },
