@@ -18,6 +18,7 @@ pub mod redis;
 pub mod slack;
 mod sql;
 pub mod sqlite;
+pub mod stripe;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -57,6 +58,7 @@ impl Registry {
         registry.add(Arc::new(nats::NatsConnector::default()));
         registry.add(Arc::new(email::EmailConnector));
         registry.add(Arc::new(slack::SlackConnector::new(http.clone())));
+        registry.add(Arc::new(stripe::StripeConnector::new(http.clone())));
         for definition in &options.imported {
             if registry.get(&definition.name).is_some() {
                 return Err(ConnectorError::validation(format!(

@@ -22,5 +22,6 @@ mod run_errors;
 mod run_steps;
 mod serve;
 mod slack;
+mod stripe;
 mod subscriptions;
 mod webhook_signatures;

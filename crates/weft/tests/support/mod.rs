@@ -34,6 +34,7 @@ pub mod oauth_server;
 pub mod server;
 pub mod slack_server;
 pub mod smtp_server;
+pub mod stripe_server;
 pub mod tcp_proxy;
 
 use serde_json::Value;
