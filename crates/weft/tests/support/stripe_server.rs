@@ -110,7 +110,7 @@ async fn create_customer(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = checked(&headers) {
+    if let Some(refused) = refusal(&headers) {
         return refused;
     }
     let mut account = account.lock().expect("the account lock");
@@ -133,7 +133,7 @@ async fn get_customer(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(refused) = checked(&headers) {
+    if let Some(refused) = refusal(&headers) {
         return refused;
     }
     match account.lock().expect("the account lock").customers.get(&id) {
@@ -147,7 +147,7 @@ async fn create_subscription(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = checked(&headers) {
+    if let Some(refused) = refusal(&headers) {
         return refused;
     }
     let mut account = account.lock().expect("the account lock");
@@ -175,7 +175,7 @@ async fn list_subscriptions(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = checked(&headers) {
+    if let Some(refused) = refusal(&headers) {
         return refused;
     }
     let account = account.lock().expect("the account lock");
