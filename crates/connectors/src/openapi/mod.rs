@@ -458,15 +458,16 @@ mod tests {
             .iter()
             .map(|op| op.action.as_str())
             .collect();
-        assert_eq!(actions, vec!["get_pets", "show_pet_by_id", "update_pet"]);
-        let update = &definition.operations[2];
+        // In the document's order.
+        assert_eq!(actions, vec!["show_pet_by_id", "update_pet", "get_pets"]);
+        let update = &definition.operations[1];
         assert_eq!(update.input_schema["required"], json!(["petId", "body"]));
         assert_eq!(
             update.input_schema["properties"]["body"]["required"],
             json!(["name"])
         );
         assert_eq!(
-            definition.operations[0].input_schema["properties"]["limit"]["type"],
+            definition.operations[2].input_schema["properties"]["limit"]["type"],
             "integer"
         );
         assert_eq!(
