@@ -42,26 +42,7 @@ fn now_ms() -> u128 {
 
 impl TestServer {
     pub fn start() -> TestServer {
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime for the test server");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("a free port");
-                let address = listener.local_addr().expect("a local address");
-                sender
-                    .send(format!("http://{address}"))
-                    .expect("the test waits for the address");
-                axum::serve(listener, routes())
-                    .await
-                    .expect("the test server runs");
-            });
-        });
-        let base = receiver.recv().expect("the test server starts");
+        let base = super::serve_routes(routes());
         TestServer { base }
     }
 }

@@ -183,3 +183,28 @@ pub fn service_answers(name: &str, address: &str) -> bool {
     }
     reachable
 }
+
+/// Serves `routes` on a free loopback port, on a thread of its own that lives as long as the
+/// test process; returns the base URL.
+pub fn serve_routes(routes: axum::Router) -> String {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for a stand-in server");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("a free port");
+            let address = listener.local_addr().expect("a local address");
+            sender
+                .send(format!("http://{address}"))
+                .expect("the test waits for the address");
+            axum::serve(listener, routes)
+                .await
+                .expect("the stand-in server runs");
+        });
+    });
+    receiver.recv().expect("the stand-in server starts")
+}

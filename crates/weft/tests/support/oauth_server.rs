@@ -52,27 +52,8 @@ impl OAuthServer {
             .route("/expire-next-in/{seconds}", post(expire_next_in))
             .route("/seen", get(seen))
             .with_state(provider);
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime for the OAuth server");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("a free port");
-                let address = listener.local_addr().expect("a local address");
-                sender
-                    .send(format!("http://{address}"))
-                    .expect("the test waits");
-                axum::serve(listener, routes)
-                    .await
-                    .expect("the OAuth server runs");
-            });
-        });
         OAuthServer {
-            base: receiver.recv().expect("the OAuth server starts"),
+            base: super::serve_routes(routes),
         }
     }
 }

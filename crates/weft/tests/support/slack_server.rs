@@ -36,27 +36,8 @@ impl SlackServer {
             .route("/api/files.completeUploadExternal", post(complete))
             .route("/state", get(state))
             .with_state(Shared::default());
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime for the Slack stand-in");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("a free port");
-                let address = listener.local_addr().expect("a local address");
-                sender
-                    .send(format!("http://{address}"))
-                    .expect("the test waits");
-                axum::serve(listener, routes)
-                    .await
-                    .expect("the Slack stand-in runs");
-            });
-        });
         SlackServer {
-            base: receiver.recv().expect("the Slack stand-in starts"),
+            base: super::serve_routes(routes),
         }
     }
 }

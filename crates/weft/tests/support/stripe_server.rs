@@ -39,27 +39,8 @@ impl StripeServer {
             )
             .route("/forms", get(forms))
             .with_state(Shared::default());
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime for the Stripe stand-in");
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("a free port");
-                let address = listener.local_addr().expect("a local address");
-                sender
-                    .send(format!("http://{address}"))
-                    .expect("the test waits");
-                axum::serve(listener, routes)
-                    .await
-                    .expect("the Stripe stand-in runs");
-            });
-        });
         StripeServer {
-            base: receiver.recv().expect("the Stripe stand-in starts"),
+            base: super::serve_routes(routes),
         }
     }
 }
