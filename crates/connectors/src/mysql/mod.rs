@@ -34,25 +34,7 @@ impl Connector for MysqlConnector {
     }
 
     fn connection_fields(&self) -> Vec<ConnectionField> {
-        let field = |name, description, required, secret| ConnectionField {
-            name,
-            description,
-            required,
-            secret,
-        };
-        vec![
-            field("host", "Host name or address.", true, false),
-            field("port", "Port (default 3306).", false, false),
-            field("database", "Database name.", true, false),
-            field("user", "User name.", true, false),
-            field("password", "Password.", false, true),
-            field(
-                "sslmode",
-                "disable, prefer (default) or require.",
-                false,
-                false,
-            ),
-        ]
+        sql::server_fields("Port (default 3306).")
     }
 
     fn actions(&self) -> Vec<ActionSpec> {
@@ -79,18 +61,10 @@ impl Connector for MysqlConnector {
         input: Value,
         context: &CallContext,
     ) -> Result<Value, ConnectorError> {
-        let connection = connection.ok_or_else(|| {
-            ConnectorError::validation("the mysql connector needs a `connection`")
-        })?;
+        let connection = sql::needed(connection, "mysql")?;
         let action = SqlAction::parse(action, &input)?;
         let pool = self.pool(connection).await?;
-        let statements = match &action {
-            SqlAction::Run { statements, .. } => statements.clone(),
-            row_action => row_action
-                .bound_statement(Dialect::Mysql)
-                .into_iter()
-                .collect(),
-        };
+        let statements = sql::statements_of(&action, Dialect::Mysql);
         let work = run(&pool, connection, &statements);
         let outcomes = sql::within(context.timeout, work).await?;
         Ok(sql::output(&action, outcomes))
@@ -111,16 +85,10 @@ impl MysqlConnector {
 }
 
 fn connect_options(connection: &Connection) -> Result<MySqlConnectOptions, ConnectorError> {
-    let sslmode = match connection.text("sslmode").unwrap_or("prefer") {
-        "disable" => MySqlSslMode::Disabled,
-        "prefer" => MySqlSslMode::Preferred,
-        "require" => MySqlSslMode::Required,
-        other => {
-            return Err(ConnectorError::validation(format!(
-                "connection `{}`: sslmode must be disable, prefer or require, not `{other}`",
-                connection.name
-            )));
-        }
+    let sslmode = match sql::tls_mode(connection)? {
+        sql::TlsMode::Disable => MySqlSslMode::Disabled,
+        sql::TlsMode::Prefer => MySqlSslMode::Preferred,
+        sql::TlsMode::Require => MySqlSslMode::Required,
     };
     let mut options = MySqlConnectOptions::new()
         .host(sql::required_text(connection, "host")?)

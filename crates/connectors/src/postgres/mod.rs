@@ -33,25 +33,7 @@ impl Connector for PostgresConnector {
     }
 
     fn connection_fields(&self) -> Vec<ConnectionField> {
-        let field = |name, description, required, secret| ConnectionField {
-            name,
-            description,
-            required,
-            secret,
-        };
-        vec![
-            field("host", "Host name or address.", true, false),
-            field("port", "Port (default 5432).", false, false),
-            field("database", "Database name.", true, false),
-            field("user", "User name.", true, false),
-            field("password", "Password.", false, true),
-            field(
-                "sslmode",
-                "disable, prefer (default) or require.",
-                false,
-                false,
-            ),
-        ]
+        sql::server_fields("Port (default 5432).")
     }
 
     fn actions(&self) -> Vec<ActionSpec> {
@@ -93,9 +75,7 @@ impl Connector for PostgresConnector {
         options: &Map<String, Value>,
         sink: &dyn MessageSink,
     ) -> Result<(), ConnectorError> {
-        let connection = connection.ok_or_else(|| {
-            ConnectorError::validation("the postgres connector needs a `connection`")
-        })?;
+        let connection = sql::needed(connection, "postgres")?;
         let channel = options
             .get("channel")
             .and_then(Value::as_str)
@@ -146,9 +126,7 @@ impl Connector for PostgresConnector {
         input: Value,
         context: &CallContext,
     ) -> Result<Value, ConnectorError> {
-        let connection = connection.ok_or_else(|| {
-            ConnectorError::validation("the postgres connector needs a `connection`")
-        })?;
+        let connection = sql::needed(connection, "postgres")?;
         let action = SqlAction::parse(action, &input)?;
         let pool = self.pool(connection).await?;
         let work = run(&pool, connection, &action);
@@ -171,16 +149,10 @@ impl PostgresConnector {
 }
 
 fn connect_options(connection: &Connection) -> Result<PgConnectOptions, ConnectorError> {
-    let sslmode = match connection.text("sslmode").unwrap_or("prefer") {
-        "disable" => PgSslMode::Disable,
-        "prefer" => PgSslMode::Prefer,
-        "require" => PgSslMode::Require,
-        other => {
-            return Err(ConnectorError::validation(format!(
-                "connection `{}`: sslmode must be disable, prefer or require, not `{other}`",
-                connection.name
-            )));
-        }
+    let sslmode = match sql::tls_mode(connection)? {
+        sql::TlsMode::Disable => PgSslMode::Disable,
+        sql::TlsMode::Prefer => PgSslMode::Prefer,
+        sql::TlsMode::Require => PgSslMode::Require,
     };
     let mut options = PgConnectOptions::new_without_pgpass()
         .host(sql::required_text(connection, "host")?)

@@ -82,6 +82,68 @@ pub async fn within<T>(
     })?
 }
 
+/// The connection fields of a database server: host, port, database, user, password and
+/// TLS mode.
+pub fn server_fields(port_description: &'static str) -> Vec<crate::connector::ConnectionField> {
+    let field = |name, description, required, secret| crate::connector::ConnectionField {
+        name,
+        description,
+        required,
+        secret,
+    };
+    vec![
+        field("host", "Host name or address.", true, false),
+        field("port", port_description, false, false),
+        field("database", "Database name.", true, false),
+        field("user", "User name.", true, false),
+        field("password", "Password.", false, true),
+        field(
+            "sslmode",
+            "disable, prefer (default) or require.",
+            false,
+            false,
+        ),
+    ]
+}
+
+/// A connection's TLS mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    Disable,
+    Prefer,
+    Require,
+}
+
+pub fn tls_mode(connection: &Connection) -> Result<TlsMode, ConnectorError> {
+    match connection.text("sslmode").unwrap_or("prefer") {
+        "disable" => Ok(TlsMode::Disable),
+        "prefer" => Ok(TlsMode::Prefer),
+        "require" => Ok(TlsMode::Require),
+        other => Err(ConnectorError::validation(format!(
+            "connection `{}`: sslmode must be disable, prefer or require, not `{other}`",
+            connection.name
+        ))),
+    }
+}
+
+/// The statements an action runs, for a database whose values are bound one by one.
+pub fn statements_of(action: &SqlAction, dialect: Dialect) -> Vec<Statement> {
+    match action {
+        SqlAction::Run { statements, .. } => statements.clone(),
+        row_action => row_action.bound_statement(dialect).into_iter().collect(),
+    }
+}
+
+/// The connection a database connector's action needs.
+pub fn needed<'a>(
+    connection: Option<&'a Connection>,
+    connector: &str,
+) -> Result<&'a Connection, ConnectorError> {
+    connection.ok_or_else(|| {
+        ConnectorError::validation(format!("the {connector} connector needs a `connection`"))
+    })
+}
+
 /// A field of a connection as text, or an error naming it.
 pub fn required_text<'a>(
     connection: &'a Connection,

@@ -80,18 +80,10 @@ impl Connector for SqliteConnector {
         input: Value,
         context: &CallContext,
     ) -> Result<Value, ConnectorError> {
-        let connection = connection.ok_or_else(|| {
-            ConnectorError::validation("the sqlite connector needs a `connection`")
-        })?;
+        let connection = sql::needed(connection, "sqlite")?;
         let action = SqlAction::parse(action, &input)?;
         let pool = self.pool(connection).await?;
-        let statements = match &action {
-            SqlAction::Run { statements, .. } => statements.clone(),
-            row_action => row_action
-                .bound_statement(Dialect::Sqlite)
-                .into_iter()
-                .collect(),
-        };
+        let statements = sql::statements_of(&action, Dialect::Sqlite);
         let work = run(&pool, connection, &statements);
         let outcomes = sql::within(context.timeout, work).await?;
         Ok(sql::output(&action, outcomes))
