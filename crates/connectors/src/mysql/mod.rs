@@ -3,9 +3,7 @@
 use async_trait::async_trait;
 use base64::Engine as _;
 use serde_json::{Value, json};
-use sqlx::mysql::{
-    MySqlArguments, MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow, MySqlSslMode,
-};
+use sqlx::mysql::{MySqlArguments, MySqlConnectOptions, MySqlPool, MySqlRow, MySqlSslMode};
 use sqlx::query::Query;
 use sqlx::{Column, MySql, Row, TypeInfo, ValueRef};
 
@@ -46,12 +44,7 @@ impl Connector for MysqlConnector {
     }
 
     async fn test_connection(&self, connection: &Connection) -> Result<(), ConnectorError> {
-        let pool = self.pool(connection).await?;
-        sqlx::query("SELECT 1")
-            .execute(&pool)
-            .await
-            .map(|_| ())
-            .map_err(|error| sql::unreachable(connection, error))
+        sql::ping(&self.pool(connection).await?, connection).await
     }
 
     async fn call(
@@ -75,10 +68,7 @@ impl MysqlConnector {
     async fn pool(&self, connection: &Connection) -> Result<MySqlPool, ConnectorError> {
         self.pools
             .get(connection, || async {
-                Ok(MySqlPoolOptions::new()
-                    .max_connections(sql::POOL_SIZE)
-                    .acquire_timeout(sql::CONNECT_TIMEOUT)
-                    .connect_lazy_with(connect_options(connection)?))
+                Ok(sql::lazy_pool(connect_options(connection)?))
             })
             .await
     }

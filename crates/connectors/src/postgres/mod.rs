@@ -4,7 +4,7 @@ mod values;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgSslMode};
 
 use crate::connection::Connection;
 use crate::connector::{
@@ -111,12 +111,7 @@ impl Connector for PostgresConnector {
     }
 
     async fn test_connection(&self, connection: &Connection) -> Result<(), ConnectorError> {
-        let pool = self.pool(connection).await?;
-        sqlx::query("SELECT 1")
-            .execute(&pool)
-            .await
-            .map(|_| ())
-            .map_err(|error| sql::unreachable(connection, error))
+        sql::ping(&self.pool(connection).await?, connection).await
     }
 
     async fn call(
@@ -139,10 +134,7 @@ impl PostgresConnector {
     async fn pool(&self, connection: &Connection) -> Result<PgPool, ConnectorError> {
         self.pools
             .get(connection, || async {
-                Ok(PgPoolOptions::new()
-                    .max_connections(sql::POOL_SIZE)
-                    .acquire_timeout(sql::CONNECT_TIMEOUT)
-                    .connect_lazy_with(connect_options(connection)?))
+                Ok(sql::lazy_pool(connect_options(connection)?))
             })
             .await
     }

@@ -82,6 +82,32 @@ pub async fn within<T>(
     })?
 }
 
+/// A pool that connects when first used, sized and timed as every database connector's.
+pub fn lazy_pool<DB: sqlx::Database>(
+    options: <DB::Connection as sqlx::Connection>::Options,
+) -> sqlx::Pool<DB> {
+    sqlx::pool::PoolOptions::<DB>::new()
+        .max_connections(POOL_SIZE)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .connect_lazy_with(options)
+}
+
+/// A connection test: the database answers a ping.
+pub async fn ping<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+    connection: &Connection,
+) -> Result<(), ConnectorError> {
+    use sqlx::Connection as _;
+    let mut pooled = pool
+        .acquire()
+        .await
+        .map_err(|error| unreachable(connection, error))?;
+    pooled
+        .ping()
+        .await
+        .map_err(|error| unreachable(connection, error))
+}
+
 /// The connection fields of a database server: host, port, database, user, password and
 /// TLS mode.
 pub fn server_fields(port_description: &'static str) -> Vec<crate::connector::ConnectionField> {

@@ -4,9 +4,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use serde_json::{Value, json};
 use sqlx::query::Query;
-use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow,
-};
+use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqlitePool, SqliteRow};
 use sqlx::{Column, Row, Sqlite, TypeInfo, ValueRef};
 
 use crate::connection::Connection;
@@ -65,12 +63,7 @@ impl Connector for SqliteConnector {
     }
 
     async fn test_connection(&self, connection: &Connection) -> Result<(), ConnectorError> {
-        let pool = self.pool(connection).await?;
-        sqlx::query("SELECT 1")
-            .execute(&pool)
-            .await
-            .map(|_| ())
-            .map_err(|error| sql::unreachable(connection, error))
+        sql::ping(&self.pool(connection).await?, connection).await
     }
 
     async fn call(
@@ -94,10 +87,7 @@ impl SqliteConnector {
     async fn pool(&self, connection: &Connection) -> Result<SqlitePool, ConnectorError> {
         self.pools
             .get(connection, || async {
-                Ok(SqlitePoolOptions::new()
-                    .max_connections(sql::POOL_SIZE)
-                    .acquire_timeout(sql::CONNECT_TIMEOUT)
-                    .connect_lazy_with(connect_options(connection)?))
+                Ok(sql::lazy_pool(connect_options(connection)?))
             })
             .await
     }
