@@ -53,6 +53,28 @@ on_both_backends!(
             "fields": { "host": "127.0.0.1", "database": "test", "user": "root", "sslmode": "disable" }
         });
         server.save_connection(connection).await;
+        // The connection test pings the database; a wrong port is a failed test with a reason.
+        let (_, tested) = server
+            .api(Method::POST, "/api/v1/connections/events/test", None)
+            .await;
+        assert_eq!(tested, json!({ "ok": true }));
+        server
+            .save_connection(json!({
+                "name": "nowhere", "connector": "postgres",
+                "fields": { "host": "127.0.0.1", "port": 1, "database": "test", "user": "root", "sslmode": "disable" }
+            }))
+            .await;
+        let (_, tested) = server
+            .api(Method::POST, "/api/v1/connections/nowhere/test", None)
+            .await;
+        assert_eq!(tested["ok"], false, "{tested}");
+        assert!(
+            tested["message"]
+                .as_str()
+                .unwrap()
+                .contains("cannot connect"),
+            "{tested}"
+        );
         let channel = format!("weft_test_{}", std::process::id() ^ rand_suffix());
         let recipe = format!(
             "name: Listen\ntrigger:\n  subscribe: {{ connector: postgres, connection: events, channel: {channel} }}\nsteps:\n  - id: n\n    transform: .trigger.payload.n\n"
