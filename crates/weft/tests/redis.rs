@@ -243,3 +243,135 @@ on_both_backends!(
         );
     }
 );
+
+/// A Redis of the test's own on a free port, so that stopping it disturbs no other test.
+struct OwnRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    /// `None` (with the reason printed) when the machine has no `redis-server`, unless
+    /// services are required.
+    fn start() -> Option<OwnRedis> {
+        let found = std::process::Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_ok();
+        if !found {
+            assert!(
+                std::env::var("WEFT_REQUIRE_SERVICES").as_deref() != Ok("1"),
+                "redis-server is required (WEFT_REQUIRE_SERVICES=1) but is not installed"
+            );
+            eprintln!("skipped: no redis-server to start");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.port())
+            .unwrap();
+        let mut redis = OwnRedis { port, child: None };
+        redis.run();
+        Some(redis)
+    }
+
+    fn run(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the test's redis-server does not answer");
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A subscription whose broker goes away comes back by itself when the broker does.
+#[tokio::test]
+async fn a_subscription_recovers_when_its_broker_comes_back() {
+    let Some(mut redis) = OwnRedis::start() else {
+        return;
+    };
+    let connections = format!(
+        "cache:\n  connector: redis\n  host: 127.0.0.1\n  port: {}\n",
+        redis.port
+    );
+    let server = Server::start_with(Backend::Sqlite, &[]).await.unwrap();
+    server
+        .save_connection(json!({ "name": "cache", "connector": "redis", "fields": { "host": "127.0.0.1", "port": redis.port } }))
+        .await;
+    let channel = fresh("recover");
+    let recipe = format!(
+        "name: News\ntrigger:\n  subscribe: {{ connector: redis, connection: cache, channel: {channel} }}\nsteps:\n  - id: n\n    transform: .trigger.payload\n"
+    );
+    let id = server.save_recipe(&recipe).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let publish_until_heard = |n: i64| {
+        for _ in 0..150 {
+            let ran = redis_step(
+                "publish",
+                &format!("{{ channel: {channel}, message: {{ n: {n} }} }}"),
+                &connections,
+            );
+            if ran.step("step")["output"]["receivers"]
+                .as_i64()
+                .unwrap_or_default()
+                > 0
+            {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        false
+    };
+    assert!(publish_until_heard(1), "the subscription never started");
+
+    redis.stop();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    redis.run();
+    assert!(
+        publish_until_heard(2),
+        "the subscription did not come back with its broker"
+    );
+    let found = server.job_triggers(&id, 2, |_| true).await;
+    let numbers: Vec<&Value> = found
+        .iter()
+        .map(|trigger| &trigger["payload"]["n"])
+        .collect();
+    assert_eq!(numbers, vec![&json!(1), &json!(2)]);
+    assert!(
+        server.logs().contains("a subscription stopped"),
+        "{}",
+        server.logs()
+    );
+}
