@@ -19,6 +19,7 @@ pub mod slack;
 mod sql;
 pub mod sqlite;
 pub mod stripe;
+pub mod tables;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -59,6 +60,9 @@ impl Registry {
         registry.add(Arc::new(email::EmailConnector));
         registry.add(Arc::new(slack::SlackConnector::new(http.clone())));
         registry.add(Arc::new(stripe::StripeConnector::new(http.clone())));
+        registry.add(Arc::new(tables::TablesConnector::new(Arc::new(
+            tables::NoTables,
+        ))));
         for definition in &options.imported {
             if registry.get(&definition.name).is_some() {
                 return Err(ConnectorError::validation(format!(

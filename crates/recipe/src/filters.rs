@@ -14,6 +14,7 @@ use crate::template::{from_json, text_of, to_json};
 
 pub fn register(env: &mut Environment<'static>) {
     env.add_function("now", now);
+    env.add_function("lookup", crate::lookup::lookup);
     env.add_filter("format_date", format_date);
     env.add_filter("to_timestamp", to_timestamp);
     env.add_filter("from_timestamp", from_timestamp);

@@ -8,6 +8,7 @@ pub mod jq;
 pub mod jq_bounds;
 mod jq_direct;
 pub mod location;
+pub mod lookup;
 pub mod model;
 pub mod node;
 pub mod template;

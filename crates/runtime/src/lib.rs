@@ -7,6 +7,7 @@ mod poll;
 mod recipes;
 mod schedule;
 mod subscriptions;
+pub mod tables;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -6,6 +6,7 @@ mod error;
 mod hooks;
 mod jobs;
 mod recipes;
+mod tables;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -44,6 +45,8 @@ pub struct AppState {
     pub runtime: Runtime,
     /// Stored connections, their secrets sealed.
     pub connections: std::sync::Arc<weft_runtime::ConnectionBook>,
+    /// Lookup tables, kept in memory.
+    pub tables: std::sync::Arc<weft_runtime::tables::TableBook>,
     pub settings: Settings,
     /// Renders the process's metrics; `None` when no recorder is installed.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -116,6 +119,12 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/connections/{id}/oauth/start",
             post(connections::oauth_start),
+        )
+        .route("/tables", post(tables::create).get(tables::list))
+        .route("/tables/{name}", get(tables::show).delete(tables::delete))
+        .route(
+            "/tables/{name}/csv",
+            put(tables::import_csv).get(tables::export_csv),
         )
         .route("/jobs", get(jobs::list))
         .route("/jobs/rerun", post(jobs::rerun_many))

@@ -6,6 +6,7 @@ mod db;
 mod job_time;
 mod polls;
 pub mod record;
+mod tables;
 pub mod vault;
 mod writer;
 
@@ -16,6 +17,7 @@ pub use db::{
 };
 pub use polls::{PollState, SEEN_KEYS_KEPT};
 pub use record::{ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, StepStatus};
+pub use tables::StoredTable;
 
 #[doc(hidden)]
 pub mod testing;

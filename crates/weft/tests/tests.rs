@@ -24,4 +24,5 @@ mod serve;
 mod slack;
 mod stripe;
 mod subscriptions;
+mod tables;
 mod webhook_signatures;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use weft_engine::{Engine, JqRunner, Limits};
+use weft_runtime::tables::TableBook;
 use weft_runtime::{ConnectionBook, RecipeCache, Runtime, StoreLibrary};
 use weft_server::{AppState, Settings};
 
@@ -67,7 +68,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         args.allow_private_network,
         Some(&args.store.data.join("connectors")),
     )?;
-    let registry = registry(&options)?;
+    let mut registry = registry(&options)?;
+    // Lookup tables live in memory, for the tables connector and the `lookup` function.
+    let tables = Arc::new(TableBook::load(store.clone()).await?);
+    registry.add(Arc::new(weft_connectors::tables::TablesConnector::new(
+        tables.clone(),
+    )));
+    let lookups = Arc::clone(&tables);
+    weft_recipe::lookup::install_lookup_source(Arc::new(move |table, column, value| {
+        lookups.lookup(table, column, value)
+    }));
     let connections = Arc::new(ConnectionBook::new(
         store.clone(),
         vault,
@@ -105,6 +115,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ),
         runtime.spawn_scheduler(stopping.clone()),
         runtime.spawn_subscriptions(stopping.clone()),
+        spawn_table_refresh(tables.clone(), stopping.clone()),
     ];
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -116,6 +127,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         metrics: weft_server::install_metrics(),
         runtime,
         connections,
+        tables: tables.clone(),
         settings: Settings {
             max_payload_bytes: args.max_payload,
             sync_wait: args.sync_wait,
@@ -161,6 +173,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often lookup tables are compared with the store, to see other processes' writes.
+const TABLE_REFRESH: Duration = Duration::from_secs(2);
+
+fn spawn_table_refresh(
+    tables: Arc<TableBook>,
+    mut stopping: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while !*stopping.borrow() {
+            if let Err(error) = tables.refresh().await {
+                tracing::warn!(%error, "cannot refresh the lookup tables; trying again");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(TABLE_REFRESH) => {}
+                _ = stopping.changed() => {}
+            }
+        }
+    })
 }
 
 fn parse_lease(text: &str) -> Result<Duration, String> {
