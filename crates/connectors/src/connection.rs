@@ -111,6 +111,33 @@ impl Connection {
             .filter(|text| !text.is_empty())
     }
 
+    /// A field as text, or an error naming the missing field.
+    pub fn required_text(&self, field: &str) -> Result<&str, crate::ConnectorError> {
+        self.text(field).ok_or_else(|| {
+            crate::ConnectorError::validation(format!(
+                "connection `{}` needs its field `{field}`",
+                self.name
+            ))
+        })
+    }
+
+    /// The `port` field: a number or digits; `default` when it is not set.
+    pub fn port(&self, default: u16) -> Result<u16, crate::ConnectorError> {
+        match self.fields.get("port") {
+            None | Some(Value::Null) => Some(default),
+            Some(Value::Number(number)) => number.as_u64().and_then(|n| u16::try_from(n).ok()),
+            Some(Value::String(text)) if text.is_empty() => Some(default),
+            Some(Value::String(text)) => text.parse().ok(),
+            Some(_) => None,
+        }
+        .ok_or_else(|| {
+            crate::ConnectorError::validation(format!(
+                "connection `{}`: `port` must be a number from 1 to 65535",
+                self.name
+            ))
+        })
+    }
+
     /// Every non-empty string value of the named fields: what must never be shown.
     pub fn secret_values<'a>(
         &'a self,

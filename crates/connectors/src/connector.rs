@@ -18,6 +18,22 @@ pub struct ConnectionField {
     pub secret: bool,
 }
 
+impl ConnectionField {
+    pub const fn new(
+        name: &'static str,
+        description: &'static str,
+        required: bool,
+        secret: bool,
+    ) -> ConnectionField {
+        ConnectionField {
+            name,
+            description,
+            required,
+            secret,
+        }
+    }
+}
+
 /// One action a connector offers, with the JSON Schemas of its input and output.
 #[derive(Debug, Clone, Serialize)]
 pub struct ActionSpec {

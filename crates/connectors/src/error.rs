@@ -57,3 +57,19 @@ impl ConnectorError {
         }
     }
 }
+
+/// Runs a call within the step's time limit, if it has one.
+pub async fn within<T>(
+    limit: Option<std::time::Duration>,
+    work: impl std::future::Future<Output = Result<T, ConnectorError>>,
+) -> Result<T, ConnectorError> {
+    let Some(limit) = limit else {
+        return work.await;
+    };
+    tokio::time::timeout(limit, work).await.map_err(|_| {
+        ConnectorError::timeout(format!(
+            "the remote end did not answer within {}",
+            weft_recipe::duration::format_duration(limit)
+        ))
+    })?
+}

@@ -105,6 +105,26 @@ impl Runtime {
         &self.inner.recipes
     }
 
+    /// The enabled recipes, each with its compiled current version (those that no longer
+    /// compile are left out): what the scheduler, the pollers and the subscriptions look at.
+    pub(crate) async fn enabled_recipes(
+        &self,
+    ) -> Result<Vec<(weft_store::StoredRecipe, Arc<weft_recipe::Recipe>)>, String> {
+        let stored = self
+            .inner
+            .store
+            .recipes()
+            .await
+            .map_err(|error| error.to_string())?;
+        let mut enabled = Vec::new();
+        for recipe in stored.into_iter().filter(|recipe| recipe.enabled) {
+            if let Ok(compiled) = self.inner.recipes.version(&recipe.id, recipe.version).await {
+                enabled.push((recipe, compiled));
+            }
+        }
+        Ok(enabled)
+    }
+
     pub(crate) fn engine(&self) -> &Engine {
         &self.inner.engine
     }
@@ -320,11 +340,17 @@ impl Runtime {
         let runtime = self.clone();
         tokio::spawn(async move {
             while !*shutdown.borrow() {
-                if let Err(error) = schedule::fire_due(&runtime).await {
-                    tracing::warn!(%error, "the scheduler could not look at the schedules; trying again");
-                }
-                if let Err(error) = poll::poll_due(&runtime).await {
-                    tracing::warn!(%error, "the scheduler could not look at the poll triggers; trying again");
+                // One read of the recipes serves the schedules and the polls of this look.
+                match runtime.enabled_recipes().await {
+                    Ok(recipes) => {
+                        if let Err(error) = schedule::fire_due(&runtime, &recipes).await {
+                            tracing::warn!(%error, "the scheduler could not look at the schedules; trying again");
+                        }
+                        poll::poll_due(&runtime, &recipes);
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "the scheduler could not read the recipes; trying again");
+                    }
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(schedule::LOOK_EVERY) => {}

@@ -6,8 +6,9 @@
 
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use weft_recipe::Recipe;
 use weft_recipe::model::{PollTrigger, Trigger};
 use weft_store::StoredRecipe;
 
@@ -60,16 +61,8 @@ impl PollClock {
 
 /// Starts a poll of every enabled poll trigger that is due; each runs in a task of its own,
 /// so that a slow remote end holds up no other trigger.
-pub async fn poll_due(runtime: &Runtime) -> Result<(), String> {
-    let recipes = runtime
-        .store()
-        .recipes()
-        .await
-        .map_err(|error| error.to_string())?;
-    for stored in recipes.into_iter().filter(|recipe| recipe.enabled) {
-        let Ok(recipe) = runtime.recipes().version(&stored.id, stored.version).await else {
-            continue;
-        };
+pub fn poll_due(runtime: &Runtime, recipes: &[(StoredRecipe, Arc<Recipe>)]) {
+    for (stored, recipe) in recipes {
         let Trigger::Poll(poll) = &recipe.trigger else {
             continue;
         };
@@ -78,8 +71,7 @@ pub async fn poll_due(runtime: &Runtime) -> Result<(), String> {
             continue;
         }
         clock.start(&stored.id);
-        let poll = poll.clone();
-        let runtime = runtime.clone();
+        let (stored, poll, runtime) = (stored.clone(), poll.clone(), runtime.clone());
         tokio::spawn(async move {
             if let Err(error) = poll_once(&runtime, &stored, &poll).await {
                 metrics::counter!("weft_poll_failures_total").increment(1);
@@ -88,7 +80,6 @@ pub async fn poll_due(runtime: &Runtime) -> Result<(), String> {
             runtime.poll_clock().done(&stored.id, poll.every);
         });
     }
-    Ok(())
 }
 
 /// One poll of one recipe: call, then commit the new items' jobs with the new cursor.

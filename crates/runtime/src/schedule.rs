@@ -8,8 +8,11 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::json;
+use std::sync::Arc;
 use std::time::Duration;
+use weft_recipe::Recipe;
 use weft_recipe::model::Trigger;
+use weft_store::StoredRecipe;
 
 use crate::Runtime;
 
@@ -21,13 +24,12 @@ pub const LOOK_EVERY: Duration = Duration::from_millis(500);
 /// the others; the rest are fired on the next look.
 const MOST_PER_LOOK: usize = 100;
 
-pub async fn fire_due(runtime: &Runtime) -> Result<(), String> {
+pub async fn fire_due(
+    runtime: &Runtime,
+    recipes: &[(StoredRecipe, Arc<Recipe>)],
+) -> Result<(), String> {
     let store = runtime.store();
-    let recipes = store.recipes().await.map_err(|error| error.to_string())?;
-    for stored in recipes.iter().filter(|recipe| recipe.enabled) {
-        let Ok(recipe) = runtime.recipes().version(&stored.id, stored.version).await else {
-            continue;
-        };
+    for (stored, recipe) in recipes {
         let Trigger::Schedule(schedule) = &recipe.trigger else {
             continue;
         };

@@ -92,15 +92,7 @@ async fn wanted(
     runtime: &Runtime,
 ) -> Result<HashMap<String, (StoredRecipe, SubscribeTrigger)>, String> {
     let mut wanted = HashMap::new();
-    let recipes = runtime
-        .store()
-        .recipes()
-        .await
-        .map_err(|error| error.to_string())?;
-    for stored in recipes.into_iter().filter(|recipe| recipe.enabled) {
-        let Ok(recipe) = runtime.recipes().version(&stored.id, stored.version).await else {
-            continue;
-        };
+    for (stored, recipe) in runtime.enabled_recipes().await? {
         if let Trigger::Subscribe(trigger) = &recipe.trigger {
             wanted.insert(stored.id.clone(), (stored, trigger.clone()));
         }

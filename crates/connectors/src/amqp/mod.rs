@@ -20,7 +20,6 @@ use crate::connector::{
     ActionSpec, CallContext, ConnectionField, Connector, MessageSink, TriggerKind, TriggerSpec,
 };
 use crate::error::ConnectorError;
-use crate::sql::{port, required_text};
 
 /// Messages a subscription holds unacknowledged at most.
 const PREFETCH: u16 = 10;
@@ -46,12 +45,7 @@ impl Connector for AmqpConnector {
     }
 
     fn connection_fields(&self) -> Vec<ConnectionField> {
-        let field = |name, description, required, secret| ConnectionField {
-            name,
-            description,
-            required,
-            secret,
-        };
+        let field = ConnectionField::new;
         vec![
             field("host", "Host name or address.", true, false),
             field(
@@ -160,7 +154,7 @@ impl Connector for AmqpConnector {
             }
             outcome
         };
-        crate::sql::within(context.timeout, work).await
+        crate::error::within(context.timeout, work).await
     }
 
     async fn subscribe(
@@ -269,11 +263,11 @@ fn uri(connection: &Connection) -> Result<AMQPUri, ConnectorError> {
         },
         authority: AMQPAuthority {
             userinfo: AMQPUserInfo {
-                username: required_text(connection, "username")?.to_owned(),
+                username: connection.required_text("username")?.to_owned(),
                 password: connection.text("password").unwrap_or_default().to_owned(),
             },
-            host: required_text(connection, "host")?.to_owned(),
-            port: port(connection, if tls { 5671 } else { 5672 })?,
+            host: connection.required_text("host")?.to_owned(),
+            port: connection.port(if tls { 5671 } else { 5672 })?,
         },
         vhost: connection.text("vhost").unwrap_or("/").to_owned(),
         query: Default::default(),

@@ -13,7 +13,6 @@ use std::time::Duration;
 use crate::connection::Connection;
 use crate::connector::{ActionSpec, CallContext, ConnectionField, Connector};
 use crate::error::ConnectorError;
-use crate::sql::{port, required_text};
 
 /// How long sending one message may take, when the step sets no timeout.
 const SEND_TIME: Duration = Duration::from_secs(30);
@@ -35,12 +34,7 @@ impl Connector for EmailConnector {
     }
 
     fn connection_fields(&self) -> Vec<ConnectionField> {
-        let field = |name, description, required, secret| ConnectionField {
-            name,
-            description,
-            required,
-            secret,
-        };
+        let field = ConnectionField::new;
         vec![
             field("host", "SMTP server host name.", true, false),
             field(
@@ -167,7 +161,7 @@ impl Connector for EmailConnector {
 fn transport(
     connection: &Connection,
 ) -> Result<AsyncSmtpTransport<Tokio1Executor>, ConnectorError> {
-    let host = required_text(connection, "host")?;
+    let host = connection.required_text("host")?;
     let security = connection.text("security").unwrap_or("starttls");
     let (builder, default_port) = match security {
         "starttls" => (
@@ -190,7 +184,7 @@ fn transport(
     };
     let mut builder = builder
         .map_err(|error| ConnectorError::validation(format!("cannot use `{host}`: {error}")))?
-        .port(port(connection, default_port)?)
+        .port(connection.port(default_port)?)
         .timeout(Some(SEND_TIME));
     if let Some(username) = connection.text("username") {
         builder = builder.credentials(Credentials::new(

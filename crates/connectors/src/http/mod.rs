@@ -63,6 +63,20 @@ impl HttpConnector {
     }
 }
 
+/// An `http` connection that sends `token` as a bearer token to `base_url`: how the
+/// connectors built on this one (slack, stripe) reach their APIs.
+pub fn bearer_connection(name: &str, base_url: &str, token: &str) -> Connection {
+    Connection::new(
+        name,
+        "http",
+        Map::from_iter([
+            ("base_url".to_owned(), json!(base_url)),
+            ("auth".to_owned(), json!("bearer")),
+            ("token".to_owned(), json!(token)),
+        ]),
+    )
+}
+
 /// A client for OAuth 2 token endpoints, under the same network policy as requests.
 pub fn token_client(options: &HttpOptions) -> Result<reqwest::Client, ConnectorError> {
     build_client(options, false)
@@ -320,12 +334,7 @@ impl Connector for HttpConnector {
     }
 
     fn connection_fields(&self) -> Vec<ConnectionField> {
-        let field = |name, description, required, secret| ConnectionField {
-            name,
-            description,
-            required,
-            secret,
-        };
+        let field = ConnectionField::new;
         vec![
             field(
                 "base_url",

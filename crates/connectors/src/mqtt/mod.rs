@@ -13,7 +13,6 @@ use crate::connector::{
     ActionSpec, CallContext, ConnectionField, Connector, MessageSink, TriggerKind, TriggerSpec,
 };
 use crate::error::ConnectorError;
-use crate::sql::{port, required_text};
 
 /// How long a publish may take, connection included, when the step sets no timeout.
 const PUBLISH_TIME: Duration = Duration::from_secs(10);
@@ -35,12 +34,7 @@ impl Connector for MqttConnector {
     }
 
     fn connection_fields(&self) -> Vec<ConnectionField> {
-        let field = |name, description, required, secret| ConnectionField {
-            name,
-            description,
-            required,
-            secret,
-        };
+        let field = ConnectionField::new;
         vec![
             field("host", "Host name or address.", true, false),
             field("port", "Port (default 1883).", false, false),
@@ -115,7 +109,7 @@ impl Connector for MqttConnector {
                 }
             }
         };
-        let outcome = crate::sql::within(Some(PUBLISH_TIME), work).await;
+        let outcome = crate::error::within(Some(PUBLISH_TIME), work).await;
         let _ = client.try_disconnect();
         outcome
     }
@@ -156,7 +150,7 @@ impl Connector for MqttConnector {
             .map_err(|error| ConnectorError::remote(format!("cannot publish: {error}")))?;
         let limit = context.timeout.unwrap_or(PUBLISH_TIME);
         let acknowledged =
-            crate::sql::within(Some(limit), until_sent(events, qos, connection)).await;
+            crate::error::within(Some(limit), until_sent(events, qos, connection)).await;
         let _ = client.try_disconnect();
         Ok(json!({ "acknowledged": acknowledged? }))
     }
@@ -260,8 +254,8 @@ fn client_id(purpose: &str) -> String {
 fn options(connection: &Connection, client_id: &str) -> Result<MqttOptions, ConnectorError> {
     let mut options = MqttOptions::new(
         client_id,
-        required_text(connection, "host")?,
-        port(connection, 1883)?,
+        connection.required_text("host")?,
+        connection.port(1883)?,
     );
     options.set_keep_alive(Duration::from_secs(30));
     if let Some(username) = connection.text("username") {

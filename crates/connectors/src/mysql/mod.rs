@@ -59,7 +59,7 @@ impl Connector for MysqlConnector {
         let pool = self.pool(connection).await?;
         let statements = sql::statements_of(&action, Dialect::Mysql);
         let work = run(&pool, connection, &statements);
-        let outcomes = sql::within(context.timeout, work).await?;
+        let outcomes = crate::error::within(context.timeout, work).await?;
         Ok(sql::output(&action, outcomes))
     }
 }
@@ -81,10 +81,10 @@ fn connect_options(connection: &Connection) -> Result<MySqlConnectOptions, Conne
         sql::TlsMode::Require => MySqlSslMode::Required,
     };
     let mut options = MySqlConnectOptions::new()
-        .host(sql::required_text(connection, "host")?)
-        .port(sql::port(connection, 3306)?)
-        .database(sql::required_text(connection, "database")?)
-        .username(sql::required_text(connection, "user")?)
+        .host(connection.required_text("host")?)
+        .port(connection.port(3306)?)
+        .database(connection.required_text("database")?)
+        .username(connection.required_text("user")?)
         .ssl_mode(sslmode)
         .charset("utf8mb4")
         // Times read and written as UTC, as the rest of Weft keeps them.

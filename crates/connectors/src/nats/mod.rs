@@ -13,7 +13,7 @@ use crate::connector::{
     ActionSpec, CallContext, ConnectionField, Connector, MessageSink, TriggerKind, TriggerSpec,
 };
 use crate::error::ConnectorError;
-use crate::sql::{Pools, port, required_text};
+use crate::sql::Pools;
 
 /// How long a request waits for its reply when neither the input nor the step say.
 const REQUEST_TIME: Duration = Duration::from_secs(10);
@@ -38,12 +38,7 @@ impl Connector for NatsConnector {
     }
 
     fn connection_fields(&self) -> Vec<ConnectionField> {
-        let field = |name, description, required, secret| ConnectionField {
-            name,
-            description,
-            required,
-            secret,
-        };
+        let field = ConnectionField::new;
         vec![
             field("host", "Host name or address.", true, false),
             field("port", "Port (default 4222).", false, false),
@@ -179,7 +174,7 @@ impl Connector for NatsConnector {
                         .await
                         .map_err(|error| refused(connection, error))
                 };
-                crate::sql::within(context.timeout, work).await?;
+                crate::error::within(context.timeout, work).await?;
                 Ok(json!({ "published": true }))
             }
             "request" => {
@@ -283,8 +278,8 @@ impl NatsConnector {
 fn address(connection: &Connection) -> Result<String, ConnectorError> {
     Ok(format!(
         "{}:{}",
-        required_text(connection, "host")?,
-        port(connection, 4222)?
+        connection.required_text("host")?,
+        connection.port(4222)?
     ))
 }
 

@@ -125,7 +125,7 @@ impl Connector for PostgresConnector {
         let action = SqlAction::parse(action, &input)?;
         let pool = self.pool(connection).await?;
         let work = run(&pool, connection, &action);
-        let outcomes = sql::within(context.timeout, work).await?;
+        let outcomes = crate::error::within(context.timeout, work).await?;
         Ok(sql::output(&action, outcomes))
     }
 }
@@ -147,10 +147,10 @@ fn connect_options(connection: &Connection) -> Result<PgConnectOptions, Connecto
         sql::TlsMode::Require => PgSslMode::Require,
     };
     let mut options = PgConnectOptions::new_without_pgpass()
-        .host(sql::required_text(connection, "host")?)
-        .port(sql::port(connection, 5432)?)
-        .database(sql::required_text(connection, "database")?)
-        .username(sql::required_text(connection, "user")?)
+        .host(connection.required_text("host")?)
+        .port(connection.port(5432)?)
+        .database(connection.required_text("database")?)
+        .username(connection.required_text("user")?)
         .ssl_mode(sslmode)
         .application_name("weft");
     if let Some(password) = connection.text("password") {

@@ -13,7 +13,7 @@ use crate::connector::{
     ActionSpec, CallContext, ConnectionField, Connector, MessageSink, TriggerKind, TriggerSpec,
 };
 use crate::error::ConnectorError;
-use crate::sql::{Pools, port, required_text};
+use crate::sql::Pools;
 
 /// How long one read of a stream waits for entries before it reads again.
 const STREAM_BLOCK: Duration = Duration::from_secs(5);
@@ -40,12 +40,7 @@ impl Connector for RedisConnector {
     }
 
     fn connection_fields(&self) -> Vec<ConnectionField> {
-        let field = |name, description, required, secret| ConnectionField {
-            name,
-            description,
-            required,
-            secret,
-        };
+        let field = ConnectionField::new;
         vec![
             field("host", "Host name or address.", true, false),
             field("port", "Port (default 6379).", false, false),
@@ -121,7 +116,7 @@ impl Connector for RedisConnector {
                 .await
                 .map_err(|error| refused(connection, error))
         };
-        let answer = crate::sql::within(context.timeout, work).await?;
+        let answer = crate::error::within(context.timeout, work).await?;
         Ok(output(action, answer))
     }
 
@@ -183,8 +178,8 @@ fn client(connection: &Connection) -> Result<Client, ConnectorError> {
         )));
     }
     let address = ConnectionAddr::Tcp(
-        required_text(connection, "host")?.to_owned(),
-        port(connection, 6379)?,
+        connection.required_text("host")?.to_owned(),
+        connection.port(6379)?,
     );
     let info = address
         .into_connection_info()

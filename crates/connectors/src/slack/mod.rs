@@ -31,20 +31,10 @@ impl SlackConnector {
         request: Value,
         context: &CallContext,
     ) -> Result<Value, ConnectorError> {
-        let api = Connection::new(
-            connection.name.clone(),
-            "http",
-            Map::from_iter([
-                (
-                    "base_url".to_owned(),
-                    json!(connection.text("base_url").unwrap_or(WEB_API)),
-                ),
-                ("auth".to_owned(), json!("bearer")),
-                (
-                    "token".to_owned(),
-                    json!(connection.text("token").unwrap_or_default()),
-                ),
-            ]),
+        let api = crate::http::bearer_connection(
+            &connection.name,
+            connection.text("base_url").unwrap_or(WEB_API),
+            connection.text("token").unwrap_or_default(),
         );
         let mut request = request;
         request["url"] = json!(format!("/{name}"));
@@ -98,12 +88,7 @@ impl Connector for SlackConnector {
     }
 
     fn connection_fields(&self) -> Vec<ConnectionField> {
-        let field = |name, description, required, secret| ConnectionField {
-            name,
-            description,
-            required,
-            secret,
-        };
+        let field = ConnectionField::new;
         vec![
             field("token", "The app's bot token (xoxb-…).", true, true),
             field(

@@ -66,22 +66,6 @@ impl<P: Clone> Pools<P> {
     }
 }
 
-/// Runs a database call within the step's time limit, if it has one.
-pub async fn within<T>(
-    limit: Option<Duration>,
-    work: impl Future<Output = Result<T, ConnectorError>>,
-) -> Result<T, ConnectorError> {
-    let Some(limit) = limit else {
-        return work.await;
-    };
-    tokio::time::timeout(limit, work).await.map_err(|_| {
-        ConnectorError::timeout(format!(
-            "the database did not answer within {}",
-            weft_recipe::duration::format_duration(limit)
-        ))
-    })?
-}
-
 /// A pool that connects when first used, sized and timed as every database connector's.
 pub fn lazy_pool<DB: sqlx::Database>(
     options: <DB::Connection as sqlx::Connection>::Options,
@@ -111,12 +95,7 @@ pub async fn ping<DB: sqlx::Database>(
 /// The connection fields of a database server: host, port, database, user, password and
 /// TLS mode.
 pub fn server_fields(port_description: &'static str) -> Vec<crate::connector::ConnectionField> {
-    let field = |name, description, required, secret| crate::connector::ConnectionField {
-        name,
-        description,
-        required,
-        secret,
-    };
+    let field = crate::connector::ConnectionField::new;
     vec![
         field("host", "Host name or address.", true, false),
         field("port", port_description, false, false),
@@ -167,36 +146,6 @@ pub fn needed<'a>(
 ) -> Result<&'a Connection, ConnectorError> {
     connection.ok_or_else(|| {
         ConnectorError::validation(format!("the {connector} connector needs a `connection`"))
-    })
-}
-
-/// A field of a connection as text, or an error naming it.
-pub fn required_text<'a>(
-    connection: &'a Connection,
-    field: &str,
-) -> Result<&'a str, ConnectorError> {
-    connection.text(field).ok_or_else(|| {
-        ConnectorError::validation(format!(
-            "connection `{}` needs its field `{field}`",
-            connection.name
-        ))
-    })
-}
-
-/// A port field: a number or digits; `default` when it is not set.
-pub fn port(connection: &Connection, default: u16) -> Result<u16, ConnectorError> {
-    match connection.fields.get("port") {
-        None | Some(Value::Null) => Some(default),
-        Some(Value::Number(number)) => number.as_u64().and_then(|n| u16::try_from(n).ok()),
-        Some(Value::String(text)) if text.is_empty() => Some(default),
-        Some(Value::String(text)) => text.parse().ok(),
-        Some(_) => None,
-    }
-    .ok_or_else(|| {
-        ConnectorError::validation(format!(
-            "connection `{}`: `port` must be a number from 1 to 65535",
-            connection.name
-        ))
     })
 }
 

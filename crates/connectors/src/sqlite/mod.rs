@@ -78,7 +78,7 @@ impl Connector for SqliteConnector {
         let pool = self.pool(connection).await?;
         let statements = sql::statements_of(&action, Dialect::Sqlite);
         let work = run(&pool, connection, &statements);
-        let outcomes = sql::within(context.timeout, work).await?;
+        let outcomes = crate::error::within(context.timeout, work).await?;
         Ok(sql::output(&action, outcomes))
     }
 }
@@ -103,7 +103,7 @@ fn flag(connection: &Connection, field: &str) -> bool {
 
 fn connect_options(connection: &Connection) -> Result<SqliteConnectOptions, ConnectorError> {
     Ok(SqliteConnectOptions::new()
-        .filename(sql::required_text(connection, "path")?)
+        .filename(connection.required_text("path")?)
         .create_if_missing(flag(connection, "create"))
         .read_only(flag(connection, "read_only"))
         .busy_timeout(sql::CONNECT_TIMEOUT)

@@ -29,20 +29,10 @@ impl StripeConnector {
         request: Value,
         context: &CallContext,
     ) -> Result<Value, ConnectorError> {
-        let api = Connection::new(
-            connection.name.clone(),
-            "http",
-            Map::from_iter([
-                (
-                    "base_url".to_owned(),
-                    json!(connection.text("base_url").unwrap_or(API)),
-                ),
-                ("auth".to_owned(), json!("bearer")),
-                (
-                    "token".to_owned(),
-                    json!(connection.text("secret_key").unwrap_or_default()),
-                ),
-            ]),
+        let api = crate::http::bearer_connection(
+            &connection.name,
+            connection.text("base_url").unwrap_or(API),
+            connection.text("secret_key").unwrap_or_default(),
         );
         let answer = self
             .http
@@ -112,12 +102,7 @@ impl Connector for StripeConnector {
     }
 
     fn connection_fields(&self) -> Vec<ConnectionField> {
-        let field = |name, description, required, secret| ConnectionField {
-            name,
-            description,
-            required,
-            secret,
-        };
+        let field = ConnectionField::new;
         vec![
             field(
                 "secret_key",
