@@ -137,6 +137,34 @@ fn bearer_auth_is_sent_and_the_token_never_reaches_the_record() {
     assert!(!ran.record.to_string().contains(token));
 }
 
+/// A refused bearer token cannot be refreshed: the request is sent once, not repeated.
+#[test]
+fn a_refused_bearer_token_sends_the_request_once() {
+    let key = format!("once-{}", std::process::id());
+    let ran = with_connection(
+        &format!(
+            "  connector: http\n  base_url: {}/private\n  auth: bearer\n  token: not-it\n",
+            server()
+        ),
+        &format!("/{key}"),
+        &[],
+    );
+    assert_eq!(ran.record["error"]["kind"], "connector", "{:#}", ran.record);
+    let calls: Value = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            reqwest::get(format!("{}/calls/{key}", server()))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        });
+    assert_eq!(calls["calls"], 1, "{calls}");
+}
+
 #[test]
 fn basic_auth_is_sent() {
     let ran = with_connection(

@@ -79,7 +79,16 @@ async fn status(Path(code): Path<u16>) -> Response {
 pub const PRIVATE_TOKEN: &str = "let-me-in-7f3a9c2b";
 
 /// An API behind a bearer token: 200 with the path for [`PRIVATE_TOKEN`], 401 for anyone else.
-async fn private(uri: Uri, headers: HeaderMap) -> Response {
+/// Each call is counted under the path's last segment (`/calls/{segment}` tells how many).
+async fn private(State(counters): State<Counters>, uri: Uri, headers: HeaderMap) -> Response {
+    let segment = uri.path().rsplit('/').next().unwrap_or_default().to_owned();
+    counters
+        .calls
+        .lock()
+        .expect("the counter lock")
+        .entry(segment)
+        .or_default()
+        .push(String::new());
     let expected = format!("Bearer {PRIVATE_TOKEN}");
     let given = headers
         .get(header::AUTHORIZATION)
