@@ -17,7 +17,7 @@ pub struct Server {
     env: Vec<(String, String)>,
     /// Everything the server has written to standard error, across restarts.
     logs: Arc<Mutex<String>>,
-    _dir: tempfile::TempDir,
+    _dir: Arc<tempfile::TempDir>,
 }
 
 /// Which store a test server uses.
@@ -86,18 +86,18 @@ impl Server {
             ]);
         }
         // Short leases, so that crash tests see jobs taken over quickly (unless a test sets
-        // its own); a fixed port, so that clients reach the server again after a restart.
+        // its own).
         if !options.contains(&"--job-lease") {
             store_args.extend(["--job-lease".to_owned(), "2s".to_owned()]);
         }
-        store_args.extend(["--listen".to_owned(), format!("127.0.0.1:{}", free_port())]);
         store_args.extend(options.iter().map(|option| option.to_string()));
+        store_args.extend(["--listen".to_owned(), String::new()]);
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(name, value)| (name.to_string(), value.to_string()))
             .collect();
         let logs = Arc::new(Mutex::new(String::new()));
-        let (child, base) = launch(&store_args, &env, &logs);
+        let (child, base) = launch_on_any_port(&mut store_args, &env, &logs);
         let mut server = Server {
             base,
             token: String::new(),
@@ -105,7 +105,7 @@ impl Server {
             store_args,
             env,
             logs,
-            _dir: dir,
+            _dir: Arc::new(dir),
         };
         server.token = server.create_user_and_token("ann@example.com");
         server
@@ -172,6 +172,23 @@ impl Server {
             2
         };
         self.store_args[..end].to_vec()
+    }
+
+    /// Starts another process of the platform on the same store (with the same options, on
+    /// a port of its own), as a second machine would: the same token reaches it.
+    pub fn another_process(&self) -> Server {
+        let mut store_args = self.store_args.clone();
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (child, base) = launch_on_any_port(&mut store_args, &self.env, &logs);
+        Server {
+            base,
+            token: self.token.clone(),
+            child,
+            store_args,
+            env: self.env.clone(),
+            logs,
+            _dir: Arc::clone(&self._dir),
+        }
     }
 
     /// Starts the server again on the same store, after it stopped.
@@ -336,15 +353,25 @@ impl Drop for Server {
     }
 }
 
-/// A port nobody listens on now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
+/// Starts `weft serve` on a port the system picks (so that no other test can take it in
+/// between), and sets the `--listen` value that ends `store_args` to it, so that a later
+/// start keeps the port and clients reach the server again.
+fn launch_on_any_port(
+    store_args: &mut [String],
+    env: &[(String, String)],
+    logs: &Arc<Mutex<String>>,
+) -> (Child, String) {
+    if let Some(listen) = store_args.last_mut() {
+        "127.0.0.1:0".clone_into(listen);
+    }
+    let (child, base) = launch(store_args, env, logs);
+    if let (Some(listen), Some(address)) = (store_args.last_mut(), base.strip_prefix("http://")) {
+        address.clone_into(listen);
+    }
+    (child, base)
 }
 
-/// Starts `weft serve` on a free port; returns the process and its base URL. What it logs is
+/// Starts `weft serve`; returns the process and its base URL. What it logs is
 /// added to `logs`.
 fn launch(
     store_args: &[String],
