@@ -97,6 +97,11 @@ impl Runtime {
         self.inner.catch_up
     }
 
+    /// Who this process is in the store's leases, and how long one lasts without renewal.
+    pub(crate) fn lease_holder(&self) -> (&str, Duration) {
+        (&self.inner.owner, self.inner.lease)
+    }
+
     pub fn store(&self) -> &Store {
         &self.inner.store
     }

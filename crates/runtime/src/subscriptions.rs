@@ -2,6 +2,13 @@
 //! Each message becomes a queued job, and the connector acknowledges it to its broker only
 //! after that job is committed. A consumer whose connection fails is started again after a
 //! pause that doubles up to a minute; saving, disabling or deleting the recipe stops it.
+//!
+//! On a platform of several processes, a subscription is consumed by one of them at a time:
+//! the process that holds the store's lease `subscribe RECIPE_ID`. It renews the lease while
+//! its consumer runs and stops the consumer when it can no longer renew it; when the process
+//! dies, another takes the lease over once it has run out. Brokers that hand each message to
+//! one consumer would not need this, but those that fan messages out (Redis channels, MQTT
+//! topics, NATS subjects, PostgreSQL notifications) would make a job per process.
 
 use serde_json::Value;
 use std::collections::HashMap;
@@ -48,32 +55,39 @@ impl MessageSink for JobSink {
     }
 }
 
-/// Keeps one consumer running per enabled subscribe recipe (and version) until `shutdown`.
+/// A consumer this process runs, and when it last renewed its lease.
+struct Consumer {
+    version: i64,
+    task: JoinHandle<()>,
+    renewed: Instant,
+}
+
+/// Keeps one consumer running per enabled subscribe recipe (and version), for the recipes
+/// whose lease this process holds, until `shutdown`.
 pub async fn run_subscriptions(runtime: Runtime, mut shutdown: watch::Receiver<bool>) {
-    let mut running: HashMap<String, (i64, JoinHandle<()>)> = HashMap::new();
+    let mut running: HashMap<String, Consumer> = HashMap::new();
     while !*shutdown.borrow() {
         match wanted(&runtime).await {
             Ok(wanted) => {
-                running.retain(|id, (version, task)| {
-                    let keep = wanted
+                for (id, consumer) in running.extract_if(|id, consumer| {
+                    wanted
                         .get(id)
-                        .is_some_and(|(recipe, _)| recipe.version == *version);
-                    if !keep {
-                        task.abort();
-                    }
-                    keep
-                });
+                        .is_none_or(|(recipe, _)| recipe.version != consumer.version)
+                }) {
+                    stop(&runtime, &id, consumer).await;
+                }
                 for (id, (recipe, trigger)) in wanted {
-                    if running.contains_key(&id) {
-                        continue;
-                    }
-                    let version = recipe.version;
-                    let task = tokio::spawn(consume(runtime.clone(), recipe, trigger));
-                    running.insert(id, (version, task));
+                    hold(&runtime, &mut running, id, recipe, trigger).await;
                 }
             }
             Err(error) => {
                 tracing::warn!(%error, "cannot look at the subscribe triggers; trying again");
+                let (_, period) = runtime.lease_holder();
+                for (id, consumer) in
+                    running.extract_if(|_, consumer| consumer.renewed.elapsed() >= period)
+                {
+                    stop(&runtime, &id, consumer).await;
+                }
             }
         }
         tokio::select! {
@@ -82,8 +96,71 @@ pub async fn run_subscriptions(runtime: Runtime, mut shutdown: watch::Receiver<b
         }
     }
     // A message whose job was not committed was not acknowledged: its broker sends it again.
-    for (_, (_, task)) in running {
-        task.abort();
+    for (id, consumer) in running {
+        stop(&runtime, &id, consumer).await;
+    }
+}
+
+fn lease_name(recipe_id: &str) -> String {
+    format!("subscribe {recipe_id}")
+}
+
+/// Renews or takes the lease of one wanted subscription, and starts or stops its consumer to
+/// match: it runs here while this process holds the lease.
+async fn hold(
+    runtime: &Runtime,
+    running: &mut HashMap<String, Consumer>,
+    id: String,
+    recipe: StoredRecipe,
+    trigger: SubscribeTrigger,
+) {
+    let (holder, period) = runtime.lease_holder();
+    match runtime
+        .store()
+        .take_lease(&lease_name(&id), holder, period)
+        .await
+    {
+        Ok(true) => match running.get_mut(&id) {
+            Some(consumer) => consumer.renewed = Instant::now(),
+            None => {
+                let consumer = Consumer {
+                    version: recipe.version,
+                    task: tokio::spawn(consume(runtime.clone(), recipe, trigger)),
+                    renewed: Instant::now(),
+                };
+                running.insert(id, consumer);
+            }
+        },
+        Ok(false) => {
+            // Another process holds it (it took it over while this one could not renew).
+            if let Some(consumer) = running.remove(&id) {
+                tracing::warn!(recipe = %recipe.name, "another process consumes this subscription now");
+                consumer.task.abort();
+            }
+        }
+        Err(error) => {
+            tracing::warn!(recipe = %recipe.name, %error, "cannot renew a subscription's lease");
+            if running
+                .get(&id)
+                .is_some_and(|consumer| consumer.renewed.elapsed() >= period)
+                && let Some(consumer) = running.remove(&id)
+            {
+                consumer.task.abort();
+            }
+        }
+    }
+}
+
+/// Stops a consumer and gives its lease up, so that another process may take it at once.
+async fn stop(runtime: &Runtime, recipe_id: &str, consumer: Consumer) {
+    consumer.task.abort();
+    let (holder, _) = runtime.lease_holder();
+    if let Err(error) = runtime
+        .store()
+        .release_lease(&lease_name(recipe_id), holder)
+        .await
+    {
+        tracing::warn!(%error, "cannot give a subscription's lease up; it runs out by itself");
     }
 }
 

@@ -4,6 +4,7 @@
 mod connections;
 mod db;
 mod job_time;
+mod leases;
 mod polls;
 pub mod record;
 mod tables;

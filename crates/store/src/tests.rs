@@ -1027,3 +1027,28 @@ both_backends!(
         assert_eq!(rotate_master_key(&store, &master, &new).await.unwrap(), 0);
     }
 );
+
+both_backends!(
+    a_lease_has_one_holder_until_it_runs_out,
+    |store: Store| async move {
+        let long = std::time::Duration::from_secs(60);
+        assert!(store.take_lease("subscribe r1", "a", long).await.unwrap());
+        assert!(!store.take_lease("subscribe r1", "b", long).await.unwrap());
+        // The holder renews its own lease; other names are free.
+        assert!(store.take_lease("subscribe r1", "a", long).await.unwrap());
+        assert!(store.take_lease("subscribe r2", "b", long).await.unwrap());
+
+        // A lease that ran out goes to the next process that asks.
+        let short = std::time::Duration::from_millis(50);
+        assert!(store.take_lease("subscribe r3", "a", short).await.unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+        assert!(store.take_lease("subscribe r3", "b", long).await.unwrap());
+        assert!(!store.take_lease("subscribe r3", "a", long).await.unwrap());
+
+        // A released lease is free at once; another holder cannot release it.
+        store.release_lease("subscribe r1", "b").await.unwrap();
+        assert!(!store.take_lease("subscribe r1", "b", long).await.unwrap());
+        store.release_lease("subscribe r1", "a").await.unwrap();
+        assert!(store.take_lease("subscribe r1", "b", long).await.unwrap());
+    }
+);

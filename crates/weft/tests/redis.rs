@@ -375,3 +375,94 @@ async fn a_subscription_recovers_when_its_broker_comes_back() {
         server.logs()
     );
 }
+
+/// On a platform of two processes, a channel (which hands each message to every subscriber)
+/// is consumed by one of them, so that each message makes one job; when that process dies,
+/// the other takes the subscription over.
+#[tokio::test]
+async fn a_subscription_is_consumed_by_one_process_of_several() {
+    if !redis_answers() {
+        return;
+    }
+    let Some(mut first) = Server::start_with(Backend::Postgres, &[]).await else {
+        return;
+    };
+    save_cache_connection(&first).await;
+    let channel = fresh("shared");
+    let recipe = format!(
+        "name: Shared\ntrigger:\n  subscribe: {{ connector: redis, connection: cache, channel: {channel} }}\nsteps:\n  - id: n\n    transform: .trigger.payload\n"
+    );
+    let id = first.save_recipe(&recipe).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let publish = |n: i64| {
+        output_of(
+            "publish",
+            &format!("{{ channel: {channel}, message: {{ n: {n} }} }}"),
+        )["receivers"]
+            .as_i64()
+            .unwrap_or_default()
+    };
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(200));
+    let mut heard = Vec::new();
+    let mut n = 0;
+    while heard.is_empty() && n < 50 {
+        n += 1;
+        match publish(n) {
+            0 => pause().await,
+            receivers => {
+                assert_eq!(receivers, 1);
+                heard.push(n);
+            }
+        }
+    }
+    assert!(!heard.is_empty(), "the subscription never started");
+
+    // A second process looks at the subscriptions every second, and leaves this one alone.
+    let second = first.another_process();
+    for _ in 0..8 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        n += 1;
+        assert_eq!(publish(n), 1, "more than one process consumes the channel");
+        heard.push(n);
+    }
+
+    // The first process dies; once its lease has run out, the second consumes the channel.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    first.crash();
+    let mut taken_over = false;
+    for _ in 0..100 {
+        n += 1;
+        match publish(n) {
+            0 => pause().await,
+            receivers => {
+                assert_eq!(receivers, 1);
+                heard.push(n);
+                taken_over = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        taken_over,
+        "the second process never took the subscription over"
+    );
+    for _ in 0..3 {
+        n += 1;
+        assert_eq!(publish(n), 1);
+        heard.push(n);
+    }
+
+    // Each message heard made one job, whichever process heard it.
+    second.job_triggers(&id, heard.len(), |_| true).await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let mut made: Vec<i64> = second
+        .job_triggers(&id, heard.len(), |_| true)
+        .await
+        .iter()
+        .map(|trigger| trigger["payload"]["n"].as_i64().unwrap_or_default())
+        .collect();
+    made.sort_unstable();
+    assert_eq!(made, heard);
+}
