@@ -205,3 +205,61 @@ fn a_wrong_broker_password_is_a_connector_error_without_the_password() {
     let text = ran.record.to_string() + &ran.stderr;
     assert!(!text.contains("pw-5c2e81"), "{text}");
 }
+
+/// A subscription whose broker connection drops (a proxy in front of RabbitMQ is cut, as a
+/// network fault or a broker restart would) comes back by itself; messages sent meanwhile
+/// wait in the queue, and each makes one job once it is back.
+#[tokio::test]
+async fn a_subscription_recovers_when_its_broker_connection_drops() {
+    if !rabbit_answers() {
+        return;
+    }
+    let proxy = crate::support::tcp_proxy::TcpProxy::start("127.0.0.1:5672");
+    let port = proxy.address.rsplit(':').next().unwrap().to_owned();
+    let (_connection, channel) = test_channel().await;
+    let queue = fresh_queue(&channel, "dropped").await;
+    let server = Server::start_with(Backend::Sqlite, &[]).await.unwrap();
+    let connection = json!({
+        "name": "rabbit", "connector": "amqp",
+        "fields": { "host": "127.0.0.1", "port": port, "username": "guest", "password": "guest" }
+    });
+    server.save_connection(connection).await;
+    let recipe = format!(
+        "name: Orders\ntrigger:\n  subscribe: {{ connector: amqp, connection: rabbit, queue: {queue} }}\nsteps:\n  - id: n\n    transform: .trigger.payload.order\n"
+    );
+    let id = server.save_recipe(&recipe).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    publish(&queue, &json!({ "order": 1 }));
+    assert_eq!(payloads(&server, &id, 1).await, vec![json!({ "order": 1 })]);
+
+    proxy.cut();
+    publish(&queue, &json!({ "order": 2 }));
+    publish(&queue, &json!({ "order": 3 }));
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(
+        ready(&channel, &queue).await,
+        2,
+        "nobody consumes while cut"
+    );
+    proxy.restore();
+    let found = payloads(&server, &id, 3).await;
+    assert_eq!(
+        found,
+        vec![
+            json!({ "order": 1 }),
+            json!({ "order": 2 }),
+            json!({ "order": 3 })
+        ]
+    );
+    assert!(
+        server.logs().contains("a subscription stopped"),
+        "{}",
+        server.logs()
+    );
+    drop(server);
+    let _ = channel
+        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+        .await;
+}

@@ -2,9 +2,9 @@
 //! and a topic filter consumed by `weft serve`, with messages sent while it is away delivered
 //! when it is back.
 
-use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::support::own_server::OwnServer;
 use crate::support::server::{Backend, Server};
 use crate::support::{Ran, run_with, service_answers, write_recipe};
 
@@ -15,15 +15,20 @@ fn mosquitto_answers() -> bool {
 }
 
 fn publish(topic: &str, message: &Value, qos: u8) -> Ran {
+    publish_through(BROKER, topic, message, qos)
+}
+
+/// Publishes through the mqtt connector to the broker `connections` names `broker`.
+fn publish_through(connections: &str, topic: &str, message: &Value, qos: u8) -> Ran {
     let (folder, recipe) = write_recipe(&format!(
         "name: Publish\ntrigger: {{ manual: {{}} }}\nsteps:\n  - id: send\n    action: mqtt.publish\n    connection: broker\n    input: {{ topic: '{{{{ trigger.topic }}}}', message: '{{{{ trigger.message }}}}', qos: {qos} }}\n"
     ));
-    let connections = folder.path().join("connections.yaml");
-    std::fs::write(&connections, BROKER).unwrap();
+    let file = folder.path().join("connections.yaml");
+    std::fs::write(&file, connections).unwrap();
     run_with(
         &recipe,
         &json!({ "topic": topic, "message": message }),
-        &["--connections", connections.to_str().unwrap()],
+        &["--connections", file.to_str().unwrap()],
     )
 }
 
@@ -82,20 +87,12 @@ async fn each_message_on_a_topic_filter_makes_one_job_also_while_away() {
         .as_str()
         .unwrap()
         .to_owned();
-    // Until the subscription is made, messages go nowhere: probe until one makes a job.
-    let mut subscribed = false;
-    for _ in 0..50 {
-        publish(&format!("{topic}/probe"), &json!({ "n": 0 }), 1);
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let (_, listed) = server
-            .api(Method::GET, &format!("/api/v1/jobs?recipe={id}"), None)
-            .await;
-        if !listed["jobs"].as_array().unwrap().is_empty() {
-            subscribed = true;
-            break;
-        }
-    }
-    assert!(subscribed, "no message made a job");
+    let heard = server
+        .probe_until_heard(&id, |_| {
+            publish(&format!("{topic}/probe"), &json!({ "n": 0 }), 1);
+        })
+        .await;
+    assert!(heard.is_some(), "no message made a job");
     for n in 1..=3 {
         publish(&format!("{topic}/room{n}"), &json!({ "n": n }), 1);
     }
@@ -114,4 +111,56 @@ async fn each_message_on_a_topic_filter_makes_one_job_also_while_away() {
     let found = messages(&server, &id, 4).await;
     assert_eq!(found.len(), 4, "{found:#?}");
     assert_eq!(found[3], json!({ "n": 4 }));
+}
+
+/// A subscription whose broker goes away (a Mosquitto of the test's own, killed and started
+/// again) comes back by itself when the broker does.
+#[tokio::test]
+async fn a_subscription_recovers_when_its_broker_comes_back() {
+    let mosquitto_args = |port: u16| vec!["-p".to_owned(), port.to_string()];
+    let Some(mut mosquitto) = OwnServer::start("mosquitto", mosquitto_args) else {
+        return;
+    };
+    let server = Server::start_with(Backend::Sqlite, &[]).await.unwrap();
+    let fields = json!({ "host": "127.0.0.1", "port": mosquitto.port });
+    server
+        .save_connection(json!({ "name": "broker", "connector": "mqtt", "fields": fields }))
+        .await;
+    let topic = fresh_topic();
+    let recipe = format!(
+        "name: Sensors\ntrigger:\n  subscribe: {{ connector: mqtt, connection: broker, topic: '{topic}/+' }}\nsteps:\n  - id: n\n    transform: .trigger.payload.n\n"
+    );
+    let id = server.save_recipe(&recipe).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let connections = format!(
+        "broker:\n  connector: mqtt\n  host: 127.0.0.1\n  port: {}\n",
+        mosquitto.port
+    );
+    let send = |n: i64| {
+        publish_through(
+            &connections,
+            &format!("{topic}/probe"),
+            &json!({ "n": n }),
+            1,
+        );
+    };
+    assert!(
+        server.probe_until_heard(&id, send).await.is_some(),
+        "the subscription never started"
+    );
+
+    mosquitto.stop();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    mosquitto.run();
+    assert!(
+        server.probe_until_heard(&id, send).await.is_some(),
+        "the subscription did not come back with its broker"
+    );
+    assert!(
+        server.logs().contains("a subscription stopped"),
+        "{}",
+        server.logs()
+    );
 }

@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 
+use crate::support::own_server::OwnServer;
 use crate::support::server::{Backend, Server};
 use crate::support::{Ran, run_with, service_answers, write_recipe};
 
@@ -22,16 +23,17 @@ fn fresh(prefix: &str) -> String {
 }
 
 fn nats_step(action: &str, input: &Value) -> Ran {
+    nats_step_through(NATS, action, input)
+}
+
+/// Runs one step of the nats connector on the server `connections` names `bus`.
+fn nats_step_through(connections: &str, action: &str, input: &Value) -> Ran {
     let (folder, recipe) = write_recipe(&format!(
         "name: Nats\ntrigger: {{ manual: {{}} }}\nsteps:\n  - id: step\n    action: nats.{action}\n    connection: bus\n    input: '{{{{ trigger }}}}'\n"
     ));
-    let connections = folder.path().join("connections.yaml");
-    std::fs::write(&connections, NATS).unwrap();
-    run_with(
-        &recipe,
-        input,
-        &["--connections", connections.to_str().unwrap()],
-    )
+    let file = folder.path().join("connections.yaml");
+    std::fs::write(&file, connections).unwrap();
+    run_with(&recipe, input, &["--connections", file.to_str().unwrap()])
 }
 
 async fn test_client() -> async_nats::Client {
@@ -200,24 +202,14 @@ on_both_backends!(
             .as_str()
             .unwrap()
             .to_owned();
-        // Until the subscription is made, messages go nowhere: probe until one makes a job.
-        let mut subscribed = false;
-        for _ in 0..50 {
-            client
-                .publish(
-                    format!("{subject}.probe"),
-                    json!({ "n": 0 }).to_string().into(),
-                )
-                .await
-                .unwrap();
-            client.flush().await.unwrap();
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            if !server.job_triggers(&id, 0, |_| true).await.is_empty() {
-                subscribed = true;
-                break;
-            }
-        }
-        assert!(subscribed, "no message made a job");
+        let probe = |_| {
+            nats_step(
+                "publish",
+                &json!({ "subject": format!("{subject}.probe"), "message": { "n": 0 } }),
+            );
+        };
+        let heard = server.probe_until_heard(&id, probe).await;
+        assert!(heard.is_some(), "no message made a job");
         for n in 1..=3 {
             client
                 .publish(
@@ -238,3 +230,52 @@ on_both_backends!(
         assert_eq!(numbers, vec![&json!(1), &json!(2), &json!(3)]);
     }
 );
+
+/// A subscription whose NATS server goes away (one of the test's own, killed and started
+/// again) comes back when the server does.
+#[tokio::test]
+async fn a_subscription_recovers_when_its_server_comes_back() {
+    let nats_args = |port: u16| {
+        let port = port.to_string();
+        ["-a", "127.0.0.1", "-p", &port].map(str::to_owned).to_vec()
+    };
+    let Some(mut nats) = OwnServer::start("nats-server", nats_args) else {
+        return;
+    };
+    let server = Server::start_with(Backend::Sqlite, &[]).await.unwrap();
+    let fields = json!({ "host": "127.0.0.1", "port": nats.port });
+    server
+        .save_connection(json!({ "name": "bus", "connector": "nats", "fields": fields }))
+        .await;
+    let subject = fresh("weft.recover.");
+    let recipe = format!(
+        "name: News\ntrigger:\n  subscribe: {{ connector: nats, connection: bus, subject: '{subject}' }}\nsteps:\n  - id: n\n    transform: .trigger.payload\n"
+    );
+    let id = server.save_recipe(&recipe).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let connections = format!(
+        "bus:\n  connector: nats\n  host: 127.0.0.1\n  port: {}\n",
+        nats.port
+    );
+    let send = |n: i64| {
+        nats_step_through(
+            &connections,
+            "publish",
+            &json!({ "subject": subject, "message": { "n": n } }),
+        );
+    };
+    assert!(
+        server.probe_until_heard(&id, send).await.is_some(),
+        "the subscription never started"
+    );
+
+    nats.stop();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    nats.run();
+    assert!(
+        server.probe_until_heard(&id, send).await.is_some(),
+        "the subscription did not come back with its server"
+    );
+}

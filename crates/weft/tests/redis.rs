@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use crate::support::own_server::OwnServer;
 use crate::support::server::{Backend, Server};
 use crate::support::{Ran, run_with, service_answers, write_recipe};
 
@@ -244,80 +245,25 @@ on_both_backends!(
     }
 );
 
-/// A Redis of the test's own on a free port, so that stopping it disturbs no other test.
-struct OwnRedis {
-    port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl OwnRedis {
-    /// `None` (with the reason printed) when the machine has no `redis-server`, unless
-    /// services are required.
-    fn start() -> Option<OwnRedis> {
-        let found = std::process::Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_ok();
-        if !found {
-            assert!(
-                std::env::var("WEFT_REQUIRE_SERVICES").as_deref() != Ok("1"),
-                "redis-server is required (WEFT_REQUIRE_SERVICES=1) but is not installed"
-            );
-            eprintln!("skipped: no redis-server to start");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map(|address| address.port())
-            .unwrap();
-        let mut redis = OwnRedis { port, child: None };
-        redis.run();
-        Some(redis)
-    }
-
-    fn run(&mut self) {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("the test's redis-server does not answer");
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// A subscription whose broker goes away comes back by itself when the broker does.
 #[tokio::test]
 async fn a_subscription_recovers_when_its_broker_comes_back() {
-    let Some(mut redis) = OwnRedis::start() else {
+    let redis_args = |port: u16| {
+        let port = port.to_string();
+        [
+            "--port",
+            &port,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let Some(mut redis) = OwnServer::start("redis-server", redis_args) else {
         return;
     };
     let connections = format!(

@@ -287,6 +287,33 @@ impl Server {
     }
 
     /// The triggers of a recipe's jobs that `keep` accepts, once there are at least `count`
+    /// How many jobs the recipe has.
+    pub async fn job_count(&self, recipe_id: &str) -> usize {
+        let (_, listed) = self
+            .api(
+                reqwest::Method::GET,
+                &format!("/api/v1/jobs?recipe={recipe_id}&limit=500"),
+                None,
+            )
+            .await;
+        listed["jobs"].as_array().map_or(0, Vec::len)
+    }
+
+    /// Sends probes (numbered from 1) until one makes a new job of the recipe, for up to
+    /// half a minute: until a subscription is made, messages on a subject or a topic go
+    /// nowhere. The number of the probe that was heard, if one was.
+    pub async fn probe_until_heard(&self, recipe_id: &str, send: impl Fn(i64)) -> Option<i64> {
+        let before = self.job_count(recipe_id).await;
+        for probe in 1..=150 {
+            send(probe);
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            if self.job_count(recipe_id).await > before {
+                return Some(probe);
+            }
+        }
+        None
+    }
+
     /// of them (waiting up to 15 s), sorted by their JSON text; each job has finished.
     pub async fn job_triggers(
         &self,
