@@ -143,7 +143,10 @@ impl Connection {
         &'a self,
         secret_fields: &'a [&'a str],
     ) -> impl Iterator<Item = &'a str> + 'a {
-        secret_fields.iter().filter_map(|field| self.text(field))
+        secret_fields
+            .iter()
+            .filter_map(|field| self.text(field))
+            .filter(|value| !value.is_empty())
     }
 }
 

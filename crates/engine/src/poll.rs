@@ -47,20 +47,46 @@ impl Engine {
             .filter(|field| field.secret)
             .map(|field| field.name)
             .collect();
-        let hide = |message: String| match &connection {
-            Some(connection) => connection
-                .secret_values(&secret_fields)
-                .fold(message, |text, secret| text.replace(secret, "[masked]")),
-            None => message,
+        // Secrets of the connection, and of its refreshed tokens, never reach the log.
+        let secrets = std::sync::Mutex::new(Vec::new());
+        let note_secrets = |connection: &weft_connectors::Connection| {
+            if let Ok(mut secrets) = secrets.lock() {
+                secrets.extend(connection.secret_values(&secret_fields).map(str::to_owned));
+            }
+        };
+        if let Some(connection) = &connection {
+            note_secrets(connection);
+        }
+        let hide = |message: String| match secrets.lock() {
+            Ok(secrets) => secrets.iter().fold(message, |text, secret| {
+                text.replace(secret.as_str(), "[masked]")
+            }),
+            Err(_) => message,
         };
         let context = CallContext {
             idempotency_key: String::new(),
             timeout: Some(POLL_TIME),
         };
-        let answer = connector
-            .call(&poll.action.action, connection.as_ref(), input, &context)
-            .await
-            .map_err(|error| hide(format!("the poll's call failed: {}", error.message)))?;
+        // A poll's call counts against its connection's budget like a step's.
+        let answer = match connection {
+            Some(connection) => {
+                self.call_within_budget(
+                    connector.as_ref(),
+                    &poll.action.action,
+                    connection,
+                    input,
+                    &context,
+                    note_secrets,
+                )
+                .await
+            }
+            None => {
+                connector
+                    .call(&poll.action.action, None, input, &context)
+                    .await
+            }
+        }
+        .map_err(|error| hide(format!("the poll's call failed: {}", error.message)))?;
         let listed = self
             .poll_jq(&poll.items, answer.clone(), "items")
             .await

@@ -3,12 +3,69 @@
 //! of calls in flight (`concurrent`), and a pause that a remote end's `Retry-After` sets for
 //! every call on the connection. Calls over budget wait; none fails for it.
 
+use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
-use weft_connectors::{Connection, RateLimits};
+use weft_connectors::{CallContext, Connection, Connector, ConnectorError, RateLimits};
+
+use crate::Engine;
+
+/// How many times one call waits out a remote end's `Retry-After` before it fails.
+const MOST_PAUSES: u32 = 5;
+/// The longest `Retry-After` a call waits out; a longer one fails the call at once (a recipe
+/// `retry` policy can take it up later, without holding a worker).
+const LONGEST_PAUSE: Duration = Duration::from_secs(300);
+
+impl Engine {
+    /// Calls an action on a connection within the connection's budget, for a step or a poll
+    /// alike: the call waits for its turn; when the remote end answers "not now" with a time,
+    /// every call on the connection waits that long and this one is made again; when it
+    /// refuses OAuth 2 credentials, they are refreshed and the call made once more.
+    /// `refreshed` sees the refreshed connection (whose new secrets must be hidden).
+    pub(crate) async fn call_within_budget(
+        &self,
+        connector: &dyn Connector,
+        action: &str,
+        mut connection: Connection,
+        input: Value,
+        context: &CallContext,
+        refreshed: impl Fn(&Connection),
+    ) -> Result<Value, ConnectorError> {
+        let gate = self.gates.gate(&connection);
+        let mut pauses = 0;
+        let mut was_refreshed = false;
+        loop {
+            let turn = gate.enter().await;
+            let outcome = connector
+                .call(action, Some(&connection), input.clone(), context)
+                .await;
+            drop(turn);
+            match outcome {
+                Err(error) if error.retry_after.is_some() && pauses < MOST_PAUSES => {
+                    let pause = error.retry_after.unwrap_or_default();
+                    if pause > LONGEST_PAUSE {
+                        return Err(error);
+                    }
+                    gate.pause(pause);
+                    pauses += 1;
+                }
+                Err(error) if error.credentials_rejected && !was_refreshed => {
+                    was_refreshed = true;
+                    connection = self
+                        .connections
+                        .refreshed(&connection.name)
+                        .await
+                        .map_err(ConnectorError::remote)?;
+                    refreshed(&connection);
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+}
 
 /// The gates of this process, one per connection (and its limits: new limits, a new gate).
 #[derive(Default)]

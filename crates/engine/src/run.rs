@@ -651,46 +651,23 @@ impl<'e> JobRun<'e> {
             idempotency_key,
             timeout: step.timeout,
         };
-        let Some(mut connection) = connection else {
+        let Some(connection) = connection else {
             return connector
                 .call(&action.action, None, input, &context)
                 .await
                 .map_err(|error| failure_of(id, error));
         };
-        // A call on a connection waits for its turn within the connection's budget; when the
-        // remote end answers "not now" with a time, every call on the connection waits that
-        // long, and this one is made again.
-        let gate = self.engine.gates.gate(&connection);
-        let mut pauses = 0;
-        let mut refreshed = false;
-        loop {
-            let turn = gate.enter().await;
-            let outcome = connector
-                .call(&action.action, Some(&connection), input.clone(), &context)
-                .await;
-            drop(turn);
-            match outcome {
-                Err(error) if error.retry_after.is_some() && pauses < MOST_PAUSES => {
-                    let pause = error.retry_after.unwrap_or_default();
-                    if pause > LONGEST_PAUSE {
-                        return Err(failure_of(id, error));
-                    }
-                    gate.pause(pause);
-                    pauses += 1;
-                }
-                Err(error) if error.credentials_rejected && !refreshed => {
-                    refreshed = true;
-                    connection = self
-                        .engine
-                        .connections
-                        .refreshed(&connection.name)
-                        .await
-                        .map_err(|message| Failure::new(id, ErrorKind::Connector, message))?;
-                    self.hide_secrets_of(connector.as_ref(), &connection);
-                }
-                outcome => return outcome.map_err(|error| failure_of(id, error)),
-            }
-        }
+        self.engine
+            .call_within_budget(
+                connector.as_ref(),
+                &action.action,
+                connection,
+                input,
+                &context,
+                |refreshed| self.hide_secrets_of(connector.as_ref(), refreshed),
+            )
+            .await
+            .map_err(|error| failure_of(id, error))
     }
 
     /// Keeps a connection's secret values out of the job's record and error messages.
@@ -1071,12 +1048,6 @@ fn body_step_ids(steps: &[Step]) -> Vec<String> {
     }
     ids
 }
-
-/// How many times one call waits out a remote end's `Retry-After` before its step fails.
-const MOST_PAUSES: u32 = 5;
-/// The longest `Retry-After` a call waits out; a longer one fails the step at once (a recipe
-/// `retry` policy can take it up later, without holding a worker).
-const LONGEST_PAUSE: std::time::Duration = std::time::Duration::from_secs(300);
 
 fn failure_of(step: &str, error: weft_connectors::ConnectorError) -> Failure {
     let kind = match error.kind {

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::support::http_server::TestServer;
+use crate::support::server::{Backend, Server};
 use crate::support::{Ran, run_with, write_recipe};
 
 /// Runs a loop of `items` calls to `path` on the stand-in API, `concurrency` at a time,
@@ -91,4 +92,35 @@ fn bad_limits_are_refused_with_a_reason() {
     let (ran, _) = calls_through("  limits: { requests: 0 }\n", "/track/none", 1, 1);
     assert_ne!(ran.code, 0);
     assert!(ran.stderr.contains("limits.requests"), "{}", ran.stderr);
+}
+
+/// A poll's call goes through its connection's budget like a step's: the remote end's 429
+/// with `Retry-After: 1` is waited out and the call made again within the same poll, so the
+/// item makes its job now rather than at the next interval an hour later.
+#[tokio::test]
+async fn a_polls_call_waits_out_retry_after_too() {
+    let api = TestServer::start();
+    let server = Server::start_with(Backend::Sqlite, &[]).await.unwrap();
+    server
+        .save_connection(
+            json!({ "name": "api", "connector": "http", "fields": { "base_url": api.base } }),
+        )
+        .await;
+    let recipe = "name: Busy feed\ntrigger:\n  poll:\n    every: 1h\n    action: http.request\n    connection: api\n    input: { url: /busy/poll }\n    items: '[.body]'\n    key: '\"only\"'\nsteps:\n  - id: n\n    transform: .trigger.ok\n";
+    let id = server.save_recipe(recipe).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let triggers = server.job_triggers(&id, 1, |_| true).await;
+    assert_eq!(triggers, vec![json!({ "ok": true })], "{}", server.logs());
+    let seen: Value = reqwest::get(format!("{}/tracked/poll", api.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let arrivals = seen["arrivals_ms"].as_array().unwrap();
+    assert_eq!(arrivals.len(), 2, "{seen}");
+    let waited = arrivals[1].as_i64().unwrap() - arrivals[0].as_i64().unwrap();
+    assert!(waited >= 950, "the poll called again after {waited} ms");
 }
