@@ -111,6 +111,12 @@ impl Connection {
             .filter(|text| !text.is_empty())
     }
 
+    /// A yes/no field: true when it is `true` or the text `true`.
+    pub fn flag(&self, field: &str) -> bool {
+        matches!(self.fields.get(field), Some(Value::Bool(true)))
+            || self.text(field) == Some("true")
+    }
+
     /// A field as text, or an error naming the missing field.
     pub fn required_text(&self, field: &str) -> Result<&str, crate::ConnectorError> {
         self.text(field).ok_or_else(|| {

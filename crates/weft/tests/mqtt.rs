@@ -164,3 +164,131 @@ async fn a_subscription_recovers_when_its_broker_comes_back() {
         server.logs()
     );
 }
+
+/// A CA and a certificate for 127.0.0.1 signed by it, made with the `openssl` command in
+/// `folder`; false (with the reason printed) when the machine has no `openssl`.
+fn make_certificates(folder: &std::path::Path) -> bool {
+    let openssl = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(folder)
+            .output()
+    };
+    let Ok(version) = openssl(&["version"]) else {
+        assert!(
+            std::env::var("WEFT_REQUIRE_SERVICES").as_deref() != Ok("1"),
+            "openssl is required (WEFT_REQUIRE_SERVICES=1) but is not installed"
+        );
+        eprintln!("skipped: no openssl to make certificates with");
+        return false;
+    };
+    assert!(version.status.success());
+    std::fs::write(
+        folder.join("server.ext"),
+        "subjectAltName = IP:127.0.0.1\nextendedKeyUsage = serverAuth\n",
+    )
+    .unwrap();
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+    let steps: [Vec<&str>; 3] = [
+        [
+            &[
+                "req",
+                "-x509",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=Weft test CA",
+            ][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        ]
+        .concat(),
+        [
+            &["req", "-nodes", "-subj", "/CN=127.0.0.1"][..],
+            &ec,
+            &["-keyout", "server.key", "-out", "server.csr"],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ],
+    ];
+    for step in steps {
+        let made = openssl(&step).unwrap();
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    true
+}
+
+/// Over TLS, a broker whose certificate comes from a CA of its own is reached when the
+/// connection names that CA, and refused with a reason when it does not.
+#[test]
+fn a_broker_is_reached_over_tls_with_its_own_ca() {
+    let folder = tempfile::tempdir().unwrap();
+    if !make_certificates(folder.path()) {
+        return;
+    }
+    let config = folder.path().join("mosquitto.conf");
+    let path = |name: &str| folder.path().join(name).display().to_string();
+    let mosquitto_args = |port: u16| {
+        std::fs::write(
+            &config,
+            format!(
+                "user root\nlistener {port} 127.0.0.1\ncertfile {}\nkeyfile {}\nallow_anonymous true\n",
+                path("server.pem"),
+                path("server.key")
+            ),
+        )
+        .unwrap();
+        vec!["-c".to_owned(), config.display().to_string()]
+    };
+    let Some(mosquitto) = OwnServer::start("mosquitto", mosquitto_args) else {
+        return;
+    };
+    let ca = std::fs::read_to_string(folder.path().join("ca.pem")).unwrap();
+    let indented: String = ca.lines().map(|line| format!("    {line}\n")).collect();
+    let trusted = format!(
+        "broker:\n  connector: mqtt\n  host: 127.0.0.1\n  port: {}\n  tls: true\n  ca_certificate: |\n{indented}",
+        mosquitto.port
+    );
+    let ran = publish_through(&trusted, "weft/test/tls", &json!({ "n": 1 }), 1);
+    assert_eq!(ran.code, 0, "{:#}", ran.record);
+    assert_eq!(ran.step("send")["output"], json!({ "acknowledged": true }));
+
+    let untrusted = format!(
+        "broker:\n  connector: mqtt\n  host: 127.0.0.1\n  port: {}\n  tls: true\n",
+        mosquitto.port
+    );
+    let ran = publish_through(&untrusted, "weft/test/tls", &json!({ "n": 2 }), 1);
+    assert_eq!(ran.record["error"]["kind"], "connector", "{:#}", ran.record);
+    let message = ran.record["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("certificate"), "{message}");
+}

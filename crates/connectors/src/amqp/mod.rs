@@ -253,8 +253,7 @@ fn key_of(connection: &Connection) -> String {
 }
 
 fn uri(connection: &Connection) -> Result<AMQPUri, ConnectorError> {
-    let tls = matches!(connection.fields.get("tls"), Some(Value::Bool(true)))
-        || connection.text("tls") == Some("true");
+    let tls = connection.flag("tls");
     Ok(AMQPUri {
         scheme: if tls {
             AMQPScheme::AMQPS

@@ -1,11 +1,16 @@
 //! The `mqtt` connector (MQTT 3.1.1, such as Mosquitto): publish with QoS 0 or 1, and
-//! subscribe to a topic filter. A subscription keeps a session at the broker under a name
+//! subscribe to a topic filter, over TCP or TLS (trusting the public roots and, for a broker
+//! with a certificate of its own, a CA given as PEM). A subscription keeps a session at the broker under a name
 //! of its recipe, so that QoS 1 messages sent while Weft is away wait for it, and it
 //! acknowledges each one only after its job is committed.
 
 use async_trait::async_trait;
-use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, Outgoing, QoS};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, Incoming, MqttOptions, Outgoing, QoS, TlsConfiguration,
+    Transport,
+};
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::connection::Connection;
@@ -37,7 +42,24 @@ impl Connector for MqttConnector {
         let field = ConnectionField::new;
         vec![
             field("host", "Host name or address.", true, false),
-            field("port", "Port (default 1883).", false, false),
+            field(
+                "port",
+                "Port (default 1883, or 8883 with tls).",
+                false,
+                false,
+            ),
+            field(
+                "tls",
+                "Connect with TLS, true or false (default false).",
+                false,
+                false,
+            ),
+            field(
+                "ca_certificate",
+                "With tls: the PEM certificate of a CA to trust besides the public ones (for a broker whose certificate is its own).",
+                false,
+                false,
+            ),
             field("username", "User name.", false, false),
             field("password", "Password.", false, true),
         ]
@@ -252,16 +274,57 @@ fn client_id(purpose: &str) -> String {
 }
 
 fn options(connection: &Connection, client_id: &str) -> Result<MqttOptions, ConnectorError> {
+    let tls = connection.flag("tls");
     let mut options = MqttOptions::new(
         client_id,
         connection.required_text("host")?,
-        connection.port(1883)?,
+        connection.port(if tls { 8883 } else { 1883 })?,
     );
     options.set_keep_alive(Duration::from_secs(30));
+    if tls {
+        let config = tls_config(connection)?;
+        options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            Arc::new(config),
+        )));
+    }
     if let Some(username) = connection.text("username") {
         options.set_credentials(username, connection.text("password").unwrap_or_default());
     }
     Ok(options)
+}
+
+/// TLS that trusts the public roots and the connection's own CA, if it names one.
+fn tls_config(connection: &Connection) -> Result<rustls::ClientConfig, ConnectorError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let invalid = |problem: String| {
+        ConnectorError::validation(format!("connection `{}`: {problem}", connection.name))
+    };
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(pem) = connection.text("ca_certificate") {
+        let mut added = 0;
+        for certificate in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let certificate = certificate
+                .map_err(|error| invalid(format!("ca_certificate is not PEM: {error}")))?;
+            roots
+                .add(certificate)
+                .map_err(|error| invalid(format!("ca_certificate: {error}")))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(invalid(
+                "ca_certificate holds no PEM certificate".to_owned(),
+            ));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| invalid(format!("TLS: {error}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 fn refused(connection: &Connection, error: rumqttc::ConnectionError) -> ConnectorError {
