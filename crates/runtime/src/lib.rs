@@ -27,6 +27,8 @@ pub use recipes::{RecipeCache, StoreLibrary};
 /// How long a claimed job is a worker's before another may take it over, by default; renewed
 /// while the job runs, so it only runs out when the worker is gone.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// The store's lease of the process that runs the schedules and the polls.
+const SCHEDULER_LEASE: &str = "scheduler";
 /// How often an idle worker looks at the queue when nothing woke it.
 const POLL_EVERY: Duration = Duration::from_millis(500);
 /// How long a caller that waits for its job's answer waits for a free slot before its job
@@ -337,32 +339,74 @@ impl Runtime {
         self.inner.store.release_leases(&self.inner.owner).await
     }
 
-    /// Starts the scheduler: it fires schedule triggers until `shutdown` turns true.
+    /// Starts the scheduler: it fires schedule triggers and polls poll triggers until
+    /// `shutdown` turns true. On a platform of several processes, one process at a time does
+    /// this: the holder of the store's lease `scheduler`, which it renews at every look and
+    /// gives up when it stops; when it dies, another process takes over once the lease has
+    /// run out. (Each tick and each poll would make its jobs once anyway; the lease spares
+    /// the other processes the work and the remote ends the extra calls.)
     pub fn spawn_scheduler(
         &self,
         mut shutdown: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let runtime = self.clone();
         tokio::spawn(async move {
+            let (holder, lease) = runtime.lease_holder();
+            let holder = holder.to_owned();
+            let mut holding = false;
             while !*shutdown.borrow() {
-                // One read of the recipes serves the schedules and the polls of this look.
-                match runtime.enabled_recipes().await {
-                    Ok(recipes) => {
-                        if let Err(error) = schedule::fire_due(&runtime, &recipes).await {
-                            tracing::warn!(%error, "the scheduler could not look at the schedules; trying again");
-                        }
-                        poll::poll_due(&runtime, &recipes);
-                    }
+                let held = match runtime
+                    .store()
+                    .take_lease(SCHEDULER_LEASE, &holder, lease)
+                    .await
+                {
+                    Ok(held) => held,
                     Err(error) => {
-                        tracing::warn!(%error, "the scheduler could not read the recipes; trying again");
+                        tracing::warn!(%error, "the scheduler cannot renew its lease; trying again");
+                        false
                     }
+                };
+                if held != holding {
+                    holding = held;
+                    if held {
+                        tracing::info!("this process runs the schedules and polls now");
+                    } else {
+                        tracing::info!("another process runs the schedules and polls now");
+                    }
+                }
+                if held {
+                    runtime.look_at_triggers().await;
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(schedule::LOOK_EVERY) => {}
                     _ = shutdown.changed() => {}
                 }
             }
+            if holding
+                && let Err(error) = runtime
+                    .store()
+                    .release_lease(SCHEDULER_LEASE, &holder)
+                    .await
+            {
+                tracing::warn!(%error, "cannot give the scheduler's lease up; it runs out by itself");
+            }
         })
+    }
+
+    /// One look of the scheduler: fires due schedule ticks and starts due polls.
+    async fn look_at_triggers(&self) {
+        // One read of the recipes serves the schedules and the polls of this look.
+        match self.enabled_recipes().await {
+            Ok(recipes) => {
+                if let Err(error) = schedule::fire_due(self, &recipes).await {
+                    tracing::warn!(%error, "the scheduler could not look at the schedules; trying again");
+                }
+                poll::poll_due(self, &recipes);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the scheduler could not read the recipes; trying again");
+            }
+        }
     }
 
     /// Starts the consumers of the subscribe triggers; they stop when `shutdown` turns true.

@@ -197,3 +197,73 @@ on_both_backends!(
         jobs_settle_at(&server, &id, 1).await;
     }
 );
+
+/// The times `/track/{key}` of the stand-in API was called, in milliseconds.
+async fn arrivals(api: &crate::support::http_server::TestServer, key: &str) -> Vec<i64> {
+    let seen: Value = reqwest::get(format!("{}/tracked/{key}", api.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    seen["arrivals_ms"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(Value::as_i64)
+        .collect()
+}
+
+/// Waits up to ten seconds for `/track/{key}` to have been called `count` times; then what
+/// it saw.
+async fn arrivals_reach(
+    api: &crate::support::http_server::TestServer,
+    key: &str,
+    count: usize,
+) -> Vec<i64> {
+    for _ in 0..100 {
+        if arrivals(api, key).await.len() >= count {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    arrivals(api, key).await
+}
+
+/// On a platform of two processes, a trigger is polled by one of them (the one that runs the
+/// schedules and polls), and by the other once the first dies.
+#[tokio::test]
+async fn a_trigger_is_polled_by_one_process_of_several() {
+    let Some(mut first) = Server::start_with(Backend::Postgres, &[]).await else {
+        return;
+    };
+    let api = crate::support::http_server::TestServer::start();
+    first
+        .save_connection(
+            json!({ "name": "api", "connector": "http", "fields": { "base_url": api.base } }),
+        )
+        .await;
+    let recipe = "name: Feed\ntrigger:\n  poll:\n    every: 1h\n    action: http.request\n    connection: api\n    input: { url: /track/feed }\n    items: '[]'\n    key: .id\nsteps:\n  - id: n\n    transform: .trigger\n";
+    first.save_recipe(recipe).await;
+    assert_eq!(arrivals_reach(&api, "feed", 1).await.len(), 1);
+
+    // A process that polled every trigger would poll this one at once.
+    let second = first.another_process();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        arrivals(&api, "feed").await.len(),
+        1,
+        "the second process polled too"
+    );
+
+    // When the first dies, the second takes over once the lease has run out, and polls.
+    first.crash();
+    let polled = arrivals_reach(&api, "feed", 2).await;
+    assert_eq!(
+        polled.len(),
+        2,
+        "the other process did not take the polls over"
+    );
+    drop(second);
+}
