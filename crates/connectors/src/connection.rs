@@ -12,7 +12,7 @@ pub struct Connection {
     pub name: String,
     pub connector: String,
     pub fields: Map<String, Value>,
-    /// The budget of calls on this connection, shared by every job of the process.
+    /// The budget of calls on this connection, shared by every job of the platform.
     pub limits: Option<RateLimits>,
 }
 

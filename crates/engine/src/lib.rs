@@ -172,6 +172,12 @@ impl Engine {
         self
     }
 
+    /// Tells the engine how many processes of the platform share the connections' budgets;
+    /// each keeps to its share.
+    pub fn share_budgets_among(&self, processes: usize) {
+        self.gates.share_among(processes);
+    }
+
     /// The connectors of this engine.
     pub fn connectors(&self) -> &Registry {
         &self.connectors

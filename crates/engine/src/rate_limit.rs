@@ -1,10 +1,12 @@
 //! Per-connection budgets: every call on a connection passes its gate, shared by every job
-//! of the process. A gate holds a sliding window (at most `requests` starts in any `per`), a count
+//! of the process (which keeps to its share of the budget when several processes share one
+//! store). A gate holds a sliding window (at most `requests` starts in any `per`), a count
 //! of calls in flight (`concurrent`), and a pause that a remote end's `Retry-After` sets for
 //! every call on the connection. Calls over budget wait; none fails for it.
 
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -68,22 +70,69 @@ impl Engine {
 }
 
 /// The gates of this process, one per connection (and its limits: new limits, a new gate).
-#[derive(Default)]
+/// On a platform of several processes each gets an equal share of every budget.
 pub struct Gates {
     gates: Mutex<HashMap<String, Arc<Gate>>>,
+    /// How many processes share the budgets (1 until told otherwise).
+    processes: AtomicUsize,
+}
+
+impl Default for Gates {
+    fn default() -> Gates {
+        Gates {
+            gates: Mutex::default(),
+            processes: AtomicUsize::new(1),
+        }
+    }
 }
 
 impl Gates {
     pub fn gate(&self, connection: &Connection) -> Arc<Gate> {
-        let key = format!("{}\0{:?}", connection.name, connection.limits);
+        let processes = self.processes.load(Ordering::Relaxed).max(1);
+        let limits = connection
+            .limits
+            .as_ref()
+            .map(|limits| share_of(limits, processes));
+        let key = format!("{}\0{:?}", connection.name, limits);
         let Ok(mut gates) = self.gates.lock() else {
-            return Arc::new(Gate::new(connection.limits.as_ref()));
+            return Arc::new(Gate::new(limits.as_ref()));
         };
         Arc::clone(
             gates
                 .entry(key)
-                .or_insert_with(|| Arc::new(Gate::new(connection.limits.as_ref()))),
+                .or_insert_with(|| Arc::new(Gate::new(limits.as_ref()))),
         )
+    }
+
+    /// Sets how many processes share the budgets: later calls pass gates of their share.
+    pub fn share_among(&self, processes: usize) {
+        let previous = self.processes.swap(processes.max(1), Ordering::Relaxed);
+        if previous != processes.max(1)
+            && let Ok(mut gates) = self.gates.lock()
+        {
+            // The gates of the old share serve the calls that hold them, and no new ones.
+            gates.clear();
+        }
+    }
+}
+
+/// One process's share of a budget that `processes` processes share: an equal part of the
+/// requests per interval and of the calls at once, so that together they keep to the budget.
+/// A process gets at least one call at once, and at least one request per interval, the
+/// interval stretched so that on average they keep to it.
+fn share_of(limits: &RateLimits, processes: usize) -> RateLimits {
+    let processes = u32::try_from(processes).unwrap_or(u32::MAX).max(1);
+    let (requests, per) = match limits.requests {
+        Some(requests) if requests >= processes => (Some(requests / processes), limits.per),
+        Some(requests) => (Some(1), limits.per * processes.div_ceil(requests.max(1))),
+        None => (None, limits.per),
+    };
+    RateLimits {
+        requests,
+        per,
+        concurrent: limits
+            .concurrent
+            .map(|concurrent| (concurrent / processes).max(1)),
     }
 }
 
@@ -205,5 +254,34 @@ mod tests {
         let start = Instant::now();
         gate.enter().await;
         assert_eq!(start.elapsed(), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn processes_share_a_budget_without_going_over_it() {
+        let limits = RateLimits {
+            requests: Some(100),
+            per: Duration::from_secs(1),
+            concurrent: Some(10),
+        };
+        let one = share_of(&limits, 1);
+        assert_eq!(
+            (one.requests, one.per, one.concurrent),
+            (Some(100), limits.per, Some(10))
+        );
+        let four = share_of(&limits, 4);
+        assert_eq!(
+            (four.requests, four.per, four.concurrent),
+            (Some(25), limits.per, Some(2))
+        );
+        let three = share_of(&limits, 3);
+        assert_eq!((three.requests, three.concurrent), (Some(33), Some(3)));
+        // Fewer requests than processes: one each, over a longer interval.
+        let few = RateLimits {
+            requests: Some(2),
+            per: Duration::from_secs(1),
+            concurrent: None,
+        };
+        let five = share_of(&few, 5);
+        assert_eq!((five.requests, five.per), (Some(1), Duration::from_secs(3)));
     }
 }

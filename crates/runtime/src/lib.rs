@@ -27,6 +27,8 @@ pub use recipes::{RecipeCache, StoreLibrary};
 /// How long a claimed job is a worker's before another may take it over, by default; renewed
 /// while the job runs, so it only runs out when the worker is gone.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// How often a process renews its membership and counts the live processes.
+const MEMBERSHIP_EVERY: Duration = Duration::from_secs(1);
 /// The store's lease of the process that runs the schedules and the polls.
 const SCHEDULER_LEASE: &str = "scheduler";
 /// How often an idle worker looks at the queue when nothing woke it.
@@ -407,6 +409,42 @@ impl Runtime {
                 tracing::warn!(%error, "the scheduler could not read the recipes; trying again");
             }
         }
+    }
+
+    /// Keeps this process counted among the live processes of the platform, so that the
+    /// connections' budgets are shared among them, until `shutdown` turns true.
+    pub fn spawn_membership(
+        &self,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let runtime = self.clone();
+        tokio::spawn(async move {
+            let (holder, lease) = runtime.lease_holder();
+            let holder = holder.to_owned();
+            let mut counted = 1;
+            while !*shutdown.borrow() {
+                match runtime.store().processes_alive(&holder, lease).await {
+                    Ok(processes) => {
+                        if processes != counted {
+                            tracing::info!(
+                                processes,
+                                "the connections' budgets are shared by this many processes"
+                            );
+                            counted = processes;
+                        }
+                        runtime.engine().share_budgets_among(processes);
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot count the live processes; trying again");
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(MEMBERSHIP_EVERY) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+            let _ = runtime.store().process_stopped(&holder).await;
+        })
     }
 
     /// Starts the consumers of the subscribe triggers; they stop when `shutdown` turns true.

@@ -4,6 +4,7 @@
 //! same rule holds on SQLite and PostgreSQL.
 
 use chrono::Utc;
+use sqlx::Row;
 use std::time::Duration;
 
 use crate::Store;
@@ -34,4 +35,30 @@ impl Store {
             Ok(())
         })
     }
+
+    /// Renews `holder`'s lease as a live process of the platform, for `period`, and counts
+    /// the live processes (this one included). Processes dead for over an hour are forgotten.
+    pub async fn processes_alive(&self, holder: &str, period: Duration) -> Result<usize> {
+        let name = format!("{PROCESS_PREFIX}{holder}");
+        self.take_lease(&name, holder, period).await?;
+        let now = Utc::now().timestamp_millis();
+        let forget = "DELETE FROM leases WHERE name LIKE $1 AND until_ms < $2";
+        let count = "SELECT COUNT(*) FROM leases WHERE name LIKE $1 AND until_ms >= $2";
+        let pattern = format!("{PROCESS_PREFIX}%");
+        on_pool!(self, pool => {
+            sqlx::query(forget).bind(&pattern).bind(now - 3_600_000).execute(pool).await?;
+            let live: i64 = sqlx::query(count).bind(&pattern).bind(now)
+                .fetch_one(pool).await?.try_get(0)?;
+            Ok(usize::try_from(live).unwrap_or(1).max(1))
+        })
+    }
+
+    /// Takes `holder` off the live processes, as it stops.
+    pub async fn process_stopped(&self, holder: &str) -> Result<()> {
+        self.release_lease(&format!("{PROCESS_PREFIX}{holder}"), holder)
+            .await
+    }
 }
+
+/// The names of the leases that say a process is alive.
+const PROCESS_PREFIX: &str = "process ";

@@ -1050,5 +1050,12 @@ both_backends!(
         assert!(!store.take_lease("subscribe r1", "b", long).await.unwrap());
         store.release_lease("subscribe r1", "a").await.unwrap();
         assert!(store.take_lease("subscribe r1", "b", long).await.unwrap());
+
+        // Live processes count themselves; one that stops renewing drops out.
+        assert_eq!(store.processes_alive("p1", long).await.unwrap(), 1);
+        assert_eq!(store.processes_alive("p2", short).await.unwrap(), 2);
+        assert_eq!(store.processes_alive("p1", long).await.unwrap(), 2);
+        tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+        assert_eq!(store.processes_alive("p1", long).await.unwrap(), 1);
     }
 );

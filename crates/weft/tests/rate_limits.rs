@@ -124,3 +124,60 @@ async fn a_polls_call_waits_out_retry_after_too() {
     let waited = arrivals[1].as_i64().unwrap() - arrivals[0].as_i64().unwrap();
     assert!(waited >= 950, "the poll called again after {waited} ms");
 }
+
+/// Two processes on one store share a connection's budget: each keeps to its half, so that
+/// their calls together keep to the whole.
+#[tokio::test]
+async fn processes_share_a_connections_budget() {
+    let Some(first) = Server::start_with(Backend::Postgres, &[]).await else {
+        return;
+    };
+    let second = first.another_process();
+    let api = TestServer::start();
+    first
+        .save_connection(json!({
+            "name": "api", "connector": "http", "fields": { "base_url": api.base },
+            "limits": { "requests": 4, "per": "1s" }
+        }))
+        .await;
+    let recipe = "name: Many calls\ntrigger: { manual: {} }\nsteps:\n  - id: each\n    for_each: '{{ range(10) | list }}'\n    concurrency: 10\n    steps:\n      - id: call\n        action: http.request\n        connection: api\n        input: { url: /track/shared }\n";
+    let id = first.save_recipe(recipe).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Each process counts the live ones every second.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let mut jobs = Vec::new();
+    for process in [&first, &second] {
+        let (status, queued) = process
+            .api(
+                reqwest::Method::POST,
+                &format!("/api/v1/recipes/{id}/run"),
+                Some("{}".to_owned()),
+            )
+            .await;
+        assert_eq!(status, 202, "{queued}");
+        jobs.push(queued["job_id"].as_str().unwrap().to_owned());
+    }
+    for job in &jobs {
+        let finished = first.finished_job(job).await;
+        assert_eq!(finished["status"], "succeeded", "{finished:#}");
+    }
+    let seen: Value = reqwest::get(format!("{}/tracked/shared", api.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let arrivals: Vec<i64> = seen["arrivals_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ms| ms.as_i64().unwrap())
+        .collect();
+    assert_eq!(arrivals.len(), 20);
+    for window in arrivals.windows(5) {
+        // Five calls in a row span a second at least (less a little for the network).
+        assert!(window[4] - window[0] >= 950, "{arrivals:?}");
+    }
+}

@@ -115,6 +115,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ),
         runtime.spawn_scheduler(stopping.clone()),
         runtime.spawn_subscriptions(stopping.clone()),
+        runtime.spawn_membership(stopping.clone()),
         spawn_table_refresh(tables.clone(), stopping.clone()),
     ];
     let listener = tokio::net::TcpListener::bind(args.listen)
