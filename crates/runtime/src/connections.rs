@@ -4,15 +4,14 @@
 
 use chrono::Utc;
 use serde_json::{Map, Value, json};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use zeroize::Zeroizing;
 
 use weft_connectors::http::oauth;
 use weft_connectors::{Connection, Connector, RateLimits, Registry, field_problems};
 use weft_store::vault::{Vault, VaultError};
-use weft_store::{Store, StoreError, StoredConnection};
+use weft_store::{PendingSignIn, Store, StoreError, StoredConnection, sign_in_row};
 
 /// What the API and the stored `fields` show in place of a secret value.
 pub const HIDDEN: &str = "********";
@@ -57,18 +56,9 @@ pub struct ConnectionBook {
     registry: Registry,
     /// Calls OAuth 2 token endpoints.
     token_client: reqwest::Client,
-    /// Accounts being connected, by the `state` sent through the browser.
-    pending: Mutex<HashMap<String, PendingAuthorization>>,
     /// One token refresh at a time, so that jobs that find a token expiring together use
     /// one new token.
     refreshing: tokio::sync::Mutex<()>,
-}
-
-struct PendingAuthorization {
-    connection_id: String,
-    verifier: String,
-    redirect_uri: String,
-    started: Instant,
 }
 
 impl ConnectionBook {
@@ -83,7 +73,6 @@ impl ConnectionBook {
             vault,
             registry,
             token_client,
-            pending: Mutex::new(HashMap::new()),
             refreshing: tokio::sync::Mutex::new(()),
         }
     }
@@ -107,43 +96,41 @@ impl ConnectionBook {
         let (verifier, challenge) = oauth::pkce_pair();
         let url = oauth::authorize_url(&connection, &state, &challenge, redirect_uri)
             .map_err(|error| ConnectionError::Invalid(error.message))?;
-        if let Ok(mut pending) = self.pending.lock() {
-            pending.retain(|_, waiting| waiting.started.elapsed() < OAUTH_PENDING);
-            pending.insert(
-                state,
-                PendingAuthorization {
-                    connection_id: stored.id,
-                    verifier,
-                    redirect_uri: redirect_uri.to_owned(),
-                    started: Instant::now(),
-                },
-            );
-        }
+        // Kept in the store, so that whichever process takes the callback can finish it.
+        let sign_in = PendingSignIn {
+            connection_id: stored.id,
+            verifier: self
+                .vault
+                .seal(&sign_in_row(&state), verifier.as_bytes())
+                .await?,
+            redirect_uri: redirect_uri.to_owned(),
+        };
+        self.store
+            .save_sign_in(&state, &sign_in, OAUTH_PENDING)
+            .await?;
         Ok(url)
     }
 
     /// Finishes connecting an account: trades the code for tokens, kept sealed. The state is
     /// single use and expires. Returns the connection's name.
     pub async fn oauth_callback(&self, state: &str, code: &str) -> Result<String, ConnectionError> {
-        let waiting = self
-            .pending
-            .lock()
-            .ok()
-            .and_then(|mut pending| pending.remove(state))
-            .filter(|waiting| waiting.started.elapsed() < OAUTH_PENDING)
-            .ok_or_else(|| {
-                ConnectionError::Invalid(
-                    "this sign-in is unknown or expired: start connecting the account again"
-                        .to_owned(),
-                )
-            })?;
+        let waiting = self.store.take_sign_in(state).await?.ok_or_else(|| {
+            ConnectionError::Invalid(
+                "this sign-in is unknown or expired: start connecting the account again".to_owned(),
+            )
+        })?;
+        let verifier = self
+            .vault
+            .open_sealed(&sign_in_row(state), &waiting.verifier)
+            .await?;
+        let verifier = Zeroizing::new(String::from_utf8_lossy(&verifier).into_owned());
         let stored = self.stored(&waiting.connection_id).await?;
         let connection = self.open(stored.clone()).await?;
         let tokens = oauth::exchange_code(
             &self.token_client,
             &connection,
             code,
-            &waiting.verifier,
+            &verifier,
             &waiting.redirect_uri,
         )
         .await

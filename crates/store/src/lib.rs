@@ -7,6 +7,7 @@ mod job_time;
 mod leases;
 mod polls;
 pub mod record;
+mod sign_ins;
 mod tables;
 pub mod vault;
 mod writer;
@@ -18,6 +19,7 @@ pub use db::{
 };
 pub use polls::{PollState, SEEN_KEYS_KEPT};
 pub use record::{ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, StepStatus};
+pub use sign_ins::{PendingSignIn, sign_in_row};
 pub use tables::StoredTable;
 
 #[doc(hidden)]

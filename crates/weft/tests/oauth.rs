@@ -34,25 +34,51 @@ async fn run_job(server: &Server, recipe_id: &str) -> Value {
         .await
 }
 
+/// An `oauth2_code` connection to the stand-in provider.
+fn crm_connection(provider: &OAuthServer) -> Value {
+    json!({
+        "name": "crm",
+        "connector": "http",
+        "fields": {
+            "base_url": provider.base,
+            "auth": "oauth2_code",
+            "authorize_url": format!("{}/authorize", provider.base),
+            "token_url": format!("{}/token", provider.base),
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "scopes": "read write",
+        }
+    })
+}
+
+/// A browser that does not follow redirects, to see where each one goes.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The provider's answer to a person who signs in at `authorize_url`: the callback URL it
+/// sends the browser back to.
+async fn sign_in(authorize_url: &str) -> String {
+    let redirected = browser().get(authorize_url).send().await.unwrap();
+    assert_eq!(
+        redirected.status(),
+        303,
+        "the provider sends the browser back"
+    );
+    redirected.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
 #[tokio::test]
 async fn an_account_is_connected_and_its_tokens_refreshed() {
     let provider = OAuthServer::start();
     let mut server = Server::start_with(Backend::Sqlite, &[]).await.unwrap();
-    let created = server
-        .save_connection(json!({
-            "name": "crm",
-            "connector": "http",
-            "fields": {
-                "base_url": provider.base,
-                "auth": "oauth2_code",
-                "authorize_url": format!("{}/authorize", provider.base),
-                "token_url": format!("{}/token", provider.base),
-                "client_id": CLIENT_ID,
-                "client_secret": CLIENT_SECRET,
-                "scopes": "read write",
-            }
-        }))
-        .await;
+    let created = server.save_connection(crm_connection(&provider)).await;
     let id = created["id"].as_str().unwrap().to_owned();
     let recipe = server.save_recipe(CALL_API).await["id"]
         .as_str()
@@ -85,20 +111,8 @@ async fn an_account_is_connected_and_its_tokens_refreshed() {
         "{authorize}"
     );
     assert!(authorize.contains("scope=read+write"), "{authorize}");
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let redirected = browser.get(authorize).send().await.unwrap();
-    assert_eq!(
-        redirected.status(),
-        303,
-        "the provider sends the browser back"
-    );
-    let callback = redirected.headers()["location"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let browser = browser();
+    let callback = sign_in(authorize).await;
     assert!(
         callback.starts_with(&server.url("/oauth/callback")),
         "{callback}"
@@ -184,6 +198,52 @@ async fn an_account_is_connected_and_its_tokens_refreshed() {
         );
     }
     assert!(!server.logs().contains("access-"), "{}", server.logs());
+}
+
+/// On a platform of two processes behind one address, the provider's callback may reach
+/// another process than the one that started the sign-in: it finishes it all the same, once.
+#[tokio::test]
+async fn a_sign_in_started_on_one_process_finishes_on_another() {
+    let provider = OAuthServer::start();
+    let Some(first) = Server::start_with(Backend::Postgres, &[]).await else {
+        return;
+    };
+    let second = first.another_process();
+    let id = first.save_connection(crm_connection(&provider)).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, started) = first
+        .api(
+            Method::POST,
+            &format!("/api/v1/connections/{id}/oauth/start"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{started}");
+    let callback = sign_in(started["authorize_url"].as_str().unwrap()).await;
+    let on_second = callback.replace(&first.base, &second.base);
+    assert_ne!(on_second, callback);
+    let landed = browser().get(&on_second).send().await.unwrap();
+    assert_eq!(landed.status(), 200);
+    assert!(landed.text().await.unwrap().contains("connected"));
+    let again = browser().get(&callback).send().await.unwrap();
+    assert_eq!(
+        again.status(),
+        400,
+        "the state is good once, on any process"
+    );
+
+    let recipe = first.save_recipe(CALL_API).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let job = run_job(&first, &recipe).await;
+    assert_eq!(job["output"], json!({ "ok": true }), "{job}");
+    assert_eq!(
+        seen(&provider).await["grants"],
+        json!(["authorization_code"])
+    );
 }
 
 #[test]
