@@ -4,10 +4,11 @@ use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use rand::Rng;
 use sha2::{Digest, Sha256};
-use weft_store::User;
+use weft_store::Caller;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -44,8 +45,39 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// The user behind a request's bearer token; rejects the request when there is none.
-pub struct CurrentUser(pub User);
+/// Who is behind a request's bearer token: refused (401) when there is none, or it is
+/// unknown, expired or revoked, or its owner left its workspace.
+pub async fn caller_of(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty())
+        .ok_or_else(ApiError::unauthorized)?;
+    let store = state.runtime.store();
+    let caller = store
+        .caller_by_token_hash(&token_hash(token))
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
+    // When a token was last used, to the minute: not a write for every request.
+    let stale = caller
+        .last_used_at
+        .is_none_or(|at| chrono::Utc::now() - at > chrono::Duration::minutes(1));
+    if stale {
+        let (store, id) = (store.clone(), caller.token_id.clone());
+        tokio::spawn(async move {
+            if let Err(error) = store.token_used(&id).await {
+                tracing::debug!(%error, "cannot note a token's use");
+            }
+        });
+    }
+    Ok(caller)
+}
+
+/// The caller of a request, as the authorization layer found it.
+pub struct CurrentUser(pub Caller);
 
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
@@ -54,22 +86,11 @@ impl FromRequestParts<AppState> for CurrentUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .filter(|token| !token.is_empty())
-            .ok_or_else(ApiError::unauthorized)?;
-        let user = state
-            .runtime
-            .store()
-            .user_by_token_hash(&token_hash(token))
-            .await?
-            .ok_or_else(ApiError::unauthorized)?;
-        Ok(CurrentUser(user))
+        match parts.extensions.get::<Caller>() {
+            Some(caller) => Ok(CurrentUser(caller.clone())),
+            // Outside the API's routes (the metrics): any member's token.
+            None => caller_of(state, &parts.headers).await.map(CurrentUser),
+        }
     }
 }
 

@@ -283,7 +283,7 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let store = state.runtime.store();
-    let reason = format!("cancelled by {}", user.0.email);
+    let reason = format!("cancelled by {}", user.0.user.email);
     if store.cancel_job(&id, &reason).await? {
         return Ok(Json(
             json!({ "job_id": id, "status": "failed", "message": reason }),

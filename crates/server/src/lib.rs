@@ -1,5 +1,6 @@
 //! Weft's HTTP server: webhooks, the REST API and health checks, over the runtime.
 
+mod access;
 pub mod auth;
 mod connections;
 mod error;
@@ -7,14 +8,16 @@ mod hooks;
 mod jobs;
 mod recipes;
 mod tables;
+mod tokens;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::{any, get, post, put};
+use axum::routing::{any, get};
 use std::time::Duration;
 use weft_runtime::Runtime;
 
+pub use access::{ApiRoute, api_routes};
 pub use error::ApiError;
 pub use hooks::SYNC_WAIT;
 
@@ -86,51 +89,11 @@ pub fn install_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle
 }
 
 pub fn router(state: AppState) -> Router {
-    let recipe_changes = Router::new()
-        .route("/recipes", post(recipes::create))
-        .route(
-            "/recipes/{id}",
-            put(recipes::replace).delete(recipes::delete),
-        )
-        .route("/recipes/{id}/enable", post(recipes::enable))
-        .route("/recipes/{id}/disable", post(recipes::disable))
+    let api = access::api_router(&state)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             forget_webhooks_after,
-        ));
-    let api = Router::new()
-        .merge(recipe_changes)
-        .route("/recipes", get(recipes::list))
-        .route("/recipes/{id}", get(recipes::show))
-        .route("/recipes/{id}/versions", get(recipes::versions))
-        .route("/recipes/{id}/run", post(recipes::run))
-        .route("/recipes/{id}/poll/reset", post(recipes::reset_poll))
-        .route(
-            "/connections",
-            post(connections::create).get(connections::list),
-        )
-        .route(
-            "/connections/{id}",
-            get(connections::show)
-                .put(connections::replace)
-                .delete(connections::delete),
-        )
-        .route("/connections/{id}/test", post(connections::test))
-        .route(
-            "/connections/{id}/oauth/start",
-            post(connections::oauth_start),
-        )
-        .route("/tables", post(tables::create).get(tables::list))
-        .route("/tables/{name}", get(tables::show).delete(tables::delete))
-        .route(
-            "/tables/{name}/csv",
-            put(tables::import_csv).get(tables::export_csv),
-        )
-        .route("/jobs", get(jobs::list))
-        .route("/jobs/rerun", post(jobs::rerun_many))
-        .route("/jobs/{id}", get(jobs::show))
-        .route("/jobs/{id}/rerun", post(jobs::rerun))
-        .route("/jobs/{id}/cancel", post(jobs::cancel))
+        ))
         .layer(DefaultBodyLimit::max(2 * 1024 * 1024));
     let hooks = Router::new()
         .route("/hooks/{*path}", any(hooks::receive))
@@ -159,8 +122,16 @@ async fn forget_webhooks_after(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    // Inside `/api/v1` the path comes without that prefix.
+    let path = request.uri().path();
+    let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    let changes_recipes = request.method() != axum::http::Method::GET
+        && path.starts_with("/recipes")
+        && !path.ends_with("/run");
     let response = next.run(request).await;
-    state.runtime.recipes().forget_webhooks();
+    if changes_recipes {
+        state.runtime.recipes().forget_webhooks();
+    }
     response
 }
 

@@ -162,7 +162,7 @@ pub async fn disable(
 /// Forgets a poll trigger's cursor and seen keys: items seen before make jobs again.
 pub async fn reset_poll(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    CurrentUser(caller): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let stored = state
@@ -179,7 +179,10 @@ pub async fn reset_poll(
             recipe.trigger.kind()
         )));
     }
-    let had_state = state.runtime.reset_poll(&stored.id, &user.email).await?;
+    let had_state = state
+        .runtime
+        .reset_poll(&stored.id, &caller.user.email)
+        .await?;
     Ok(Json(json!({ "reset": had_state })))
 }
 

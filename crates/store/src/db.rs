@@ -404,25 +404,6 @@ impl Store {
         )
     }
 
-    /// Stores an API token by its hash; the token itself is never stored.
-    pub async fn create_token(&self, user_id: &str, token_hash: &str) -> Result<String> {
-        let id = new_id();
-        let sql =
-            "INSERT INTO api_tokens (id, user_id, token_hash, created_at) VALUES ($1, $2, $3, $4)";
-        on_pool!(self, pool => sqlx::query(sql).bind(&id).bind(user_id).bind(token_hash).bind(Utc::now())
-            .execute(pool).await.map(|_| ()))?;
-        Ok(id)
-    }
-
-    pub async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>> {
-        let sql = "SELECT u.id, u.email, u.name, u.password_hash, u.created_at FROM api_tokens t \
-                   JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1";
-        Ok(
-            on_pool!(self, pool => sqlx::query(sql).bind(token_hash).fetch_optional(pool).await?
-            .map(|row| user_from(&row)).transpose()?),
-        )
-    }
-
     /// Saves a new recipe as version 1.
     pub async fn create_recipe(
         &self,
@@ -1244,7 +1225,7 @@ fn status_from(text: &str) -> Result<JobStatus> {
     parse_status(text).ok_or_else(|| StoreError::Corrupt(format!("unknown job status `{text}`")))
 }
 
-fn user_from<R: Row>(row: &R) -> Result<User>
+pub(crate) fn user_from<R: Row>(row: &R) -> Result<User>
 where
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> DateTime<Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,

@@ -1,6 +1,7 @@
 //! Weft's storage layer: the job record every layer shares, and the store of users, tokens,
 //! recipes, connections and jobs on SQLite (the default, in the data folder) or PostgreSQL.
 
+mod access;
 mod connections;
 mod db;
 mod job_time;
@@ -12,6 +13,7 @@ mod tables;
 pub mod vault;
 mod writer;
 
+pub use access::{Caller, DEFAULT_WORKSPACE, NewToken, Role, TokenInfo};
 pub use connections::StoredConnection;
 pub use db::{
     ClaimedJob, Durability, JobFilter, JobSummary, RecipeRef, RecipeVersion, Result, Store,

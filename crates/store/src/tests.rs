@@ -6,7 +6,9 @@ use chrono::Utc;
 use serde_json::json;
 use std::time::Duration;
 
-use crate::{JobFilter, JobRecord, JobStatus, Store, StoreError};
+use crate::{
+    DEFAULT_WORKSPACE, JobFilter, JobRecord, JobStatus, NewToken, Role, Store, StoreError,
+};
 
 async fn sqlite() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("a temporary folder");
@@ -77,17 +79,86 @@ both_backends!(users_and_tokens, |store: Store| async move {
             .id,
         user.id
     );
-    store.create_token(&user.id, "tokenhash").await.unwrap();
-    assert_eq!(
+    let token = |role, expires_at| NewToken {
+        user_id: &user.id,
+        workspace_id: DEFAULT_WORKSPACE,
+        role,
+        name: "ci",
+        expires_at,
+    };
+    store
+        .create_scoped_token("tokenhash", &token(Role::Builder, None))
+        .await
+        .unwrap();
+    // Not a member (yet): the token opens nothing.
+    assert!(
         store
-            .user_by_token_hash("tokenhash")
+            .caller_by_token_hash("tokenhash")
             .await
             .unwrap()
-            .unwrap()
-            .email,
-        "ann@example.com"
+            .is_none()
     );
-    assert!(store.user_by_token_hash("other").await.unwrap().is_none());
+    store
+        .set_membership(DEFAULT_WORKSPACE, &user.id, Role::Admin)
+        .await
+        .unwrap();
+    let caller = store
+        .caller_by_token_hash("tokenhash")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(caller.user.email, "ann@example.com");
+    assert_eq!(caller.role, Role::Builder, "the token's own role is lower");
+    // A demotion reaches the token at once.
+    store
+        .set_membership(DEFAULT_WORKSPACE, &user.id, Role::Viewer)
+        .await
+        .unwrap();
+    let caller = store
+        .caller_by_token_hash("tokenhash")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(caller.role, Role::Viewer);
+    assert!(store.caller_by_token_hash("other").await.unwrap().is_none());
+
+    // An expired token opens nothing; a revoked one neither.
+    let past = Some(Utc::now() - chrono::Duration::seconds(1));
+    store
+        .create_scoped_token("expired", &token(Role::Viewer, past))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .caller_by_token_hash("expired")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let listed = store
+        .tokens(DEFAULT_WORKSPACE, Some(&user.id))
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(
+        store
+            .revoke_token(DEFAULT_WORKSPACE, &caller.token_id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .caller_by_token_hash("tokenhash")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !store
+            .revoke_token("elsewhere", &listed[0].id)
+            .await
+            .unwrap()
+    );
 });
 
 both_backends!(recipes_keep_numbered_versions, |store: Store| async move {

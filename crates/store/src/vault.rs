@@ -22,7 +22,7 @@ use crate::{Store, StoreError};
 const KEY_BYTES: usize = 32;
 const NONCE_BYTES: usize = 24;
 /// The workspace whose data key seals everything until workspaces exist.
-pub const DEFAULT_WORKSPACE: &str = "default";
+pub use crate::access::DEFAULT_WORKSPACE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {

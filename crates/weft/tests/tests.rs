@@ -4,6 +4,7 @@
 #[macro_use]
 mod support;
 
+mod access;
 mod amqp;
 mod cli_validate;
 mod connections;

@@ -4,7 +4,18 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use std::io::Read;
 
+use weft_store::{DEFAULT_WORKSPACE, NewToken, Role};
+
 use super::store_args::StoreArgs;
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text)
+        .ok_or_else(|| "a role is viewer, operator, builder, admin or owner".to_owned())
+}
+
+fn parse_lifetime(text: &str) -> Result<std::time::Duration, String> {
+    weft_recipe::duration::parse_duration(text)
+}
 
 /// Shortest password accepted.
 const MIN_PASSWORD_CHARS: usize = 8;
@@ -20,6 +31,19 @@ pub enum AdminCommand {
         /// Read the password from standard input (so it is not in the shell history).
         #[arg(long, required = true)]
         password_stdin: bool,
+        /// Their role in the workspace: viewer, operator, builder, admin or owner.
+        #[arg(long, default_value = "owner", value_parser = parse_role)]
+        role: Role,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Change a person's role in the workspace. The last owner stays an owner.
+    SetRole {
+        #[arg(long)]
+        email: String,
+        /// viewer, operator, builder, admin or owner.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -36,6 +60,15 @@ pub enum AdminCommand {
     CreateToken {
         #[arg(long)]
         email: String,
+        /// The token's role (never above the user's own); the user's role by default.
+        #[arg(long, value_parser = parse_role)]
+        role: Option<Role>,
+        /// A name that says what the token is for.
+        #[arg(long, default_value = "made with weft admin")]
+        name: String,
+        /// How long the token lasts, such as 90d; for ever by default.
+        #[arg(long, value_parser = parse_lifetime)]
+        expires_in: Option<std::time::Duration>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -44,7 +77,11 @@ pub enum AdminCommand {
 pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
     match command {
         AdminCommand::CreateUser {
-            email, name, store, ..
+            email,
+            name,
+            role,
+            store,
+            ..
         } => {
             let mut password = String::new();
             std::io::stdin()
@@ -58,12 +95,30 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                 bail!("`{email}` is not an email address");
             }
             let hash = weft_server::auth::hash_password(password).map_err(anyhow::Error::msg)?;
-            let user = store
-                .open()
-                .await?
-                .create_user(&email, &name, &hash)
+            let store = store.open().await?;
+            let user = store.create_user(&email, &name, &hash).await?;
+            store
+                .set_membership(DEFAULT_WORKSPACE, &user.id, role)
                 .await?;
-            println!("created user {} <{}>", user.name, user.email);
+            println!("created user {} <{}> ({role})", user.name, user.email);
+            Ok(())
+        }
+        AdminCommand::SetRole { email, role, store } => {
+            let store = store.open().await?;
+            let Some(user) = store.user_by_email(&email).await? else {
+                bail!("no user with email {email}");
+            };
+            let was = store.membership(DEFAULT_WORKSPACE, &user.id).await?;
+            if was == Some(Role::Owner)
+                && role < Role::Owner
+                && store.owner_count(DEFAULT_WORKSPACE).await? <= 1
+            {
+                bail!("{email} is the workspace's last owner: make another owner first");
+            }
+            store
+                .set_membership(DEFAULT_WORKSPACE, &user.id, role)
+                .await?;
+            println!("{email} is {role} now");
             Ok(())
         }
         AdminCommand::GenerateKey => {
@@ -78,14 +133,37 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             println!("{}", args.key_source().rotate(&store).await?);
             Ok(())
         }
-        AdminCommand::CreateToken { email, store } => {
+        AdminCommand::CreateToken {
+            email,
+            role,
+            name,
+            expires_in,
+            store,
+        } => {
             let store = store.open().await?;
             let Some(user) = store.user_by_email(&email).await? else {
                 bail!("no user with email {email}");
             };
+            let Some(member_role) = store.membership(DEFAULT_WORKSPACE, &user.id).await? else {
+                bail!("{email} does not belong to the workspace");
+            };
+            let role = role.unwrap_or(member_role);
+            if role > member_role {
+                bail!("a token cannot have a higher role ({role}) than {email}'s ({member_role})");
+            }
+            let expires_at = expires_in
+                .and_then(|lasts| chrono::Duration::from_std(lasts).ok())
+                .map(|lasts| chrono::Utc::now() + lasts);
             let token = weft_server::auth::new_token();
+            let new = NewToken {
+                user_id: &user.id,
+                workspace_id: DEFAULT_WORKSPACE,
+                role,
+                name: &name,
+                expires_at,
+            };
             store
-                .create_token(&user.id, &weft_server::auth::token_hash(&token))
+                .create_scoped_token(&weft_server::auth::token_hash(&token), &new)
                 .await?;
             println!("{token}");
             Ok(())

@@ -107,7 +107,7 @@ impl Server {
             logs,
             _dir: Arc::new(dir),
         };
-        server.token = server.create_user_and_token("ann@example.com");
+        server.token = server.create_user_and_token("ann@example.com", "owner");
         server
     }
 
@@ -198,7 +198,8 @@ impl Server {
         self.base = base;
     }
 
-    fn create_user_and_token(&self, email: &str) -> String {
+    /// Makes a person with `role` in the workspace, and a token of theirs.
+    pub fn create_user_and_token(&self, email: &str, role: &str) -> String {
         let mut create = weft()
             .args([
                 "admin",
@@ -207,6 +208,8 @@ impl Server {
                 email,
                 "--name",
                 "Ann",
+                "--role",
+                role,
                 "--password-stdin",
             ])
             .args(self.store_args())
@@ -248,9 +251,21 @@ impl Server {
         path: &str,
         body: Option<String>,
     ) -> (u16, Value) {
-        let mut request = Self::client()
-            .request(method, self.url(path))
-            .bearer_auth(&self.token);
+        self.api_as(&self.token, method, path, body).await
+    }
+
+    /// Calls the API with another token than the server's own (an empty one sends none).
+    pub async fn api_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+    ) -> (u16, Value) {
+        let mut request = Self::client().request(method, self.url(path));
+        if !token.is_empty() {
+            request = request.bearer_auth(token);
+        }
         if let Some(body) = body {
             request = request.body(body);
         }
