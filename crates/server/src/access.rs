@@ -2,25 +2,30 @@
 //! from it, the authorization layer reads it, and the isolation test walks it. A route cannot
 //! be added without a rule.
 
-use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{Method, StatusCode};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
+use axum::{Extension, Router};
+use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use weft_store::Role;
+use weft_store::{AuditEvent, Role};
 
 use crate::error::ApiError;
-use crate::{AppState, auth, connections, jobs, recipes, tables, tokens};
+use crate::{AppState, audit, auth, connections, jobs, recipes, tables, tokens};
 
-/// One route: its method and path (under `/api/v1`), the least role that may call it, and
-/// its handler.
+/// One route: its method and path (under `/api/v1`), the least role that may call it, what
+/// its successful calls are written to the audit log as, and its handler.
 pub struct ApiRoute {
     pub method: Method,
     pub path: &'static str,
     pub needs: Role,
+    /// The audit log's action for a successful call, such as `recipe.update`; `None` for the
+    /// routes that only read.
+    pub audit: Option<&'static str>,
     handler: MethodRouter<AppState>,
 }
 
@@ -34,154 +39,111 @@ fn route(
         method,
         path,
         needs,
+        audit: None,
         handler,
     }
 }
 
-/// Every route of `/api/v1`, with who may call it.
+impl ApiRoute {
+    fn audited(mut self, action: &'static str) -> ApiRoute {
+        self.audit = Some(action);
+        self
+    }
+}
+
+/// What a handler adds to its route's audit event: the target when the path does not name
+/// it (a new object), and the change's before and after, without secrets.
+#[derive(Debug, Clone, Default)]
+pub struct AuditNote {
+    pub target_id: Option<String>,
+    pub details: Option<Value>,
+}
+
+impl AuditNote {
+    pub fn details(details: Value) -> Extension<AuditNote> {
+        Extension(AuditNote {
+            target_id: None,
+            details: Some(details),
+        })
+    }
+
+    pub fn created(target_id: &str, after: Value) -> Extension<AuditNote> {
+        Extension(AuditNote {
+            target_id: Some(target_id.to_owned()),
+            details: Some(json!({ "after": after })),
+        })
+    }
+
+    pub fn changed(before: Value, after: Value) -> Extension<AuditNote> {
+        AuditNote::details(json!({ "before": before, "after": after }))
+    }
+}
+
+/// Every route of `/api/v1`, with who may call it and what it is written to the audit log as.
+#[rustfmt::skip]
 pub fn api_routes() -> Vec<ApiRoute> {
-    use Role::{Builder, Operator, Viewer};
-    let (read, write) = (Method::GET, Method::POST);
+    use Role::{Admin, Builder, Operator, Viewer};
+    const GET: Method = Method::GET;
+    const POST: Method = Method::POST;
+    const PUT: Method = Method::PUT;
+    const DELETE: Method = Method::DELETE;
     vec![
-        route(read.clone(), "/recipes", Viewer, get(recipes::list)),
-        route(write.clone(), "/recipes", Builder, post(recipes::create)),
-        route(read.clone(), "/recipes/{id}", Viewer, get(recipes::show)),
-        route(Method::PUT, "/recipes/{id}", Builder, put(recipes::replace)),
-        route(
-            Method::DELETE,
-            "/recipes/{id}",
-            Builder,
-            delete(recipes::delete),
-        ),
-        route(
-            write.clone(),
-            "/recipes/{id}/enable",
-            Builder,
-            post(recipes::enable),
-        ),
-        route(
-            write.clone(),
-            "/recipes/{id}/disable",
-            Builder,
-            post(recipes::disable),
-        ),
-        route(
-            read.clone(),
-            "/recipes/{id}/versions",
-            Viewer,
-            get(recipes::versions),
-        ),
-        route(
-            write.clone(),
-            "/recipes/{id}/run",
-            Operator,
-            post(recipes::run),
-        ),
-        route(
-            write.clone(),
-            "/recipes/{id}/poll/reset",
-            Builder,
-            post(recipes::reset_poll),
-        ),
-        route(read.clone(), "/connections", Viewer, get(connections::list)),
-        route(
-            write.clone(),
-            "/connections",
-            Builder,
-            post(connections::create),
-        ),
-        route(
-            read.clone(),
-            "/connections/{id}",
-            Viewer,
-            get(connections::show),
-        ),
-        route(
-            Method::PUT,
-            "/connections/{id}",
-            Builder,
-            put(connections::replace),
-        ),
-        route(
-            Method::DELETE,
-            "/connections/{id}",
-            Builder,
-            delete(connections::delete),
-        ),
-        route(
-            write.clone(),
-            "/connections/{id}/test",
-            Builder,
-            post(connections::test),
-        ),
-        route(
-            write.clone(),
-            "/connections/{id}/oauth/start",
-            Builder,
-            post(connections::oauth_start),
-        ),
-        route(read.clone(), "/tables", Viewer, get(tables::list)),
-        route(write.clone(), "/tables", Builder, post(tables::create)),
-        route(read.clone(), "/tables/{name}", Operator, get(tables::show)),
-        route(
-            Method::DELETE,
-            "/tables/{name}",
-            Builder,
-            delete(tables::delete),
-        ),
-        route(
-            read.clone(),
-            "/tables/{name}/csv",
-            Operator,
-            get(tables::export_csv),
-        ),
-        route(
-            Method::PUT,
-            "/tables/{name}/csv",
-            Builder,
-            put(tables::import_csv),
-        ),
-        route(read.clone(), "/jobs", Viewer, get(jobs::list)),
-        route(
-            write.clone(),
-            "/jobs/rerun",
-            Operator,
-            post(jobs::rerun_many),
-        ),
-        route(read.clone(), "/jobs/{id}", Operator, get(jobs::show)),
-        route(
-            write.clone(),
-            "/jobs/{id}/rerun",
-            Operator,
-            post(jobs::rerun),
-        ),
-        route(
-            write.clone(),
-            "/jobs/{id}/cancel",
-            Operator,
-            post(jobs::cancel),
-        ),
-        route(read.clone(), "/tokens", Viewer, get(tokens::list)),
-        route(write.clone(), "/tokens", Viewer, post(tokens::create)),
-        route(
-            Method::DELETE,
-            "/tokens/{id}",
-            Viewer,
-            delete(tokens::revoke),
-        ),
-        route(read, "/whoami", Viewer, get(tokens::whoami)),
+        route(GET, "/recipes", Viewer, get(recipes::list)),
+        route(POST, "/recipes", Builder, post(recipes::create)).audited("recipe.create"),
+        route(GET, "/recipes/{id}", Viewer, get(recipes::show)),
+        route(PUT, "/recipes/{id}", Builder, put(recipes::replace)).audited("recipe.update"),
+        route(DELETE, "/recipes/{id}", Builder, delete(recipes::delete)).audited("recipe.delete"),
+        route(POST, "/recipes/{id}/enable", Builder, post(recipes::enable)).audited("recipe.enable"),
+        route(POST, "/recipes/{id}/disable", Builder, post(recipes::disable))
+            .audited("recipe.disable"),
+        route(GET, "/recipes/{id}/versions", Viewer, get(recipes::versions)),
+        route(POST, "/recipes/{id}/run", Operator, post(recipes::run)).audited("recipe.run"),
+        route(POST, "/recipes/{id}/poll/reset", Builder, post(recipes::reset_poll))
+            .audited("recipe.poll_reset"),
+        route(GET, "/connections", Viewer, get(connections::list)),
+        route(POST, "/connections", Builder, post(connections::create))
+            .audited("connection.create"),
+        route(GET, "/connections/{id}", Viewer, get(connections::show)),
+        route(PUT, "/connections/{id}", Builder, put(connections::replace))
+            .audited("connection.update"),
+        route(DELETE, "/connections/{id}", Builder, delete(connections::delete))
+            .audited("connection.delete"),
+        route(POST, "/connections/{id}/test", Builder, post(connections::test))
+            .audited("connection.test"),
+        route(POST, "/connections/{id}/oauth/start", Builder, post(connections::oauth_start))
+            .audited("connection.oauth_start"),
+        route(GET, "/tables", Viewer, get(tables::list)),
+        route(POST, "/tables", Builder, post(tables::create)).audited("table.create"),
+        route(GET, "/tables/{name}", Operator, get(tables::show)),
+        route(DELETE, "/tables/{name}", Builder, delete(tables::delete)).audited("table.delete"),
+        route(GET, "/tables/{name}/csv", Operator, get(tables::export_csv)).audited("table.export"),
+        route(PUT, "/tables/{name}/csv", Builder, put(tables::import_csv)).audited("table.import"),
+        route(GET, "/jobs", Viewer, get(jobs::list)),
+        route(POST, "/jobs/rerun", Operator, post(jobs::rerun_many)).audited("job.rerun_many"),
+        route(GET, "/jobs/{id}", Operator, get(jobs::show)),
+        route(POST, "/jobs/{id}/rerun", Operator, post(jobs::rerun)).audited("job.rerun"),
+        route(POST, "/jobs/{id}/cancel", Operator, post(jobs::cancel)).audited("job.cancel"),
+        route(GET, "/tokens", Viewer, get(tokens::list)),
+        route(POST, "/tokens", Viewer, post(tokens::create)).audited("token.create"),
+        route(DELETE, "/tokens/{id}", Viewer, delete(tokens::revoke)).audited("token.revoke"),
+        route(GET, "/audit", Admin, get(audit::list)),
+        route(GET, "/whoami", Viewer, get(tokens::whoami)),
     ]
 }
 
-/// The rules of the routes, by method and path under `/api/v1`.
-type Rules = Arc<HashMap<(Method, &'static str), Role>>;
+/// The rules of the routes (the least role, the audit action), by method and path under
+/// `/api/v1`.
+type Rules = Arc<HashMap<(Method, &'static str), (Role, Option<&'static str>)>>;
 
 /// The `/api/v1` router: every route of [`api_routes`] behind the authorization layer.
 pub fn api_router(state: &AppState) -> Router<AppState> {
     let mut router = Router::new();
     let mut rules = HashMap::new();
     for api_route in api_routes() {
-        rules.insert((api_route.method.clone(), api_route.path), api_route.needs);
+        rules.insert(
+            (api_route.method.clone(), api_route.path),
+            (api_route.needs, api_route.audit),
+        );
         router = router.route(api_route.path, api_route.handler);
     }
     let rules: Rules = Arc::new(rules);
@@ -203,7 +165,7 @@ async fn authorize(
         .get::<MatchedPath>()
         .map(|path| path.as_str().trim_start_matches("/api/v1").to_owned())
         .unwrap_or_default();
-    let Some(needs) = rules
+    let Some((needs, audit)) = rules
         .get(&(request.method().clone(), path.as_str()))
         .copied()
     else {
@@ -230,6 +192,81 @@ async fn authorize(
         )
         .into_response();
     }
+    let Some(action) = audit else {
+        request.extensions_mut().insert(caller);
+        return next.run(request).await;
+    };
+    let mut event = AuditEvent::new(
+        &caller.workspace_id,
+        Some(&caller.user.id),
+        &caller.user.email,
+        action,
+    );
+    event.target_id = target_in_path(&path, request.uri().path());
+    event.ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip().to_string());
+    event.user_agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|agent| agent.to_str().ok())
+        .map(|agent| agent.chars().take(300).collect());
     request.extensions_mut().insert(caller);
-    next.run(request).await
+    let response = next.run(request).await;
+    if response.status().is_success() {
+        if let Some(note) = response.extensions().get::<AuditNote>() {
+            if note.target_id.is_some() {
+                event.target_id.clone_from(&note.target_id);
+            }
+            event.details.clone_from(&note.details);
+        }
+        if let Err(error) = state.runtime.store().record_audit(&event).await {
+            tracing::error!(%error, action, "cannot write to the audit log");
+        }
+    }
+    response
+}
+
+/// The id or name a route's path names (its `{id}` or `{name}`), read from the request's path.
+fn target_in_path(route: &str, path: &str) -> Option<String> {
+    let path = path.strip_prefix("/api/v1").unwrap_or(path);
+    route
+        .split('/')
+        .zip(path.split('/'))
+        .find(|(pattern, _)| *pattern == "{id}" || *pattern == "{name}")
+        .map(|(_, value)| value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_that_changes_or_exports_is_audited() {
+        for route in api_routes() {
+            let changes = route.method != Method::GET;
+            let exports = route.path.ends_with("/csv");
+            assert_eq!(
+                route.audit.is_some(),
+                changes || exports,
+                "{} {}",
+                route.method,
+                route.path
+            );
+        }
+    }
+
+    #[test]
+    fn the_target_is_read_from_the_path() {
+        assert_eq!(
+            target_in_path("/recipes/{id}/enable", "/api/v1/recipes/r1/enable"),
+            Some("r1".to_owned())
+        );
+        assert_eq!(
+            target_in_path("/tables/{name}/csv", "/tables/rates/csv"),
+            Some("rates".to_owned())
+        );
+        assert_eq!(target_in_path("/recipes", "/api/v1/recipes"), None);
+    }
 }

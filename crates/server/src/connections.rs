@@ -1,13 +1,14 @@
 //! Connections over the API. Secret fields are write-only: every answer shows them as
 //! `"********"`, and sending that value back keeps the stored secret.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 use weft_runtime::{ConnectionError, ConnectionInput};
 
 use crate::AppState;
+use crate::access::AuditNote;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, TextBody};
 
@@ -50,10 +51,16 @@ pub async fn create(
     State(state): State<AppState>,
     _user: CurrentUser,
     TextBody(body): TextBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Extension<AuditNote>, Json<Value>), ApiError> {
     let input = parse_input(&body)?;
     let created = state.connections.create(input).await?;
-    Ok((StatusCode::CREATED, Json(created)))
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    // The answer shows secret fields as `********`: so does the audit log.
+    Ok((
+        StatusCode::CREATED,
+        AuditNote::created(&id, created.clone()),
+        Json(created),
+    ))
 }
 
 pub async fn replace(
@@ -61,9 +68,11 @@ pub async fn replace(
     _user: CurrentUser,
     Path(id): Path<String>,
     TextBody(body): TextBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(Extension<AuditNote>, Json<Value>), ApiError> {
     let input = parse_input(&body)?;
-    Ok(Json(state.connections.update(&id, input).await?))
+    let before = state.connections.show(&id).await?;
+    let after = state.connections.update(&id, input).await?;
+    Ok((AuditNote::changed(before, after.clone()), Json(after)))
 }
 
 pub async fn list(
@@ -87,9 +96,13 @@ pub async fn delete(
     State(state): State<AppState>,
     _user: CurrentUser,
     Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(Extension<AuditNote>, StatusCode), ApiError> {
+    let before = state.connections.show(&id).await?;
     state.connections.delete(&id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok((
+        AuditNote::details(json!({ "before": before })),
+        StatusCode::NO_CONTENT,
+    ))
 }
 
 /// Runs the connector's connection test: `{"ok": true}`, or `{"ok": false, "message"}` with

@@ -1,15 +1,16 @@
 //! Job history over the API.
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use weft_store::{JobFilter, JobStatus, StepStatus, parse_status};
 
 use crate::AppState;
+use crate::access::AuditNote;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, TextBody};
 
@@ -99,11 +100,12 @@ pub async fn rerun(
     _user: CurrentUser,
     Path(id): Path<String>,
     TextBody(body): TextBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Extension<AuditNote>, Json<Value>), ApiError> {
     let request = parse_rerun(&body)?;
     let job_id = rerun_one(&state, &id, &request).await?;
     Ok((
         StatusCode::ACCEPTED,
+        AuditNote::details(json!({ "job_id": job_id, "from": request.from })),
         Json(json!({ "job_id": job_id, "rerun_of": id })),
     ))
 }
@@ -113,7 +115,7 @@ pub async fn rerun_many(
     State(state): State<AppState>,
     _user: CurrentUser,
     TextBody(body): TextBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Extension<AuditNote>, Json<Value>), ApiError> {
     #[derive(Deserialize)]
     struct Bulk {
         #[serde(flatten)]
@@ -164,8 +166,11 @@ pub async fn rerun_many(
             Err(error) => skipped.push(json!({ "job_id": job.id, "reason": error.message() })),
         }
     }
+    // The filter, and how many jobs it started: not the jobs' data.
+    let audited = json!({ "filter": keys, "started": started.len(), "skipped": skipped.len() });
     Ok((
         StatusCode::ACCEPTED,
+        AuditNote::details(audited),
         Json(json!({ "started": started, "skipped": skipped })),
     ))
 }

@@ -1,6 +1,7 @@
 //! Weft's HTTP server: webhooks, the REST API and health checks, over the runtime.
 
 mod access;
+mod audit;
 pub mod auth;
 mod connections;
 mod error;

@@ -1,15 +1,16 @@
 //! Recipes over the API: saved with every version kept, enabled and disabled, run by hand.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 use weft_recipe::model::Trigger;
 use weft_recipe::{Recipe, compile_recipe};
 use weft_store::StoredRecipe;
 
 use crate::AppState;
+use crate::access::AuditNote;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, TextBody};
 
@@ -60,7 +61,22 @@ pub async fn create(
         .await?;
     save_concurrency(&state, &stored.id, &recipe).await?;
     state.runtime.poll_soon(&stored.id);
-    Ok((StatusCode::CREATED, Json(recipe_json(&stored, true))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        AuditNote::created(&stored.id, audited(&stored)),
+        Json(recipe_json(&stored, true)),
+    )
+        .into_response())
+}
+
+/// What the audit log keeps of a recipe's version: not its text, which the versions keep.
+fn audited(stored: &StoredRecipe) -> Value {
+    json!({
+        "name": stored.name,
+        "version": stored.version,
+        "enabled": stored.enabled,
+        "webhook_path": stored.webhook_path,
+    })
 }
 
 pub async fn replace(
@@ -68,17 +84,23 @@ pub async fn replace(
     _user: CurrentUser,
     Path(id): Path<String>,
     TextBody(body): TextBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(Extension<AuditNote>, Json<Value>), ApiError> {
     let (recipe, source) = compile(&state, body).await?;
-    let stored = state
-        .runtime
-        .store()
+    let store = state.runtime.store();
+    let before = store
+        .recipe(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("recipe with this id"))?;
+    let stored = store
         .update_recipe(&id, &recipe.name, &source, recipe.webhook_path())
         .await?
         .ok_or_else(|| ApiError::not_found("recipe with this id"))?;
     save_concurrency(&state, &stored.id, &recipe).await?;
     state.runtime.poll_soon(&stored.id);
-    Ok(Json(recipe_json(&stored, true)))
+    Ok((
+        AuditNote::changed(audited(&before), audited(&stored)),
+        Json(recipe_json(&stored, true)),
+    ))
 }
 
 /// The recipe's `concurrency`, where the queue can see it.
@@ -119,11 +141,15 @@ pub async fn delete(
     State(state): State<AppState>,
     _user: CurrentUser,
     Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    if state.runtime.store().delete_recipe(&id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::not_found("recipe with this id"))
+) -> Result<(Extension<AuditNote>, StatusCode), ApiError> {
+    let store = state.runtime.store();
+    let before = store.recipe(&id).await?;
+    match before {
+        Some(before) if store.delete_recipe(&id).await? => Ok((
+            AuditNote::details(json!({ "before": audited(&before) })),
+            StatusCode::NO_CONTENT,
+        )),
+        _ => Err(ApiError::not_found("recipe with this id")),
     }
 }
 

@@ -2,14 +2,15 @@
 //! token acts for the person who made it, in one workspace, with a role no higher than
 //! theirs. Admins and owners see and revoke every token of the workspace; others their own.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use chrono::Utc;
 use serde_json::{Value, json};
 use weft_store::{NewToken, Role, TokenInfo};
 
 use crate::AppState;
+use crate::access::AuditNote;
 use crate::auth::{CurrentUser, new_token, token_hash};
 use crate::error::{ApiError, TextBody};
 
@@ -52,7 +53,7 @@ pub async fn create(
     State(state): State<AppState>,
     CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Extension<AuditNote>, Json<Value>), ApiError> {
     let request: TokenRequest = serde_json::from_str(&body).map_err(|error| {
         ApiError::bad_request(format!(
             "the body must be {{\"name\", \"role\"?, \"expires_in\"?}}: {error}"
@@ -112,8 +113,10 @@ pub async fn create(
             },
         )
         .await?;
+    let audited = json!({ "name": name, "role": role.as_str(), "expires_at": expires_at });
     Ok((
         StatusCode::CREATED,
+        AuditNote::created(&id, audited),
         Json(json!({
             "id": id,
             "token": token,

@@ -2,6 +2,7 @@
 //! recipes, connections and jobs on SQLite (the default, in the data folder) or PostgreSQL.
 
 mod access;
+mod audit;
 mod connections;
 mod db;
 mod job_time;
@@ -14,6 +15,7 @@ pub mod vault;
 mod writer;
 
 pub use access::{Caller, DEFAULT_WORKSPACE, NewToken, Role, TokenInfo};
+pub use audit::{AuditEvent, AuditFilter};
 pub use connections::StoredConnection;
 pub use db::{
     ClaimedJob, Durability, JobFilter, JobSummary, RecipeRef, RecipeVersion, Result, Store,

@@ -7,7 +7,8 @@ use serde_json::json;
 use std::time::Duration;
 
 use crate::{
-    DEFAULT_WORKSPACE, JobFilter, JobRecord, JobStatus, NewToken, Role, Store, StoreError,
+    AuditEvent, AuditFilter, DEFAULT_WORKSPACE, JobFilter, JobRecord, JobStatus, NewToken, Role,
+    Store, StoreError,
 };
 
 async fn sqlite() -> (tempfile::TempDir, Store) {
@@ -1129,5 +1130,94 @@ both_backends!(
         assert_eq!(store.processes_alive("p1", long).await.unwrap(), 2);
         tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
         assert_eq!(store.processes_alive("p1", long).await.unwrap(), 1);
+    }
+);
+
+both_backends!(
+    the_audit_log_pages_filters_and_forgets,
+    |store: Store| async move {
+        for n in 0..5 {
+            let mut event = AuditEvent::new(
+                DEFAULT_WORKSPACE,
+                Some("u1"),
+                "ann@example.com",
+                if n % 2 == 0 {
+                    "recipe.update"
+                } else {
+                    "token.create"
+                },
+            );
+            event.target_id = Some(format!("r{n}"));
+            event.details =
+                Some(json!({ "before": { "version": n }, "after": { "version": n + 1 } }));
+            event.ip = Some("127.0.0.1".to_owned());
+            store.record_audit(&event).await.unwrap();
+        }
+        let mut elsewhere = AuditEvent::new("other", None, "weft admin", "recipe.update");
+        elsewhere.target_id = Some("r0".to_owned());
+        store.record_audit(&elsewhere).await.unwrap();
+
+        let page = |filter: AuditFilter| {
+            let store = store.clone();
+            async move {
+                store
+                    .audit_events(DEFAULT_WORKSPACE, &filter)
+                    .await
+                    .unwrap()
+            }
+        };
+        let all = page(AuditFilter {
+            limit: 10,
+            ..AuditFilter::default()
+        })
+        .await;
+        assert_eq!(all.len(), 5, "another workspace's events are not shown");
+        assert_eq!(all[0].target_id.as_deref(), Some("r4"), "newest first");
+        assert_eq!(
+            all[0].details,
+            Some(json!({ "before": { "version": 4 }, "after": { "version": 5 } }))
+        );
+        let first = page(AuditFilter {
+            limit: 2,
+            ..AuditFilter::default()
+        })
+        .await;
+        let next = page(AuditFilter {
+            limit: 2,
+            before: Some(first[1].id.clone()),
+            ..AuditFilter::default()
+        })
+        .await;
+        assert_eq!(next[0].target_id.as_deref(), Some("r2"));
+        let updates = page(AuditFilter {
+            limit: 10,
+            action: Some("recipe.update".to_owned()),
+            ..AuditFilter::default()
+        })
+        .await;
+        assert_eq!(updates.len(), 3);
+        let of_r1 = page(AuditFilter {
+            limit: 10,
+            target_id: Some("r1".to_owned()),
+            ..AuditFilter::default()
+        })
+        .await;
+        assert_eq!(of_r1.len(), 1);
+
+        assert_eq!(
+            store
+                .forget_audit_before(Utc::now() + chrono::Duration::seconds(1))
+                .await
+                .unwrap(),
+            6
+        );
+        assert!(
+            page(AuditFilter {
+                limit: 10,
+                ..AuditFilter::default()
+            })
+            .await
+            .is_empty()
+        );
     }
 );

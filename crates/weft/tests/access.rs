@@ -231,7 +231,9 @@ async fn a_change_of_role_reaches_the_persons_tokens() {
             .unwrap()
     };
     assert!(set_role("op@example.com", "viewer").status.success());
-    let (_, me) = server.api_as(&token, Method::GET, "/api/v1/whoami", None).await;
+    let (_, me) = server
+        .api_as(&token, Method::GET, "/api/v1/whoami", None)
+        .await;
     assert_eq!(me["role"], "viewer");
     let (status, _) = server
         .api_as(&token, Method::GET, "/api/v1/jobs/no-such-id", None)

@@ -6,6 +6,7 @@ mod support;
 
 mod access;
 mod amqp;
+mod audit;
 mod cli_validate;
 mod connections;
 mod databases;

@@ -4,9 +4,23 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use std::io::Read;
 
-use weft_store::{DEFAULT_WORKSPACE, NewToken, Role};
+use weft_store::{AuditEvent, DEFAULT_WORKSPACE, NewToken, Role};
 
 use super::store_args::StoreArgs;
+
+/// Writes what the command did to the workspace's audit log, as done by `weft admin`.
+async fn audit(
+    store: &weft_store::Store,
+    action: &str,
+    target_id: &str,
+    details: serde_json::Value,
+) -> anyhow::Result<()> {
+    let mut event = AuditEvent::new(DEFAULT_WORKSPACE, None, "weft admin", action);
+    event.target_id = Some(target_id.to_owned());
+    event.details = Some(details);
+    store.record_audit(&event).await?;
+    Ok(())
+}
 
 fn parse_role(text: &str) -> Result<Role, String> {
     Role::parse(text)
@@ -100,6 +114,8 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             store
                 .set_membership(DEFAULT_WORKSPACE, &user.id, role)
                 .await?;
+            let details = serde_json::json!({ "email": user.email, "role": role.as_str() });
+            audit(&store, "member.create", &user.id, details).await?;
             println!("created user {} <{}> ({role})", user.name, user.email);
             Ok(())
         }
@@ -118,6 +134,11 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             store
                 .set_membership(DEFAULT_WORKSPACE, &user.id, role)
                 .await?;
+            let details = serde_json::json!({
+                "before": { "role": was.map(Role::as_str) },
+                "after": { "role": role.as_str() },
+            });
+            audit(&store, "member.role", &user.id, details).await?;
             println!("{email} is {role} now");
             Ok(())
         }
@@ -162,9 +183,13 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                 name: &name,
                 expires_at,
             };
-            store
+            let id = store
                 .create_scoped_token(&weft_server::auth::token_hash(&token), &new)
                 .await?;
+            let details = serde_json::json!({
+                "after": { "name": name, "role": role.as_str(), "user": email, "expires_at": expires_at },
+            });
+            audit(&store, "token.create", &id, details).await?;
             println!("{token}");
             Ok(())
         }

@@ -48,6 +48,9 @@ pub struct ServeArgs {
     /// start, one job each; older ones are skipped.
     #[arg(long, env = "WEFT_SCHEDULE_CATCH_UP", default_value = "1h", value_parser = parse_grace)]
     schedule_catch_up: Duration,
+    /// How long the audit log keeps an event; older ones are deleted every hour.
+    #[arg(long, env = "WEFT_AUDIT_RETENTION", default_value = "365d", value_parser = parse_lease)]
+    audit_retention: Duration,
     /// How long a stopping server (SIGTERM, SIGINT) lets running jobs finish; the ones still
     /// running then are handed back to the queue, each to resume after its last finished step.
     #[arg(long, env = "WEFT_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_grace)]
@@ -117,6 +120,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         runtime.spawn_subscriptions(stopping.clone()),
         runtime.spawn_membership(stopping.clone()),
         spawn_table_refresh(tables.clone(), stopping.clone()),
+        spawn_audit_retention(
+            stopping_runtime.store().clone(),
+            args.audit_retention,
+            stopping.clone(),
+        ),
     ];
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -147,10 +155,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
 
     let mut shutdown = stopping.clone();
-    let server =
-        axum::serve(listener, weft_server::router(state)).with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|stopped| *stopped).await;
-        });
+    let server = axum::serve(
+        listener,
+        weft_server::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = shutdown.wait_for(|stopped| *stopped).await;
+    });
     let signals = tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("stopping: no new work; running jobs may finish");
@@ -190,6 +201,32 @@ fn spawn_table_refresh(
             }
             tokio::select! {
                 _ = tokio::time::sleep(TABLE_REFRESH) => {}
+                _ = stopping.changed() => {}
+            }
+        }
+    })
+}
+
+/// How often the audit log's old events are deleted.
+const AUDIT_PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+fn spawn_audit_retention(
+    store: weft_store::Store,
+    retention: Duration,
+    mut stopping: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let keep = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(365));
+        while !*stopping.borrow() {
+            match store.forget_audit_before(chrono::Utc::now() - keep).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "old audit events deleted"),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot delete old audit events; trying again")
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(AUDIT_PURGE_EVERY) => {}
                 _ = stopping.changed() => {}
             }
         }

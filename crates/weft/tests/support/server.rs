@@ -241,7 +241,10 @@ impl Server {
     }
 
     pub fn client() -> reqwest::Client {
-        reqwest::Client::builder().build().expect("an HTTP client")
+        reqwest::Client::builder()
+            .user_agent("weft-tests")
+            .build()
+            .expect("an HTTP client")
     }
 
     /// An API call with the token; returns the status and the JSON body (null when none).
