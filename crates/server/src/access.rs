@@ -26,6 +26,10 @@ pub struct ApiRoute {
     /// The audit log's action for a successful call, such as `recipe.update`; `None` for the
     /// routes that only read.
     pub audit: Option<&'static str>,
+    /// What the route does, for the OpenAPI document.
+    pub summary: &'static str,
+    /// The status of a successful answer.
+    pub success: u16,
     handler: MethodRouter<AppState>,
 }
 
@@ -33,13 +37,17 @@ fn route(
     method: Method,
     path: &'static str,
     needs: Role,
+    summary: &'static str,
     handler: MethodRouter<AppState>,
 ) -> ApiRoute {
+    let success = if method == Method::DELETE { 204 } else { 200 };
     ApiRoute {
         method,
         path,
         needs,
         audit: None,
+        summary,
+        success,
         handler,
     }
 }
@@ -47,6 +55,11 @@ fn route(
 impl ApiRoute {
     fn audited(mut self, action: &'static str) -> ApiRoute {
         self.audit = Some(action);
+        self
+    }
+
+    fn answers(mut self, status: u16) -> ApiRoute {
+        self.success = status;
         self
     }
 }
@@ -88,46 +101,60 @@ pub fn api_routes() -> Vec<ApiRoute> {
     const PUT: Method = Method::PUT;
     const DELETE: Method = Method::DELETE;
     vec![
-        route(GET, "/recipes", Viewer, get(recipes::list)),
-        route(POST, "/recipes", Builder, post(recipes::create)).audited("recipe.create"),
-        route(GET, "/recipes/{id}", Viewer, get(recipes::show)),
-        route(PUT, "/recipes/{id}", Builder, put(recipes::replace)).audited("recipe.update"),
-        route(DELETE, "/recipes/{id}", Builder, delete(recipes::delete)).audited("recipe.delete"),
-        route(POST, "/recipes/{id}/enable", Builder, post(recipes::enable)).audited("recipe.enable"),
-        route(POST, "/recipes/{id}/disable", Builder, post(recipes::disable))
+        route(GET, "/recipes", Viewer, "List recipes", get(recipes::list)),
+        route(POST, "/recipes", Builder, "Create a recipe (YAML or JSON)", post(recipes::create))
+            .audited("recipe.create").answers(201),
+        route(GET, "/recipes/{id}", Viewer, "Show a recipe with its text", get(recipes::show)),
+        route(PUT, "/recipes/{id}", Builder, "Save a new version of a recipe", put(recipes::replace))
+            .audited("recipe.update"),
+        route(DELETE, "/recipes/{id}", Builder, "Delete a recipe", delete(recipes::delete))
+            .audited("recipe.delete"),
+        route(POST, "/recipes/{id}/enable", Builder, "Enable a recipe", post(recipes::enable))
+            .audited("recipe.enable"),
+        route(POST, "/recipes/{id}/disable", Builder, "Disable a recipe", post(recipes::disable))
             .audited("recipe.disable"),
-        route(GET, "/recipes/{id}/versions", Viewer, get(recipes::versions)),
-        route(POST, "/recipes/{id}/run", Operator, post(recipes::run)).audited("recipe.run"),
-        route(POST, "/recipes/{id}/poll/reset", Builder, post(recipes::reset_poll))
+        route(GET, "/recipes/{id}/versions", Viewer, "List a recipe's versions", get(recipes::versions)),
+        route(POST, "/recipes/{id}/run", Operator, "Run a recipe by hand", post(recipes::run))
+            .audited("recipe.run").answers(202),
+        route(POST, "/recipes/{id}/poll/reset", Builder, "Forget a poll's cursor and seen keys", post(recipes::reset_poll))
             .audited("recipe.poll_reset"),
-        route(GET, "/connections", Viewer, get(connections::list)),
-        route(POST, "/connections", Builder, post(connections::create))
-            .audited("connection.create"),
-        route(GET, "/connections/{id}", Viewer, get(connections::show)),
-        route(PUT, "/connections/{id}", Builder, put(connections::replace))
+        route(GET, "/connections", Viewer, "List connections", get(connections::list)),
+        route(POST, "/connections", Builder, "Create a connection", post(connections::create))
+            .audited("connection.create").answers(201),
+        route(GET, "/connections/{id}", Viewer, "Show a connection (secrets hidden)", get(connections::show)),
+        route(PUT, "/connections/{id}", Builder, "Replace a connection", put(connections::replace))
             .audited("connection.update"),
-        route(DELETE, "/connections/{id}", Builder, delete(connections::delete))
+        route(DELETE, "/connections/{id}", Builder, "Delete a connection", delete(connections::delete))
             .audited("connection.delete"),
-        route(POST, "/connections/{id}/test", Builder, post(connections::test))
+        route(POST, "/connections/{id}/test", Builder, "Test a connection", post(connections::test))
             .audited("connection.test"),
-        route(POST, "/connections/{id}/oauth/start", Builder, post(connections::oauth_start))
+        route(POST, "/connections/{id}/oauth/start", Builder, "Start connecting an OAuth 2 account", post(connections::oauth_start))
             .audited("connection.oauth_start"),
-        route(GET, "/tables", Viewer, get(tables::list)),
-        route(POST, "/tables", Builder, post(tables::create)).audited("table.create"),
-        route(GET, "/tables/{name}", Operator, get(tables::show)),
-        route(DELETE, "/tables/{name}", Builder, delete(tables::delete)).audited("table.delete"),
-        route(GET, "/tables/{name}/csv", Operator, get(tables::export_csv)).audited("table.export"),
-        route(PUT, "/tables/{name}/csv", Builder, put(tables::import_csv)).audited("table.import"),
-        route(GET, "/jobs", Viewer, get(jobs::list)),
-        route(POST, "/jobs/rerun", Operator, post(jobs::rerun_many)).audited("job.rerun_many"),
-        route(GET, "/jobs/{id}", Operator, get(jobs::show)),
-        route(POST, "/jobs/{id}/rerun", Operator, post(jobs::rerun)).audited("job.rerun"),
-        route(POST, "/jobs/{id}/cancel", Operator, post(jobs::cancel)).audited("job.cancel"),
-        route(GET, "/tokens", Viewer, get(tokens::list)),
-        route(POST, "/tokens", Viewer, post(tokens::create)).audited("token.create"),
-        route(DELETE, "/tokens/{id}", Viewer, delete(tokens::revoke)).audited("token.revoke"),
-        route(GET, "/audit", Admin, get(audit::list)),
-        route(GET, "/whoami", Viewer, get(tokens::whoami)),
+        route(GET, "/tables", Viewer, "List lookup tables", get(tables::list)),
+        route(POST, "/tables", Builder, "Create a lookup table", post(tables::create))
+            .audited("table.create").answers(201),
+        route(GET, "/tables/{name}", Operator, "Show a lookup table with its rows", get(tables::show)),
+        route(DELETE, "/tables/{name}", Builder, "Delete a lookup table", delete(tables::delete))
+            .audited("table.delete"),
+        route(GET, "/tables/{name}/csv", Operator, "Read a lookup table as CSV", get(tables::export_csv))
+            .audited("table.export"),
+        route(PUT, "/tables/{name}/csv", Builder, "Fill a lookup table from CSV", put(tables::import_csv))
+            .audited("table.import"),
+        route(GET, "/jobs", Viewer, "List jobs, newest first", get(jobs::list)),
+        route(POST, "/jobs/rerun", Operator, "Rerun the jobs a filter selects", post(jobs::rerun_many))
+            .audited("job.rerun_many").answers(202),
+        route(GET, "/jobs/{id}", Operator, "Show a job's record", get(jobs::show)),
+        route(POST, "/jobs/{id}/rerun", Operator, "Rerun a job", post(jobs::rerun))
+            .audited("job.rerun").answers(202),
+        route(POST, "/jobs/{id}/cancel", Operator, "Cancel a job", post(jobs::cancel))
+            .audited("job.cancel"),
+        route(GET, "/tokens", Viewer, "List API tokens", get(tokens::list)),
+        route(POST, "/tokens", Viewer, "Make an API token (shown once)", post(tokens::create))
+            .audited("token.create").answers(201),
+        route(DELETE, "/tokens/{id}", Viewer, "Revoke an API token", delete(tokens::revoke))
+            .audited("token.revoke"),
+        route(GET, "/audit", Admin, "Read the audit log", get(audit::list)),
+        route(GET, "/whoami", Viewer, "Who the token is", get(tokens::whoami)),
     ]
 }
 
@@ -147,10 +174,13 @@ pub fn api_router(state: &AppState) -> Router<AppState> {
         router = router.route(api_route.path, api_route.handler);
     }
     let rules: Rules = Arc::new(rules);
-    router.route_layer(axum::middleware::from_fn_with_state(
-        (state.clone(), rules),
-        authorize,
-    ))
+    router
+        .route_layer(axum::middleware::from_fn_with_state(
+            (state.clone(), rules),
+            authorize,
+        ))
+        // After the layer: the API's description is public.
+        .route("/openapi.json", get(crate::openapi::serve))
 }
 
 /// Lets a request through when its token's caller has the role its route needs; the caller

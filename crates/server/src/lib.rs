@@ -7,6 +7,7 @@ mod connections;
 mod error;
 mod hooks;
 mod jobs;
+mod openapi;
 mod recipes;
 mod tables;
 mod tokens;

@@ -246,3 +246,42 @@ async fn a_change_of_role_reaches_the_persons_tokens() {
     assert!(set_role("op@example.com", "owner").status.success());
     assert!(set_role("ann@example.com", "admin").status.success());
 }
+
+/// The OpenAPI document is served without a token, names every route with its role, and
+/// every route it names exists.
+#[tokio::test]
+async fn the_openapi_document_names_every_route() {
+    let server = Server::start_with(Backend::Sqlite, &[]).await.unwrap();
+    let (status, document) = server
+        .api_as("", Method::GET, "/api/v1/openapi.json", None)
+        .await;
+    assert_eq!(status, 200, "{document}");
+    assert_eq!(document["openapi"], "3.0.3");
+    let paths = document["paths"].as_object().unwrap();
+    for route in weft_server::api_routes() {
+        let method = route.method.as_str().to_ascii_lowercase();
+        let operation = &paths[&format!("/api/v1{}", route.path)][&method];
+        assert_eq!(
+            operation["x-weft-role"],
+            route.needs.as_str(),
+            "{method} {}",
+            route.path
+        );
+    }
+    for (path, methods) in paths {
+        let concrete = path
+            .replace("{id}", "no-such-id")
+            .replace("{name}", "no_such_table")
+            .replace("{path}", "no/such/hook");
+        for method in methods.as_object().unwrap().keys() {
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let (status, answer) = server
+                .api(method.clone(), &concrete, Some("{}".to_owned()))
+                .await;
+            assert!(
+                status != 405 && !answer.to_string().contains("no route here"),
+                "{method} {path} is in the document but not served: {status} {answer}"
+            );
+        }
+    }
+}
