@@ -2,20 +2,19 @@
 //! from it, the authorization layer reads it, and the isolation test walks it. A route cannot
 //! be added without a rule.
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{Method, StatusCode, header};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
 use axum::{Extension, Router};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use weft_store::{AuditEvent, Role};
 
 use crate::error::ApiError;
-use crate::{AppState, audit, auth, connections, jobs, recipes, tables, tokens};
+use crate::{AppState, audit, auth, connections, jobs, recipes, sessions, tables, tokens};
 
 /// One route: its method and path (under `/api/v1`), the least role that may call it, what
 /// its successful calls are written to the audit log as, and its handler.
@@ -154,6 +153,13 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route(DELETE, "/tokens/{id}", Viewer, "Revoke an API token", delete(tokens::revoke))
             .audited("token.revoke"),
         route(GET, "/audit", Admin, "Read the audit log", get(audit::list)),
+        route(GET, "/session", Viewer, "The browser session: who, and its CSRF token", get(sessions::current)),
+        route(DELETE, "/session", Viewer, "Sign this session out", delete(sessions::sign_out))
+            .audited("session.sign_out"),
+        route(DELETE, "/sessions", Viewer, "Sign every session of the caller out", delete(sessions::sign_out_everywhere))
+            .audited("session.sign_out_everywhere"),
+        route(POST, "/me/password", Viewer, "Change one's password", post(sessions::change_password))
+            .audited("account.password").answers(204),
         route(GET, "/whoami", Viewer, "Who the token is", get(tokens::whoami)),
     ]
 }
@@ -179,8 +185,9 @@ pub fn api_router(state: &AppState) -> Router<AppState> {
             (state.clone(), rules),
             authorize,
         ))
-        // After the layer: the API's description is public.
+        // After the layer: the API's description, and signing in, are public.
         .route("/openapi.json", get(crate::openapi::serve))
+        .route("/session", post(sessions::sign_in))
 }
 
 /// Lets a request through when its token's caller has the role its route needs; the caller
@@ -211,6 +218,21 @@ async fn authorize(
         Ok(caller) => caller,
         Err(error) => return error.into_response(),
     };
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if !safe && !auth::csrf_holds(&caller, request.headers()) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            format!(
+                "a change made with a session needs its CSRF token in the `{}` header",
+                crate::sessions::CSRF_HEADER
+            ),
+        )
+        .into_response();
+    }
     if caller.role < needs {
         return ApiError::new(
             StatusCode::FORBIDDEN,
@@ -233,15 +255,8 @@ async fn authorize(
         action,
     );
     event.target_id = target_in_path(&path, request.uri().path());
-    event.ip = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| peer.ip().to_string());
-    event.user_agent = request
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|agent| agent.to_str().ok())
-        .map(|agent| agent.chars().take(300).collect());
+    let client = auth::ClientMeta::of(request.extensions(), request.headers());
+    (event.ip, event.user_agent) = (client.ip, client.user_agent);
     request.extensions_mut().insert(caller);
     let response = next.run(request).await;
     if response.status().is_success() {

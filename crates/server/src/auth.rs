@@ -8,7 +8,10 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use rand::Rng;
 use sha2::{Digest, Sha256};
-use weft_store::Caller;
+use subtle::ConstantTimeEq;
+use weft_store::{Caller, Credential};
+
+use crate::sessions::{CSRF_HEADER, SESSION_COOKIE};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -45,35 +48,115 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Who is behind a request's bearer token: refused (401) when there is none, or it is
-/// unknown, expired or revoked, or its owner left its workspace.
+/// A new random secret (a session's cookie, a CSRF token): 32 random bytes, hex.
+pub fn new_secret() -> String {
+    let bytes: [u8; 32] = rand::rng().random();
+    hex::encode(bytes)
+}
+
+/// Who is behind a request: its bearer token, or else its session cookie. Refused (401)
+/// when there is neither, or it is unknown, expired, revoked or idle too long, or its person
+/// left its workspace.
 pub async fn caller_of(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let token = headers
+    let bearer = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
-        .filter(|token| !token.is_empty())
-        .ok_or_else(ApiError::unauthorized)?;
+        .filter(|token| !token.is_empty());
     let store = state.runtime.store();
-    let caller = store
-        .caller_by_token_hash(&token_hash(token))
-        .await?
-        .ok_or_else(ApiError::unauthorized)?;
-    // When a token was last used, to the minute: not a write for every request.
-    let stale = caller
-        .last_used_at
-        .is_none_or(|at| chrono::Utc::now() - at > chrono::Duration::minutes(1));
-    if stale {
-        let (store, id) = (store.clone(), caller.token_id.clone());
-        tokio::spawn(async move {
-            if let Err(error) = store.token_used(&id).await {
-                tracing::debug!(%error, "cannot note a token's use");
-            }
-        });
+    let caller = match (bearer, cookie(headers, SESSION_COOKIE)) {
+        (Some(token), _) => store.caller_by_token_hash(&token_hash(token)).await?,
+        (None, Some(session)) => {
+            let idle = chrono::Duration::from_std(state.settings.session_idle)
+                .unwrap_or(chrono::Duration::hours(8));
+            store
+                .caller_by_session_hash(&token_hash(session), chrono::Utc::now() - idle)
+                .await?
+        }
+        (None, None) => None,
     }
+    .ok_or_else(ApiError::unauthorized)?;
+    note_use(store, &caller);
     Ok(caller)
+}
+
+/// Notes when a token or session was last used, to the minute: not a write per request.
+fn note_use(store: &weft_store::Store, caller: &Caller) {
+    let last = match &caller.credential {
+        Credential::Token { last_used_at, .. } => *last_used_at,
+        Credential::Session { last_seen_at, .. } => Some(*last_seen_at),
+    };
+    if last.is_some_and(|at| chrono::Utc::now() - at < chrono::Duration::minutes(1)) {
+        return;
+    }
+    let (store, credential) = (store.clone(), caller.credential.clone());
+    tokio::spawn(async move {
+        let noted = match &credential {
+            Credential::Token { id, .. } => store.token_used(id).await,
+            Credential::Session { id, .. } => store.session_seen(id).await,
+        };
+        if let Err(error) = noted {
+            tracing::debug!(%error, "cannot note a token's or session's use");
+        }
+    });
+}
+
+/// A cookie's value from the request's `Cookie` headers.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+        .filter(|value| !value.is_empty())
+}
+
+/// True when a request signed in with a session may change things: it carries the
+/// session's CSRF token (compared in constant time). Tokens need none: a browser does not
+/// send them by itself.
+pub fn csrf_holds(caller: &Caller, headers: &HeaderMap) -> bool {
+    let Credential::Session { csrf_token, .. } = &caller.credential else {
+        return true;
+    };
+    let given = headers
+        .get(CSRF_HEADER)
+        .map(|value| value.as_bytes())
+        .unwrap_or_default();
+    given.ct_eq(csrf_token.as_bytes()).into()
+}
+
+/// Where a request came from: the peer's address (a proxy's, behind one) and user agent.
+#[derive(Debug, Clone, Default)]
+pub struct ClientMeta {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl ClientMeta {
+    pub fn of(extensions: &axum::http::Extensions, headers: &HeaderMap) -> ClientMeta {
+        ClientMeta {
+            ip: extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|axum::extract::ConnectInfo(peer)| peer.ip().to_string()),
+            user_agent: headers
+                .get(axum::http::header::USER_AGENT)
+                .and_then(|agent| agent.to_str().ok())
+                .map(|agent| agent.chars().take(300).collect()),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientMeta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientMeta::of(&parts.extensions, &parts.headers))
+    }
 }
 
 /// The caller of a request, as the authorization layer found it.

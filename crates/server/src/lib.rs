@@ -9,6 +9,7 @@ mod hooks;
 mod jobs;
 mod openapi;
 mod recipes;
+pub mod sessions;
 mod tables;
 mod tokens;
 
@@ -31,8 +32,12 @@ pub struct Settings {
     /// How long a sync webhook waits for its job before it answers 202.
     pub sync_wait: Duration,
     /// Where people reach this server, without a trailing slash: the OAuth 2 callback is
-    /// under it.
+    /// under it, and session cookies are `Secure` when it is `https`.
     pub public_url: String,
+    /// A browser session ends when unused this long.
+    pub session_idle: Duration,
+    /// A browser session ends this long after sign-in, used or not.
+    pub session_max: Duration,
 }
 
 impl Default for Settings {
@@ -41,6 +46,8 @@ impl Default for Settings {
             max_payload_bytes: 1024 * 1024,
             sync_wait: SYNC_WAIT,
             public_url: "http://127.0.0.1:8080".to_owned(),
+            session_idle: Duration::from_secs(8 * 3600),
+            session_max: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -55,6 +62,8 @@ pub struct AppState {
     pub settings: Settings,
     /// Renders the process's metrics; `None` when no recorder is installed.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Failed sign-ins of the last while, by account and by address.
+    pub sign_in_failures: std::sync::Arc<sessions::FailureCounter>,
 }
 
 impl AppState {

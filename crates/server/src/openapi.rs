@@ -30,6 +30,12 @@ const OTHER_ROUTES: &[(&str, &str, &str, u16)] = &[
         200,
     ),
     ("get", "/api/v1/openapi.json", "This document", 200),
+    (
+        "post",
+        "/api/v1/session",
+        "Sign in with email and password: sets the session cookie",
+        200,
+    ),
 ];
 
 fn error_response(description: &str) -> Value {
@@ -111,7 +117,11 @@ pub fn document() -> Value {
         if *path == "/metrics" {
             operation["security"] = json!([{ "bearer": [] }]);
         }
-        paths.insert((*path).to_owned(), json!({ *method: operation }));
+        paths
+            .entry(*path)
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .map(|methods| methods.insert((*method).to_owned(), operation));
     }
     json!({
         "openapi": "3.0.3",

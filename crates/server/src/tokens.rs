@@ -45,7 +45,8 @@ pub async fn whoami(CurrentUser(caller): CurrentUser) -> Json<Value> {
         "user": { "id": caller.user.id, "email": caller.user.email, "name": caller.user.name },
         "workspace": caller.workspace_id,
         "role": caller.role.as_str(),
-        "token_id": caller.token_id,
+        "credential_id": caller.credential_id(),
+        "via": match caller.credential { weft_store::Credential::Token { .. } => "token", weft_store::Credential::Session { .. } => "session" },
     }))
 }
 

@@ -56,7 +56,7 @@ impl std::fmt::Display for Role {
     }
 }
 
-fn role_from(text: &str) -> Result<Role> {
+pub(crate) fn role_from(text: &str) -> Result<Role> {
     Role::parse(text).ok_or_else(|| StoreError::Corrupt(format!("unknown role `{text}`")))
 }
 
@@ -84,15 +84,40 @@ pub struct TokenInfo {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
-/// Who is behind a request's token, and what they may do.
+/// Who is behind a request, and what they may do.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Caller {
     pub user: User,
-    pub token_id: String,
     pub workspace_id: String,
-    /// The lesser of the token's role and its owner's role in the workspace.
+    /// A token's: the lesser of the token's role and its owner's role in the workspace. A
+    /// session's: the person's role there.
     pub role: Role,
-    pub last_used_at: Option<DateTime<Utc>>,
+    pub credential: Credential,
+}
+
+impl Caller {
+    /// The id of the token or session the request came with.
+    pub fn credential_id(&self) -> &str {
+        match &self.credential {
+            Credential::Token { id, .. } | Credential::Session { id, .. } => id,
+        }
+    }
+}
+
+/// What a request proved who it is with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Credential {
+    /// An API token (`Authorization: Bearer`).
+    Token {
+        id: String,
+        last_used_at: Option<DateTime<Utc>>,
+    },
+    /// A browser session (its cookie), whose changes must carry its CSRF token.
+    Session {
+        id: String,
+        csrf_token: String,
+        last_seen_at: DateTime<Utc>,
+    },
 }
 
 impl Store {
@@ -164,10 +189,9 @@ impl Store {
             let member_role = role_from(&row.try_get::<String, _>(8)?)?;
             Ok(Some(Caller {
                 user: user_from(&row)?,
-                token_id: row.try_get(5)?,
                 workspace_id: row.try_get(6)?,
                 role: token_role.min(member_role),
-                last_used_at: row.try_get(10)?,
+                credential: Credential::Token { id: row.try_get(5)?, last_used_at: row.try_get(10)? },
             }))
         })
     }

@@ -9,12 +9,13 @@ mod job_time;
 mod leases;
 mod polls;
 pub mod record;
+mod sessions;
 mod sign_ins;
 mod tables;
 pub mod vault;
 mod writer;
 
-pub use access::{Caller, DEFAULT_WORKSPACE, NewToken, Role, TokenInfo};
+pub use access::{Caller, Credential, DEFAULT_WORKSPACE, NewToken, Role, TokenInfo};
 pub use audit::{AuditEvent, AuditFilter};
 pub use connections::StoredConnection;
 pub use db::{
@@ -23,6 +24,7 @@ pub use db::{
 };
 pub use polls::{PollState, SEEN_KEYS_KEPT};
 pub use record::{ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, StepStatus};
+pub use sessions::NewSession;
 pub use sign_ins::{PendingSignIn, sign_in_row};
 pub use tables::StoredTable;
 

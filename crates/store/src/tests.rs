@@ -143,7 +143,7 @@ both_backends!(users_and_tokens, |store: Store| async move {
     assert_eq!(listed.len(), 2);
     assert!(
         store
-            .revoke_token(DEFAULT_WORKSPACE, &caller.token_id)
+            .revoke_token(DEFAULT_WORKSPACE, caller.credential_id())
             .await
             .unwrap()
     );

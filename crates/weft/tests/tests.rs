@@ -23,6 +23,7 @@ mod run_control_flow;
 mod run_errors;
 mod run_steps;
 mod serve;
+mod sessions;
 mod slack;
 mod stripe;
 mod subscriptions;

@@ -31,9 +31,6 @@ fn parse_lifetime(text: &str) -> Result<std::time::Duration, String> {
     weft_recipe::duration::parse_duration(text)
 }
 
-/// Shortest password accepted.
-const MIN_PASSWORD_CHARS: usize = 8;
-
 #[derive(Subcommand)]
 pub enum AdminCommand {
     /// Create a user; the password is read from standard input.
@@ -102,8 +99,10 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                 .read_to_string(&mut password)
                 .context("cannot read the password from standard input")?;
             let password = password.trim_end_matches(['\n', '\r']);
-            if password.chars().count() < MIN_PASSWORD_CHARS {
-                bail!("the password must have at least {MIN_PASSWORD_CHARS} characters");
+            // Emails are kept in lower case, as sign-in looks them up.
+            let email = email.trim().to_lowercase();
+            if let Some(problem) = weft_server::sessions::password_problem(password, &email) {
+                bail!("{problem}");
             }
             if !email.contains('@') {
                 bail!("`{email}` is not an email address");

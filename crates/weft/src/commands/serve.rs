@@ -48,6 +48,12 @@ pub struct ServeArgs {
     /// start, one job each; older ones are skipped.
     #[arg(long, env = "WEFT_SCHEDULE_CATCH_UP", default_value = "1h", value_parser = parse_grace)]
     schedule_catch_up: Duration,
+    /// A browser session ends when unused this long.
+    #[arg(long, env = "WEFT_SESSION_IDLE", default_value = "8h", value_parser = parse_lease)]
+    session_idle: Duration,
+    /// A browser session ends this long after its sign-in, used or not.
+    #[arg(long, env = "WEFT_SESSION_MAX", default_value = "7d", value_parser = parse_lease)]
+    session_max: Duration,
     /// How long the audit log keeps an event; older ones are deleted every hour.
     #[arg(long, env = "WEFT_AUDIT_RETENTION", default_value = "365d", value_parser = parse_lease)]
     audit_retention: Duration,
@@ -120,9 +126,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         runtime.spawn_subscriptions(stopping.clone()),
         runtime.spawn_membership(stopping.clone()),
         spawn_table_refresh(tables.clone(), stopping.clone()),
-        spawn_audit_retention(
+        spawn_housekeeping(
             stopping_runtime.store().clone(),
             args.audit_retention,
+            args.session_idle,
             stopping.clone(),
         ),
     ];
@@ -146,7 +153,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|| format!("http://{address}"))
                 .trim_end_matches('/')
                 .to_owned(),
+            session_idle: args.session_idle,
+            session_max: args.session_max,
         },
+        sign_in_failures: Default::default(),
     };
     tracing::info!(%address, store = %args.store.describe(), "weft is serving");
     eprintln!(
@@ -207,16 +217,21 @@ fn spawn_table_refresh(
     })
 }
 
-/// How often the audit log's old events are deleted.
-const AUDIT_PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// How often old audit events and ended sessions are deleted.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 
-fn spawn_audit_retention(
+/// Deletes the audit events past their retention and the sessions that ended, at the start
+/// and every hour.
+fn spawn_housekeeping(
     store: weft_store::Store,
-    retention: Duration,
+    audit_retention: Duration,
+    session_idle: Duration,
     mut stopping: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let keep = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(365));
+        let keep =
+            chrono::Duration::from_std(audit_retention).unwrap_or(chrono::Duration::days(365));
+        let idle = chrono::Duration::from_std(session_idle).unwrap_or(chrono::Duration::hours(8));
         while !*stopping.borrow() {
             match store.forget_audit_before(chrono::Utc::now() - keep).await {
                 Ok(0) => {}
@@ -225,8 +240,11 @@ fn spawn_audit_retention(
                     tracing::warn!(%error, "cannot delete old audit events; trying again")
                 }
             }
+            if let Err(error) = store.forget_old_sessions(chrono::Utc::now() - idle).await {
+                tracing::warn!(%error, "cannot delete ended sessions; trying again");
+            }
             tokio::select! {
-                _ = tokio::time::sleep(AUDIT_PURGE_EVERY) => {}
+                _ = tokio::time::sleep(HOUSEKEEPING_EVERY) => {}
                 _ = stopping.changed() => {}
             }
         }
