@@ -14,7 +14,9 @@ use std::sync::Arc;
 use weft_store::{AuditEvent, Role};
 
 use crate::error::ApiError;
-use crate::{AppState, audit, auth, connections, jobs, recipes, sessions, tables, tokens};
+use crate::{
+    AppState, accounts, audit, auth, connections, jobs, recipes, sessions, tables, tokens,
+};
 
 /// One route: its method and path (under `/api/v1`), the least role that may call it, what
 /// its successful calls are written to the audit log as, and its handler.
@@ -160,6 +162,11 @@ pub fn api_routes() -> Vec<ApiRoute> {
             .audited("session.sign_out_everywhere"),
         route(POST, "/me/password", Viewer, "Change one's password", post(sessions::change_password))
             .audited("account.password").answers(204),
+        route(GET, "/me", Viewer, "One's account", get(accounts::me)),
+        route(POST, "/me/email/check", Viewer, "Mail oneself a link that confirms one's email", post(accounts::check_email))
+            .audited("account.email_check").answers(202),
+        route(POST, "/invitations", Admin, "Invite someone into the workspace", post(accounts::invite))
+            .audited("member.invite").answers(201),
         route(GET, "/whoami", Viewer, "Who the token is", get(tokens::whoami)),
     ]
 }
@@ -188,6 +195,11 @@ pub fn api_router(state: &AppState) -> Router<AppState> {
         // After the layer: the API's description, and signing in, are public.
         .route("/openapi.json", get(crate::openapi::serve))
         .route("/session", post(sessions::sign_in))
+        .route("/setup", post(accounts::setup))
+        .route("/invitations/accept", post(accounts::accept))
+        .route("/password-reset", post(accounts::request_reset))
+        .route("/password-reset/confirm", post(accounts::confirm_reset))
+        .route("/email/confirm", post(accounts::confirm_email))
 }
 
 /// Lets a request through when its token's caller has the role its route needs; the caller

@@ -1,6 +1,7 @@
 //! Weft's HTTP server: webhooks, the REST API and health checks, over the runtime.
 
 mod access;
+pub mod accounts;
 mod audit;
 pub mod auth;
 mod connections;
@@ -36,6 +37,9 @@ pub struct Settings {
     pub public_url: String,
     /// A browser session ends when unused this long.
     pub session_idle: Duration,
+    /// The stored `email` connection Weft sends its own mail through (invitations, password
+    /// resets, email checks); none: such mail is not sent.
+    pub mail_connection: Option<String>,
     /// A browser session ends this long after sign-in, used or not.
     pub session_max: Duration,
 }
@@ -47,6 +51,7 @@ impl Default for Settings {
             sync_wait: SYNC_WAIT,
             public_url: "http://127.0.0.1:8080".to_owned(),
             session_idle: Duration::from_secs(8 * 3600),
+            mail_connection: None,
             session_max: Duration::from_secs(7 * 24 * 3600),
         }
     }

@@ -36,8 +36,8 @@ const FAILURES_PER_ADDRESS: usize = 20;
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_CHARS: usize = 256;
 
-/// Failed attempts of the last [`FAILURE_WINDOW`], by key (an account or an address). Kept
-/// by each process.
+/// Attempts (failed sign-ins, password-reset requests) of the last [`FAILURE_WINDOW`], by
+/// key (an account or an address). Kept by each process.
 #[derive(Default)]
 pub struct FailureCounter {
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
@@ -45,7 +45,7 @@ pub struct FailureCounter {
 
 impl FailureCounter {
     /// How long until `key` may try again, when it has `limit` failures in the window.
-    fn wait_for(&self, key: &str, limit: usize) -> Option<Duration> {
+    pub(crate) fn wait_for(&self, key: &str, limit: usize) -> Option<Duration> {
         let mut failures = self.failures.lock().ok()?;
         let times = failures.get_mut(key)?;
         while times
@@ -63,7 +63,7 @@ impl FailureCounter {
             .flatten()
     }
 
-    fn fail(&self, key: &str) {
+    pub(crate) fn fail(&self, key: &str) {
         if let Ok(mut failures) = self.failures.lock() {
             failures
                 .entry(key.to_owned())
@@ -86,7 +86,7 @@ struct SignIn {
     password: String,
 }
 
-fn too_many(wait: Duration) -> Response {
+pub(crate) fn too_many(wait: Duration) -> Response {
     let seconds = wait.as_secs().max(1);
     let mut response = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,

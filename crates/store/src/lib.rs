@@ -2,6 +2,7 @@
 //! recipes, connections and jobs on SQLite (the default, in the data folder) or PostgreSQL.
 
 mod access;
+mod account_links;
 mod audit;
 mod connections;
 mod db;
@@ -16,6 +17,7 @@ pub mod vault;
 mod writer;
 
 pub use access::{Caller, Credential, DEFAULT_WORKSPACE, NewToken, Role, TokenInfo};
+pub use account_links::{AccountLink, LinkPurpose};
 pub use audit::{AuditEvent, AuditFilter};
 pub use connections::StoredConnection;
 pub use db::{

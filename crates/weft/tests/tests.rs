@@ -5,6 +5,7 @@
 mod support;
 
 mod access;
+mod accounts;
 mod amqp;
 mod audit;
 mod cli_validate;

@@ -48,6 +48,10 @@ pub struct ServeArgs {
     /// start, one job each; older ones are skipped.
     #[arg(long, env = "WEFT_SCHEDULE_CATCH_UP", default_value = "1h", value_parser = parse_grace)]
     schedule_catch_up: Duration,
+    /// The stored `email` connection Weft sends its own mail through: invitations,
+    /// password resets, email checks.
+    #[arg(long, env = "WEFT_MAIL_CONNECTION")]
+    mail_connection: Option<String>,
     /// A browser session ends when unused this long.
     #[arg(long, env = "WEFT_SESSION_IDLE", default_value = "8h", value_parser = parse_lease)]
     session_idle: Duration,
@@ -139,6 +143,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let address = listener
         .local_addr()
         .context("cannot read the listening address")?;
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"))
+        .trim_end_matches('/')
+        .to_owned();
     let state = AppState {
         metrics: weft_server::install_metrics(),
         runtime,
@@ -147,13 +157,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         settings: Settings {
             max_payload_bytes: args.max_payload,
             sync_wait: args.sync_wait,
-            public_url: args
-                .public_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{address}"))
-                .trim_end_matches('/')
-                .to_owned(),
+            public_url: public_url.clone(),
             session_idle: args.session_idle,
+            mail_connection: args.mail_connection.clone(),
             session_max: args.session_max,
         },
         sign_in_failures: Default::default(),
@@ -163,6 +169,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "weft is serving on http://{address} (store: {})",
         args.store.describe()
     );
+    // Nobody can sign in yet: a link, printed this once (not logged), makes the owner.
+    if let Some(link) =
+        weft_server::accounts::setup_link(stopping_runtime.store(), &public_url).await?
+    {
+        eprintln!(
+            "weft: nobody can sign in yet. Within 24 hours, make the owner with this link (used once): {link}"
+        );
+    }
 
     let mut shutdown = stopping.clone();
     let server = axum::serve(
@@ -220,8 +234,8 @@ fn spawn_table_refresh(
 /// How often old audit events and ended sessions are deleted.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 
-/// Deletes the audit events past their retention and the sessions that ended, at the start
-/// and every hour.
+/// Deletes the audit events past their retention, the sessions that ended and the account
+/// links that expired, at the start and every hour.
 fn spawn_housekeeping(
     store: weft_store::Store,
     audit_retention: Duration,
@@ -242,6 +256,9 @@ fn spawn_housekeeping(
             }
             if let Err(error) = store.forget_old_sessions(chrono::Utc::now() - idle).await {
                 tracing::warn!(%error, "cannot delete ended sessions; trying again");
+            }
+            if let Err(error) = store.forget_expired_links().await {
+                tracing::warn!(%error, "cannot delete expired account links; trying again");
             }
             tokio::select! {
                 _ = tokio::time::sleep(HOUSEKEEPING_EVERY) => {}
