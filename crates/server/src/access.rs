@@ -15,7 +15,7 @@ use weft_store::{AuditEvent, Role};
 
 use crate::error::ApiError;
 use crate::{
-    AppState, accounts, audit, auth, connections, jobs, recipes, sessions, tables, tokens,
+    AppState, accounts, audit, auth, connections, jobs, recipes, sessions, sso, tables, tokens,
 };
 
 /// One route: its method and path (under `/api/v1`), the least role that may call it, what
@@ -96,7 +96,7 @@ impl AuditNote {
 /// Every route of `/api/v1`, with who may call it and what it is written to the audit log as.
 #[rustfmt::skip]
 pub fn api_routes() -> Vec<ApiRoute> {
-    use Role::{Admin, Builder, Operator, Viewer};
+    use Role::{Admin, Builder, Operator, Owner, Viewer};
     const GET: Method = Method::GET;
     const POST: Method = Method::POST;
     const PUT: Method = Method::PUT;
@@ -165,6 +165,11 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route(GET, "/me", Viewer, "One's account", get(accounts::me)),
         route(POST, "/me/email/check", Viewer, "Mail oneself a link that confirms one's email", post(accounts::check_email))
             .audited("account.email_check").answers(202),
+        route(GET, "/sso", Admin, "The workspace's single sign-on", get(sso::show)),
+        route(PUT, "/sso", Owner, "Set the workspace's identity provider", put(sso::save))
+            .audited("sso.update"),
+        route(DELETE, "/sso", Owner, "Remove the workspace's identity provider", delete(sso::remove))
+            .audited("sso.delete"),
         route(POST, "/invitations", Admin, "Invite someone into the workspace", post(accounts::invite))
             .audited("member.invite").answers(201),
         route(GET, "/whoami", Viewer, "Who the token is", get(tokens::whoami)),
@@ -200,6 +205,7 @@ pub fn api_router(state: &AppState) -> Router<AppState> {
         .route("/password-reset", post(accounts::request_reset))
         .route("/password-reset/confirm", post(accounts::confirm_reset))
         .route("/email/confirm", post(accounts::confirm_email))
+        .route("/sso/start", get(sso::start))
 }
 
 /// Lets a request through when its token's caller has the role its route needs; the caller

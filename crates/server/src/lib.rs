@@ -11,6 +11,7 @@ mod jobs;
 mod openapi;
 mod recipes;
 pub mod sessions;
+mod sso;
 mod tables;
 mod tokens;
 
@@ -67,6 +68,8 @@ pub struct AppState {
     pub settings: Settings,
     /// Renders the process's metrics; `None` when no recorder is installed.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Seals and opens the secrets the server keeps itself (single sign-on's client secret).
+    pub vault: std::sync::Arc<weft_store::vault::Vault>,
     /// Failed sign-ins of the last while, by account and by address.
     pub sign_in_failures: std::sync::Arc<sessions::FailureCounter>,
 }
@@ -118,6 +121,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(hooks)
         .route("/oauth/callback", get(connections::oauth_callback))
+        .route("/sso/callback", get(sso::callback))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics_text))

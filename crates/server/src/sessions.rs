@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use weft_store::{AuditEvent, Credential, DEFAULT_WORKSPACE, NewSession};
+use weft_store::{AuditEvent, Credential, DEFAULT_WORKSPACE, NewSession, Role, User};
 
 use crate::AppState;
 use crate::access::AuditNote;
@@ -165,6 +165,26 @@ pub async fn sign_in(
         ));
     };
     state.sign_in_failures.clear(&account_key);
+    if role < Role::Owner && crate::sso::required(&state, DEFAULT_WORKSPACE).await? {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "sso_required",
+            "this workspace signs in through its identity provider: /api/v1/sso/start",
+        ));
+    }
+    start_session(&state, &user, role, &client, None).await
+}
+
+/// Starts a session for a person who proved who they are (by password, or through the
+/// identity provider `sso`): the cookie, who it is and the CSRF token, and the audit event.
+pub(crate) async fn start_session(
+    state: &AppState,
+    user: &User,
+    role: Role,
+    client: &ClientMeta,
+    sso: Option<&str>,
+) -> Result<Response, ApiError> {
+    let store = state.runtime.store();
     let secret = new_secret();
     let csrf_token = new_secret();
     let lasts =
@@ -181,8 +201,9 @@ pub async fn sign_in(
             user_agent: client.user_agent.as_deref(),
         })
         .await?;
-    let mut event = audit_event("session.sign_in", Some(&user.id), &user.email, &client);
+    let mut event = audit_event("session.sign_in", Some(&user.id), &user.email, client);
     event.target_id = Some(session_id);
+    event.details = sso.map(|provider| json!({ "sso": provider }));
     store.record_audit(&event).await?;
     let mut response = Json(json!({
         "user": { "id": user.id, "email": user.email, "name": user.name },
@@ -192,7 +213,7 @@ pub async fn sign_in(
         "expires_at": expires_at,
     }))
     .into_response();
-    let cookie = session_cookie(&state, &secret, state.settings.session_max.as_secs());
+    let cookie = session_cookie(state, &secret, state.settings.session_max.as_secs());
     response.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(response)
 }

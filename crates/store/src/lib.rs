@@ -12,6 +12,7 @@ mod polls;
 pub mod record;
 mod sessions;
 mod sign_ins;
+mod sso;
 mod tables;
 pub mod vault;
 mod writer;
@@ -28,6 +29,7 @@ pub use polls::{PollState, SEEN_KEYS_KEPT};
 pub use record::{ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, StepStatus};
 pub use sessions::NewSession;
 pub use sign_ins::{PendingSignIn, sign_in_row};
+pub use sso::{SsoSettings, sso_row, sso_sign_in_row};
 pub use tables::StoredTable;
 
 #[doc(hidden)]

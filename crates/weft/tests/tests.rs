@@ -26,6 +26,7 @@ mod run_steps;
 mod serve;
 mod sessions;
 mod slack;
+mod sso;
 mod stripe;
 mod subscriptions;
 mod tables;

@@ -93,7 +93,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }));
     let connections = Arc::new(ConnectionBook::new(
         store.clone(),
-        vault,
+        vault.clone(),
         registry.clone(),
         weft_connectors::http::token_client(&options.http)?,
     ));
@@ -163,6 +163,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             session_max: args.session_max,
         },
         sign_in_failures: Default::default(),
+        vault: vault.clone(),
     };
     tracing::info!(%address, store = %args.store.describe(), "weft is serving");
     eprintln!(
