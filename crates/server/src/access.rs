@@ -6,7 +6,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, post, put};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use axum::{Extension, Router};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -15,7 +15,8 @@ use weft_store::{AuditEvent, Role};
 
 use crate::error::ApiError;
 use crate::{
-    AppState, accounts, audit, auth, connections, jobs, recipes, sessions, sso, tables, tokens,
+    AppState, accounts, audit, auth, connections, jobs, members, recipes, sessions, sso, tables,
+    tokens,
 };
 
 /// One route: its method and path (under `/api/v1`), the least role that may call it, what
@@ -101,6 +102,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
     const POST: Method = Method::POST;
     const PUT: Method = Method::PUT;
     const DELETE: Method = Method::DELETE;
+    const PATCH: Method = Method::PATCH;
     vec![
         route(GET, "/recipes", Viewer, "List recipes", get(recipes::list)),
         route(POST, "/recipes", Builder, "Create a recipe (YAML or JSON)", post(recipes::create))
@@ -162,7 +164,19 @@ pub fn api_routes() -> Vec<ApiRoute> {
             .audited("session.sign_out_everywhere"),
         route(POST, "/me/password", Viewer, "Change one's password", post(sessions::change_password))
             .audited("account.password").answers(204),
-        route(GET, "/me", Viewer, "One's account", get(accounts::me)),
+        route(GET, "/me", Viewer, "One's account and profile", get(members::me)),
+        route(PATCH, "/me", Viewer, "Change one's name and profile fields", patch(members::change_profile))
+            .audited("account.profile"),
+        route(PUT, "/me/photo", Viewer, "Set one's photo (PNG, JPEG, GIF or WebP)", put(members::set_photo))
+            .audited("account.photo").answers(204),
+        route(DELETE, "/me/photo", Viewer, "Remove one's photo", delete(members::remove_photo))
+            .audited("account.photo_removed"),
+        route(GET, "/users/{id}/photo", Viewer, "A member's photo", get(members::photo)),
+        route(GET, "/members", Viewer, "The workspace's members and roles", get(members::list)),
+        route(PUT, "/members/{id}", Admin, "Change a member's role", put(members::change_role))
+            .audited("member.role"),
+        route(DELETE, "/members/{id}", Viewer, "Remove a member, or leave (one's own id)", delete(members::remove))
+            .audited("member.remove"),
         route(POST, "/me/email/check", Viewer, "Mail oneself a link that confirms one's email", post(accounts::check_email))
             .audited("account.email_check").answers(202),
         route(GET, "/sso", Admin, "The workspace's single sign-on", get(sso::show)),

@@ -435,26 +435,6 @@ pub async fn confirm_reset(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /api/v1/me`: the caller's account.
-pub async fn me(
-    State(state): State<AppState>,
-    CurrentUser(caller): CurrentUser,
-) -> Result<Json<Value>, ApiError> {
-    let verified = state
-        .runtime
-        .store()
-        .email_verified_at(&caller.user)
-        .await?;
-    Ok(Json(json!({
-        "id": caller.user.id,
-        "email": caller.user.email,
-        "name": caller.user.name,
-        "email_verified_at": verified,
-        "workspace": caller.workspace_id,
-        "role": caller.role.as_str(),
-    })))
-}
-
 /// `POST /api/v1/me/email/check`: mails the caller a link that confirms their address.
 pub async fn check_email(
     State(state): State<AppState>,

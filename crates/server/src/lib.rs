@@ -8,6 +8,7 @@ mod connections;
 mod error;
 mod hooks;
 mod jobs;
+mod members;
 mod openapi;
 mod recipes;
 pub mod sessions;

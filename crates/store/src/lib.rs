@@ -9,6 +9,7 @@ mod db;
 mod job_time;
 mod leases;
 mod polls;
+mod profiles;
 pub mod record;
 mod sessions;
 mod sign_ins;
@@ -26,6 +27,7 @@ pub use db::{
     StoreError, StoredRecipe, UnfinishedJobs, User, new_id, parse_status, status_text,
 };
 pub use polls::{PollState, SEEN_KEYS_KEPT};
+pub use profiles::{Member, Profile};
 pub use record::{ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, StepStatus};
 pub use sessions::NewSession;
 pub use sign_ins::{PendingSignIn, sign_in_row};

@@ -13,6 +13,7 @@ mod connections;
 mod databases;
 mod email;
 mod http_action;
+mod members;
 mod mqtt;
 mod nats;
 mod oauth;
