@@ -51,7 +51,7 @@ impl ApiError {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "this route needs `Authorization: Bearer TOKEN` with a valid API token",
+            "this route needs `Authorization: Bearer TOKEN` with a valid API token, or a signed-in session",
         )
     }
 
