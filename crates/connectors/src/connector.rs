@@ -71,6 +71,21 @@ pub struct CallContext {
     pub idempotency_key: String,
     /// The time this attempt may take, if the step or input set one.
     pub timeout: Option<Duration>,
+    /// The workspace of the job that calls: names it uses (lookup tables) are that
+    /// workspace's.
+    pub workspace: String,
+}
+
+impl CallContext {
+    /// A call made outside any job (a connection test, a mail the server sends), of the
+    /// default workspace.
+    pub fn outside_jobs(timeout: Duration) -> CallContext {
+        CallContext {
+            idempotency_key: String::new(),
+            timeout: Some(timeout),
+            workspace: weft_recipe::DEFAULT_WORKSPACE.to_owned(),
+        }
+    }
 }
 
 /// Where a subscription hands its messages: `deliver` returns once the message's job is

@@ -25,24 +25,25 @@ use weft_store::{JobRecord, StepRecord};
 
 pub use jq_runner::{JqRunner, serve_jq_worker};
 
-/// Finds connections by the name recipes use.
+/// Finds connections by the name recipes use, in the recipe's workspace.
 #[async_trait::async_trait]
 pub trait Connections: Send + Sync {
-    /// The connection with this name, ready to use; the error says why there is none.
-    async fn get(&self, name: &str) -> Result<Connection, String>;
+    /// The workspace's connection with this name, ready to use; the error says why there is
+    /// none.
+    async fn get(&self, workspace: &str, name: &str) -> Result<Connection, String>;
 
     /// The connection with fresh credentials, after the remote end refused its current ones
     /// (an OAuth 2 access token revoked or expired early). By default, the same connection.
-    async fn refreshed(&self, name: &str) -> Result<Connection, String> {
-        self.get(name).await
+    async fn refreshed(&self, workspace: &str, name: &str) -> Result<Connection, String> {
+        self.get(workspace, name).await
     }
 }
 
-/// Finds recipes by name, for `call` steps.
+/// Finds recipes by name, for `call` steps, in the calling recipe's workspace.
 #[async_trait::async_trait]
 pub trait RecipeLibrary: Send + Sync {
-    /// The recipe with this name; the error says why there is none.
-    async fn find(&self, name: &str) -> Result<Arc<Recipe>, String>;
+    /// The workspace's recipe with this name; the error says why there is none.
+    async fn find(&self, workspace: &str, name: &str) -> Result<Arc<Recipe>, String>;
 }
 
 /// No recipes to call.
@@ -50,7 +51,7 @@ pub struct NoRecipes;
 
 #[async_trait::async_trait]
 impl RecipeLibrary for NoRecipes {
-    async fn find(&self, name: &str) -> Result<Arc<Recipe>, String> {
+    async fn find(&self, _workspace: &str, name: &str) -> Result<Arc<Recipe>, String> {
         Err(format!("no recipe named `{name}`"))
     }
 }
@@ -60,7 +61,7 @@ pub struct NoConnections;
 
 #[async_trait::async_trait]
 impl Connections for NoConnections {
-    async fn get(&self, name: &str) -> Result<Connection, String> {
+    async fn get(&self, _workspace: &str, name: &str) -> Result<Connection, String> {
         Err(format!("no connection named `{name}`"))
     }
 }
@@ -183,9 +184,9 @@ impl Engine {
         &self.connectors
     }
 
-    /// A connection by name, ready for its connector.
-    pub async fn connection(&self, name: &str) -> Result<Connection, String> {
-        self.connections.get(name).await
+    /// A workspace's connection by name, ready for its connector.
+    pub async fn connection(&self, workspace: &str, name: &str) -> Result<Connection, String> {
+        self.connections.get(workspace, name).await
     }
 
     /// Runs one job of `recipe` with `trigger` as its event, to the end.

@@ -26,8 +26,13 @@ pub struct Polled {
 
 impl Engine {
     /// Polls once from `cursor`. The error is a message for the log, with the connection's
-    /// secrets hidden.
-    pub async fn poll(&self, poll: &PollTrigger, cursor: &Value) -> Result<Polled, String> {
+    /// secrets hidden. `workspace` is the recipe's, whose connections it may use.
+    pub async fn poll(
+        &self,
+        workspace: &str,
+        poll: &PollTrigger,
+        cursor: &Value,
+    ) -> Result<Polled, String> {
         let context = weft_recipe::template::from_json(&json!({ "cursor": cursor }));
         let input = poll
             .input
@@ -38,7 +43,7 @@ impl Engine {
             .get(&poll.action.connector)
             .ok_or_else(|| format!("no connector named `{}`", poll.action.connector))?;
         let connection = match &poll.connection {
-            Some(name) => Some(self.connections.get(name).await?),
+            Some(name) => Some(self.connections.get(workspace, name).await?),
             None => None,
         };
         let secret_fields: Vec<&str> = connector
@@ -66,6 +71,7 @@ impl Engine {
         let context = CallContext {
             idempotency_key: String::new(),
             timeout: Some(POLL_TIME),
+            workspace: workspace.to_owned(),
         };
         // A poll's call counts against its connection's budget like a step's.
         let answer = match connection {

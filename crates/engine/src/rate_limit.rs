@@ -36,7 +36,7 @@ impl Engine {
         context: &CallContext,
         refreshed: impl Fn(&Connection),
     ) -> Result<Value, ConnectorError> {
-        let gate = self.gates.gate(&connection);
+        let gate = self.gates.gate(&context.workspace, &connection);
         let mut pauses = 0;
         let mut was_refreshed = false;
         loop {
@@ -58,7 +58,7 @@ impl Engine {
                     was_refreshed = true;
                     connection = self
                         .connections
-                        .refreshed(&connection.name)
+                        .refreshed(&context.workspace, &connection.name)
                         .await
                         .map_err(ConnectorError::remote)?;
                     refreshed(&connection);
@@ -87,13 +87,14 @@ impl Default for Gates {
 }
 
 impl Gates {
-    pub fn gate(&self, connection: &Connection) -> Arc<Gate> {
+    /// The gate of a workspace's connection.
+    pub fn gate(&self, workspace: &str, connection: &Connection) -> Arc<Gate> {
         let processes = self.processes.load(Ordering::Relaxed).max(1);
         let limits = connection
             .limits
             .as_ref()
             .map(|limits| share_of(limits, processes));
-        let key = format!("{}\0{:?}", connection.name, limits);
+        let key = format!("{workspace}\0{}\0{limits:?}", connection.name);
         let Ok(mut gates) = self.gates.lock() else {
             return Arc::new(Gate::new(limits.as_ref()));
         };

@@ -140,6 +140,7 @@ impl<'e> JobRun<'e> {
         let job = json!({
             "id": self.job_id,
             "recipe": self.recipe.name,
+            "workspace": self.recipe.workspace,
             "started_at": started_at,
             "attempt": self.attempt,
         });
@@ -629,7 +630,7 @@ impl<'e> JobRun<'e> {
                 let connection = self
                     .engine
                     .connections
-                    .get(name)
+                    .get(&self.recipe.workspace, name)
                     .await
                     .map_err(|message| Failure::new(id, ErrorKind::Validation, message))?;
                 if connection.connector != action.connector {
@@ -650,6 +651,7 @@ impl<'e> JobRun<'e> {
         let context = CallContext {
             idempotency_key,
             timeout: step.timeout,
+            workspace: self.recipe.workspace.clone(),
         };
         let Some(connection) = connection else {
             return connector
@@ -708,7 +710,7 @@ impl<'e> JobRun<'e> {
         let recipe = self
             .engine
             .recipes
-            .find(name)
+            .find(&self.recipe.workspace, name)
             .await
             .map_err(|message| Failure::new(id, ErrorKind::Validation, message))?;
         let child = JobRun::new(self.engine, Arc::clone(&recipe), self.depth + 1);

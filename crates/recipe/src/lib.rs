@@ -17,3 +17,7 @@ pub mod text;
 pub use compile::{ActionInfo, Catalog, compile_recipe};
 pub use location::{Problem, Problems, Span};
 pub use model::Recipe;
+
+/// The workspace a recipe belongs to when nobody says otherwise (the store's first
+/// workspace has the same id).
+pub const DEFAULT_WORKSPACE: &str = "default";

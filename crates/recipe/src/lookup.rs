@@ -3,15 +3,16 @@
 //! process that keeps the tables installs where rows come from, once, from memory.
 
 use minijinja::value::Kwargs;
-use minijinja::{Error, ErrorKind, Value as MjValue};
+use minijinja::{Error, ErrorKind, State, Value as MjValue};
 use serde_json::Value;
 use std::sync::{Arc, OnceLock};
 
 use crate::template::{from_json, to_json};
 
-/// Finds the first row of `table` whose `column` equals `value`; the error says why it
-/// cannot look (no such table, no such column).
-pub type LookupSource = dyn Fn(&str, &str, &Value) -> Result<Option<Value>, String> + Send + Sync;
+/// Finds the first row of the workspace's (first argument) `table` whose `column` equals
+/// `value`; the error says why it cannot look (no such table, no such column).
+pub type LookupSource =
+    dyn Fn(&str, &str, &str, &Value) -> Result<Option<Value>, String> + Send + Sync;
 
 static SOURCE: OnceLock<Arc<LookupSource>> = OnceLock::new();
 
@@ -20,7 +21,16 @@ pub fn install_lookup_source(source: Arc<LookupSource>) {
     let _ = SOURCE.set(source);
 }
 
-pub(crate) fn lookup(table: String, kwargs: Kwargs) -> Result<MjValue, Error> {
+/// The workspace of the job whose template looks: `job.workspace` in its context.
+fn workspace_of(state: &State) -> String {
+    state
+        .lookup("job")
+        .and_then(|job| job.get_attr("workspace").ok())
+        .and_then(|workspace| workspace.as_str().map(str::to_owned))
+        .unwrap_or_else(|| crate::DEFAULT_WORKSPACE.to_owned())
+}
+
+pub(crate) fn lookup(state: &State, table: String, kwargs: Kwargs) -> Result<MjValue, Error> {
     let Some(source) = SOURCE.get() else {
         return Err(Error::new(
             ErrorKind::InvalidOperation,
@@ -39,7 +49,7 @@ pub(crate) fn lookup(table: String, kwargs: Kwargs) -> Result<MjValue, Error> {
     kwargs.assert_all_used()?;
     let wanted =
         to_json(&wanted).map_err(|message| Error::new(ErrorKind::InvalidOperation, message))?;
-    match source(&table, &column, &wanted) {
+    match source(&workspace_of(state), &table, &column, &wanted) {
         Ok(Some(row)) => Ok(from_json(&row)),
         Ok(None) => Ok(MjValue::from(())),
         Err(message) => Err(Error::new(ErrorKind::InvalidOperation, message)),

@@ -11,6 +11,9 @@ use crate::template::{Expression, TemplateValue};
 #[derive(Debug, Clone)]
 pub struct Recipe {
     pub name: String,
+    /// The workspace whose connections, lookup tables and recipes the recipe's names refer
+    /// to: set by whoever keeps the recipe (`weft serve`), `default` otherwise.
+    pub workspace: String,
     pub description: Option<String>,
     pub trigger: Trigger,
     pub vars: Vec<(String, TemplateValue)>,

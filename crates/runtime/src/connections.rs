@@ -81,10 +81,11 @@ impl ConnectionBook {
     /// person to. The provider sends them back to `redirect_uri` with a code and the state.
     pub async fn oauth_start(
         &self,
+        workspace: &str,
         id: &str,
         redirect_uri: &str,
     ) -> Result<String, ConnectionError> {
-        let stored = self.stored(id).await?;
+        let stored = self.stored(workspace, id).await?;
         let connection = self.open(stored.clone()).await?;
         if connection.text("auth") != Some("oauth2_code") {
             return Err(ConnectionError::Invalid(format!(
@@ -124,7 +125,11 @@ impl ConnectionBook {
             .open_sealed(&sign_in_row(state), &waiting.verifier)
             .await?;
         let verifier = Zeroizing::new(String::from_utf8_lossy(&verifier).into_owned());
-        let stored = self.stored(&waiting.connection_id).await?;
+        let stored = self
+            .store
+            .connection_by_id(&waiting.connection_id)
+            .await?
+            .ok_or(ConnectionError::NotFound)?;
         let connection = self.open(stored.clone()).await?;
         let tokens = oauth::exchange_code(
             &self.token_client,
@@ -175,10 +180,11 @@ impl ConnectionBook {
     /// (or, with `force`, whatever its expiry), the new token kept sealed.
     async fn with_fresh_token(
         &self,
+        workspace: &str,
         name: &str,
         force: bool,
     ) -> Result<Connection, ConnectionError> {
-        let connection = self.open(self.stored(name).await?).await?;
+        let connection = self.open(self.stored(workspace, name).await?).await?;
         let needs = |connection: &Connection| {
             connection.text("auth") == Some("oauth2_code")
                 && connection.text("refresh_token").is_some()
@@ -190,7 +196,7 @@ impl ConnectionBook {
         }
         let _one_at_a_time = self.refreshing.lock().await;
         // Another job may have refreshed it while this one waited.
-        let stored = self.stored(name).await?;
+        let stored = self.stored(workspace, name).await?;
         let current = self.open(stored.clone()).await?;
         if current.text("access_token") != connection.text("access_token") {
             return Ok(current);
@@ -206,13 +212,19 @@ impl ConnectionBook {
         };
         self.keep_tokens(stored, &tokens).await?;
         tracing::info!(connection = name, "an OAuth 2 access token was refreshed");
-        self.open(self.stored(name).await?).await
+        self.open(self.stored(workspace, name).await?).await
     }
 
-    pub async fn create(&self, input: ConnectionInput) -> Result<Value, ConnectionError> {
+    /// Makes a connection in a workspace.
+    pub async fn create(
+        &self,
+        workspace: &str,
+        input: ConnectionInput,
+    ) -> Result<Value, ConnectionError> {
         let now = Utc::now();
         let connection = StoredConnection {
             id: weft_store::new_id(),
+            workspace_id: workspace.to_owned(),
             name: String::new(),
             connector: input.connector.clone(),
             fields: Map::new(),
@@ -229,8 +241,13 @@ impl ConnectionBook {
     /// Replaces a connection's name and fields. A secret field that is left out or sent as
     /// `"********"` keeps its stored value (secrets cannot be read back, so a caller cannot
     /// send them again); `null` or `""` clears it.
-    pub async fn update(&self, id: &str, input: ConnectionInput) -> Result<Value, ConnectionError> {
-        let stored = self.stored(id).await?;
+    pub async fn update(
+        &self,
+        workspace: &str,
+        id: &str,
+        input: ConnectionInput,
+    ) -> Result<Value, ConnectionError> {
+        let stored = self.stored(workspace, id).await?;
         if input.connector != stored.connector {
             return Err(ConnectionError::Invalid(format!(
                 "a connection keeps its connector: this one is `{}`",
@@ -259,16 +276,22 @@ impl ConnectionBook {
         Ok(view(&connection))
     }
 
-    pub async fn show(&self, id: &str) -> Result<Value, ConnectionError> {
-        Ok(view(&self.stored(id).await?))
+    pub async fn show(&self, workspace: &str, id: &str) -> Result<Value, ConnectionError> {
+        Ok(view(&self.stored(workspace, id).await?))
     }
 
-    pub async fn list(&self) -> Result<Vec<Value>, ConnectionError> {
-        Ok(self.store.connections().await?.iter().map(view).collect())
+    pub async fn list(&self, workspace: &str) -> Result<Vec<Value>, ConnectionError> {
+        Ok(self
+            .store
+            .connections(workspace)
+            .await?
+            .iter()
+            .map(view)
+            .collect())
     }
 
-    pub async fn delete(&self, id: &str) -> Result<(), ConnectionError> {
-        let stored = self.stored(id).await?;
+    pub async fn delete(&self, workspace: &str, id: &str) -> Result<(), ConnectionError> {
+        let stored = self.stored(workspace, id).await?;
         match self.store.delete_connection(&stored.id).await? {
             true => Ok(()),
             false => Err(ConnectionError::NotFound),
@@ -277,8 +300,12 @@ impl ConnectionBook {
 
     /// Runs the connector's connection test. The error message has every secret value of
     /// the connection replaced by `"********"`.
-    pub async fn test(&self, id: &str) -> Result<Result<(), String>, ConnectionError> {
-        let stored = self.stored(id).await?;
+    pub async fn test(
+        &self,
+        workspace: &str,
+        id: &str,
+    ) -> Result<Result<(), String>, ConnectionError> {
+        let stored = self.stored(workspace, id).await?;
         let connector = self.connector(&stored.connector)?;
         let connection = self.open(stored).await?;
         let outcome = tokio::time::timeout(TEST_TIME, connector.test_connection(&connection)).await;
@@ -292,9 +319,10 @@ impl ConnectionBook {
         })
     }
 
-    async fn stored(&self, id: &str) -> Result<StoredConnection, ConnectionError> {
+    /// A workspace's connection by id or name.
+    async fn stored(&self, workspace: &str, id: &str) -> Result<StoredConnection, ConnectionError> {
         self.store
-            .connection(id)
+            .connection(workspace, id)
             .await?
             .ok_or(ConnectionError::NotFound)
     }
@@ -428,14 +456,14 @@ impl ConnectionBook {
 /// Jobs find their connections here.
 #[async_trait::async_trait]
 impl weft_engine::Connections for ConnectionBook {
-    async fn get(&self, name: &str) -> Result<Connection, String> {
-        self.with_fresh_token(name, false)
+    async fn get(&self, workspace: &str, name: &str) -> Result<Connection, String> {
+        self.with_fresh_token(workspace, name, false)
             .await
             .map_err(|error| unusable(name, error))
     }
 
-    async fn refreshed(&self, name: &str) -> Result<Connection, String> {
-        self.with_fresh_token(name, true)
+    async fn refreshed(&self, workspace: &str, name: &str) -> Result<Connection, String> {
+        self.with_fresh_token(workspace, name, true)
             .await
             .map_err(|error| unusable(name, error))
     }

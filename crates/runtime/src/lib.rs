@@ -832,6 +832,7 @@ impl StepLog for StoreStepLog {
             .origin_of(recipe)
             .ok_or_else(|| "the called recipe is not among the compiled ones".to_owned())?;
         let origin = weft_store::RecipeRef {
+            workspace_id: &recipe.workspace,
             id: &id,
             name: &record.recipe,
             version,

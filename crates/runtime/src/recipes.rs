@@ -17,7 +17,8 @@ const WEBHOOK_FRESH: Duration = Duration::from_secs(1);
 /// Most webhook paths remembered; past this the memory is emptied and refilled.
 const MAX_WEBHOOKS: usize = 10_000;
 
-type WebhookRoutes = HashMap<String, (Instant, Arc<StoredRecipe>)>;
+/// Each workspace's webhook paths (nested, so that a lookup builds no key).
+type WebhookRoutes = HashMap<String, HashMap<String, (Instant, Arc<StoredRecipe>)>>;
 
 /// A recipe version: its id and number.
 type VersionKey = (String, i64);
@@ -40,11 +41,17 @@ impl RecipeCache {
         }
     }
 
-    /// The enabled recipe that listens on a webhook path, if one does: from memory when it
-    /// was looked up in the last second, so that a burst of events costs one query.
-    pub async fn webhook(&self, path: &str) -> weft_store::Result<Option<Arc<StoredRecipe>>> {
+    /// The enabled recipe of a workspace that listens on a webhook path, if one does: from
+    /// memory when it was looked up in the last second, so that a burst of events costs one
+    /// query.
+    pub async fn webhook(
+        &self,
+        workspace: &str,
+        path: &str,
+    ) -> weft_store::Result<Option<Arc<StoredRecipe>>> {
         let remembered = self.webhooks.lock().ok().and_then(|routes| {
             routes
+                .get(workspace)?
                 .get(path)
                 .filter(|(at, _)| at.elapsed() < WEBHOOK_FRESH)
                 .map(|(_, recipe)| Arc::clone(recipe))
@@ -52,15 +59,18 @@ impl RecipeCache {
         if remembered.is_some() {
             return Ok(remembered);
         }
-        let Some(found) = self.store.recipe_for_webhook(path).await? else {
+        let Some(found) = self.store.recipe_for_webhook(workspace, path).await? else {
             return Ok(None);
         };
         let found = Arc::new(found);
         if let Ok(mut routes) = self.webhooks.lock() {
-            if routes.len() >= MAX_WEBHOOKS {
+            if routes.values().map(HashMap::len).sum::<usize>() >= MAX_WEBHOOKS {
                 routes.clear();
             }
-            routes.insert(path.to_owned(), (Instant::now(), Arc::clone(&found)));
+            routes
+                .entry(workspace.to_owned())
+                .or_default()
+                .insert(path.to_owned(), (Instant::now(), Arc::clone(&found)));
         }
         Ok(Some(found))
     }
@@ -104,7 +114,7 @@ impl RecipeCache {
             .ok_or_else(|| format!("version {version} of recipe {recipe_id} is not stored"))?;
         let registry = self.registry.clone();
         let source = stored.source;
-        let compiled = tokio::task::spawn_blocking(move || compile_recipe(&source, &registry))
+        let mut compiled = tokio::task::spawn_blocking(move || compile_recipe(&source, &registry))
             .await
             .map_err(|_| "the recipe compiler failed".to_owned())?
             .map_err(|problems| {
@@ -115,6 +125,7 @@ impl RecipeCache {
                     .unwrap_or_default();
                 format!("the stored recipe no longer compiles: {first}")
             })?;
+        compiled.workspace = stored.workspace_id;
         let compiled = Arc::new(compiled);
         if let Ok(mut cache) = self.compiled.lock() {
             cache.insert(key, Arc::clone(&compiled));
@@ -130,11 +141,11 @@ pub struct StoreLibrary {
 
 #[async_trait::async_trait]
 impl RecipeLibrary for StoreLibrary {
-    async fn find(&self, name: &str) -> Result<Arc<Recipe>, String> {
+    async fn find(&self, workspace: &str, name: &str) -> Result<Arc<Recipe>, String> {
         let stored = self
             .recipes
             .store
-            .recipe_by_name(name)
+            .recipe_by_name(workspace, name)
             .await
             .map_err(|error| error.to_string())?
             .ok_or_else(|| format!("no recipe named `{name}`"))?;

@@ -212,7 +212,7 @@ async fn subscribe_once(
         .get(&trigger.connector)
         .ok_or_else(|| format!("no connector named `{}`", trigger.connector))?;
     let connection = match &trigger.connection {
-        Some(name) => Some(engine.connection(name).await?),
+        Some(name) => Some(engine.connection(&sink.recipe.workspace_id, name).await?),
         None => None,
     };
     tracing::info!(connector = %trigger.connector, recipe = %sink.recipe.name, "subscribing");

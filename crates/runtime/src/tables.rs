@@ -67,9 +67,12 @@ fn text(value: &Value) -> String {
     }
 }
 
+/// Each workspace's tables by name (nested, so that a lookup builds no key).
+type Tables = HashMap<String, HashMap<String, Arc<Cached>>>;
+
 pub struct TableBook {
     store: Store,
-    tables: RwLock<HashMap<String, Arc<Cached>>>,
+    tables: RwLock<Tables>,
 }
 
 impl TableBook {
@@ -81,6 +84,7 @@ impl TableBook {
         };
         for table in book.store.tables().await? {
             book.keep(
+                &table.workspace_id,
                 &table.name,
                 TableData {
                     columns: table.columns,
@@ -92,26 +96,30 @@ impl TableBook {
         Ok(book)
     }
 
-    fn keep(&self, name: &str, data: TableData, version: i64) {
+    fn keep(&self, workspace: &str, name: &str, data: TableData, version: i64) {
         if let Ok(mut tables) = self.tables.write() {
-            tables.insert(name.to_owned(), Cached::new(data, version));
+            tables
+                .entry(workspace.to_owned())
+                .or_default()
+                .insert(name.to_owned(), Cached::new(data, version));
         }
     }
 
-    fn cached(&self, name: &str) -> Option<Arc<Cached>> {
-        self.tables.read().ok()?.get(name).cloned()
+    fn cached(&self, workspace: &str, name: &str) -> Option<Arc<Cached>> {
+        self.tables.read().ok()?.get(workspace)?.get(name).cloned()
     }
 
     /// The first row of `table` whose `column` equals `value` (as text): the `lookup`
     /// template function, from memory.
     pub fn lookup(
         &self,
+        workspace: &str,
         table: &str,
         column: &str,
         value: &Value,
     ) -> Result<Option<Value>, String> {
         let cached = self
-            .cached(table)
+            .cached(workspace, table)
             .ok_or_else(|| format!("no lookup table named `{table}`"))?;
         if !cached.data.columns.iter().any(|known| known == column) {
             return Err(format!(
@@ -122,7 +130,12 @@ impl TableBook {
         Ok(cached.first(column, value))
     }
 
-    pub async fn create(&self, name: &str, columns: &[String]) -> Result<Value, TableError> {
+    pub async fn create(
+        &self,
+        workspace: &str,
+        name: &str,
+        columns: &[String],
+    ) -> Result<Value, TableError> {
         check_name(name)?;
         if columns.is_empty() || columns.iter().any(|column| column.trim().is_empty()) {
             return Err(TableError::Invalid(
@@ -137,8 +150,9 @@ impl TableBook {
                 "`columns` names a column twice".to_owned(),
             ));
         }
-        self.store.create_table(name, columns).await?;
+        self.store.create_table(workspace, name, columns).await?;
         self.keep(
+            workspace,
             name,
             TableData {
                 columns: columns.to_vec(),
@@ -149,28 +163,31 @@ impl TableBook {
         Ok(json!({ "name": name, "columns": columns, "rows": 0 }))
     }
 
-    pub async fn list(&self) -> Result<Vec<Value>, TableError> {
+    pub async fn list(&self, workspace: &str) -> Result<Vec<Value>, TableError> {
         Ok(self
             .store
             .tables()
             .await?
             .into_iter()
+            .filter(|table| table.workspace_id == workspace)
             .map(|table| json!({ "name": table.name, "columns": table.columns, "rows": table.rows.len() }))
             .collect())
     }
 
-    pub async fn show(&self, name: &str) -> Result<Arc<TableData>, TableError> {
-        self.read(name)
+    pub async fn show(&self, workspace: &str, name: &str) -> Result<Arc<TableData>, TableError> {
+        self.read(workspace, name)
             .await
             .map_err(|_| TableError::NotFound(name.to_owned()))
     }
 
-    pub async fn delete(&self, name: &str) -> Result<(), TableError> {
-        if !self.store.delete_table(name).await? {
+    pub async fn delete(&self, workspace: &str, name: &str) -> Result<(), TableError> {
+        if !self.store.delete_table(workspace, name).await? {
             return Err(TableError::NotFound(name.to_owned()));
         }
-        if let Ok(mut tables) = self.tables.write() {
-            tables.remove(name);
+        if let Ok(mut tables) = self.tables.write()
+            && let Some(of_workspace) = tables.get_mut(workspace)
+        {
+            of_workspace.remove(name);
         }
         Ok(())
     }
@@ -178,6 +195,7 @@ impl TableBook {
     /// Replaces every row of a table (a CSV import): each row an object of the table's columns.
     pub async fn replace_rows(
         &self,
+        workspace: &str,
         name: &str,
         rows: Vec<Map<String, Value>>,
     ) -> Result<usize, TableError> {
@@ -192,7 +210,7 @@ impl TableBook {
             *existing = rows.clone();
             Ok(json!(null))
         };
-        self.change(name, &edit).await.map_err(|message| {
+        self.change(workspace, name, &edit).await.map_err(|message| {
             if message.starts_with("no lookup table") {
                 TableError::NotFound(name.to_owned())
             } else {
@@ -204,26 +222,27 @@ impl TableBook {
 
     /// Picks up the tables other processes made, changed or deleted.
     pub async fn refresh(&self) -> Result<(), TableError> {
-        let versions: HashMap<String, i64> =
-            self.store.table_versions().await?.into_iter().collect();
-        let stale: Vec<String> = {
+        let versions = self.store.table_versions().await?;
+        let stale: Vec<(String, String)> = {
             let tables = self
                 .tables
                 .read()
                 .map_err(|_| TableError::Invalid("a lock is poisoned".to_owned()))?;
             versions
                 .iter()
-                .filter(|(name, version)| {
+                .filter(|(workspace, name, version)| {
                     tables
-                        .get(*name)
-                        .is_none_or(|cached| cached.version != **version)
+                        .get(workspace)
+                        .and_then(|of_workspace| of_workspace.get(name))
+                        .is_none_or(|cached| cached.version != *version)
                 })
-                .map(|(name, _)| name.clone())
+                .map(|(workspace, name, _)| (workspace.clone(), name.clone()))
                 .collect()
         };
-        for name in stale {
-            if let Some(table) = self.store.table(&name).await? {
+        for (workspace, name) in stale {
+            if let Some(table) = self.store.table(&workspace, &name).await? {
                 self.keep(
+                    &workspace,
                     &name,
                     TableData {
                         columns: table.columns,
@@ -234,7 +253,13 @@ impl TableBook {
             }
         }
         if let Ok(mut tables) = self.tables.write() {
-            tables.retain(|name, _| versions.contains_key(name));
+            for (workspace, of_workspace) in tables.iter_mut() {
+                of_workspace.retain(|name, _| {
+                    versions
+                        .iter()
+                        .any(|(kept_in, kept, _)| kept_in == workspace && kept == name)
+                });
+            }
         }
         Ok(())
     }
@@ -257,13 +282,13 @@ fn check_name(name: &str) -> Result<(), TableError> {
 
 #[async_trait::async_trait]
 impl TableRows for TableBook {
-    async fn read(&self, table: &str) -> Result<Arc<TableData>, String> {
-        if let Some(cached) = self.cached(table) {
+    async fn read(&self, workspace: &str, table: &str) -> Result<Arc<TableData>, String> {
+        if let Some(cached) = self.cached(workspace, table) {
             return Ok(Arc::clone(&cached.data));
         }
         let stored = self
             .store
-            .table(table)
+            .table(workspace, table)
             .await
             .map_err(|error| error.to_string())?
             .ok_or_else(|| format!("no lookup table named `{table}`"))?;
@@ -271,15 +296,15 @@ impl TableRows for TableBook {
             columns: stored.columns,
             rows: stored.rows,
         };
-        self.keep(table, data.clone(), stored.version);
+        self.keep(workspace, table, data.clone(), stored.version);
         Ok(Arc::new(data))
     }
 
-    async fn change(&self, table: &str, edit: &Edit) -> Result<Value, String> {
+    async fn change(&self, workspace: &str, table: &str, edit: &Edit) -> Result<Value, String> {
         for _ in 0..MOST_TRIES {
             let stored = self
                 .store
-                .table(table)
+                .table(workspace, table)
                 .await
                 .map_err(|error| error.to_string())?
                 .ok_or_else(|| format!("no lookup table named `{table}`"))?;
@@ -290,11 +315,12 @@ impl TableRows for TableBook {
             }
             if let Some(version) = self
                 .store
-                .save_table_rows(table, stored.version, &rows)
+                .save_table_rows(workspace, table, stored.version, &rows)
                 .await
                 .map_err(|error| error.to_string())?
             {
                 self.keep(
+                    workspace,
                     table,
                     TableData {
                         columns: stored.columns,

@@ -78,15 +78,17 @@ async fn send_mail(
             "the mail could not be sent; see the server's log",
         )
     };
-    let connection = state.connections.get(name).await.map_err(failed)?;
+    // The operator's mail connection is one of the default workspace.
+    let connection = state
+        .connections
+        .get(weft_store::DEFAULT_WORKSPACE, name)
+        .await
+        .map_err(failed)?;
     let registry = state.runtime.recipes().registry();
     let mailer = registry
         .get("email")
         .ok_or_else(|| failed("no email connector".to_owned()))?;
-    let context = CallContext {
-        idempotency_key: String::new(),
-        timeout: Some(MAIL_TIME),
-    };
+    let context = CallContext::outside_jobs(MAIL_TIME);
     let input = json!({ "to": to, "subject": subject, "text": text });
     mailer
         .call("send", Some(&connection), input, &context)
@@ -99,8 +101,21 @@ async fn record(state: &AppState, event: AuditEvent) -> Result<(), ApiError> {
     Ok(state.runtime.store().record_audit(&event).await?)
 }
 
-fn event_by(user: &User, action: &str, client: &ClientMeta) -> AuditEvent {
-    let mut event = AuditEvent::new(DEFAULT_WORKSPACE, Some(&user.id), &user.email, action);
+/// Records what happened to a person's account in the audit log of each of their workspaces.
+async fn record_for_person(
+    state: &AppState,
+    user: &User,
+    action: &str,
+    client: &ClientMeta,
+) -> Result<(), ApiError> {
+    for workspace in state.runtime.store().workspaces_of(&user.id).await? {
+        record(state, event_by(user, &workspace.id, action, client)).await?;
+    }
+    Ok(())
+}
+
+fn event_by(user: &User, workspace: &str, action: &str, client: &ClientMeta) -> AuditEvent {
+    let mut event = AuditEvent::new(workspace, Some(&user.id), &user.email, action);
     event.target_id = Some(user.id.clone());
     event.ip.clone_from(&client.ip);
     event.user_agent.clone_from(&client.user_agent);
@@ -114,10 +129,11 @@ async fn hashed(password: String) -> Result<String, ApiError> {
         .map_err(ApiError::bad_request)
 }
 
-/// A new person with a confirmed email (the link they came with proves it), in the default
-/// workspace with `role`.
+/// A new person with a confirmed email (the link they came with proves it), in `workspace`
+/// with `role`.
 async fn make_person(
     state: &AppState,
+    workspace: &str,
     email: &str,
     name: &str,
     password: String,
@@ -136,17 +152,15 @@ async fn make_person(
     let user = store
         .create_user(email, name, &hashed(password).await?)
         .await?;
-    store
-        .set_membership(DEFAULT_WORKSPACE, &user.id, role)
-        .await?;
+    store.set_membership(workspace, &user.id, role).await?;
     store.email_verified(&user.id).await?;
     Ok(user)
 }
 
-fn person_json(user: &User, role: Role) -> Value {
+fn person_json(user: &User, workspace: &str, role: Role) -> Value {
     json!({
         "user": { "id": user.id, "email": user.email, "name": user.name },
-        "workspace": DEFAULT_WORKSPACE,
+        "workspace": workspace,
         "role": role.as_str(),
     })
 }
@@ -186,9 +200,24 @@ pub async fn setup(
             "`{email}` is not an email address"
         )));
     }
-    let user = make_person(&state, &email, &request.name, request.password, Role::Owner).await?;
-    record(&state, event_by(&user, "member.setup", &client)).await?;
-    Ok((StatusCode::CREATED, Json(person_json(&user, Role::Owner))))
+    let user = make_person(
+        &state,
+        DEFAULT_WORKSPACE,
+        &email,
+        &request.name,
+        request.password,
+        Role::Owner,
+    )
+    .await?;
+    record(
+        &state,
+        event_by(&user, DEFAULT_WORKSPACE, "member.setup", &client),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(person_json(&user, DEFAULT_WORKSPACE, Role::Owner)),
+    ))
 }
 
 /// The setup link of a server nobody can sign in to yet: made (and to be printed) at start.
@@ -292,6 +321,23 @@ pub async fn accept(
         .await?
         .ok_or_else(link_refused)?;
     let role = link.role.unwrap_or(Role::Viewer);
+    let workspace = link
+        .workspace_id
+        .clone()
+        .unwrap_or_else(|| DEFAULT_WORKSPACE.to_owned());
+    // An invitation is only as good as its sender is now: one who left, or lost the role
+    // they invited with, can no longer let anyone in.
+    let inviter_role = match &link.created_by {
+        Some(inviter) => store.membership(&workspace, inviter).await?,
+        None => None,
+    };
+    if inviter_role.is_none_or(|inviter_role| inviter_role < role) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invitation_withdrawn",
+            "whoever sent this invitation can no longer invite with this role; ask for a new one",
+        ));
+    }
     let user = match store.user_by_email(&link.email).await? {
         Some(user) => {
             let (password, stored) = (request.password, user.password_hash.clone());
@@ -308,26 +354,30 @@ pub async fn accept(
                     "the password of this account is wrong; ask for a new invitation",
                 ));
             }
-            let had = store.membership(DEFAULT_WORKSPACE, &user.id).await?;
+            let had = store.membership(&workspace, &user.id).await?;
             store
-                .set_membership(
-                    DEFAULT_WORKSPACE,
-                    &user.id,
-                    had.map_or(role, |had| had.max(role)),
-                )
+                .set_membership(&workspace, &user.id, had.map_or(role, |had| had.max(role)))
                 .await?;
             store.email_verified(&user.id).await?;
             user
         }
         None => {
             let name = request.name.unwrap_or_default();
-            make_person(&state, &link.email, &name, request.password, role).await?
+            make_person(
+                &state,
+                &workspace,
+                &link.email,
+                &name,
+                request.password,
+                role,
+            )
+            .await?
         }
     };
-    let mut event = event_by(&user, "member.join", &client);
+    let mut event = event_by(&user, &workspace, "member.join", &client);
     event.details = Some(json!({ "role": role.as_str(), "invited_by": link.created_by }));
     record(&state, event).await?;
-    Ok(Json(person_json(&user, role)))
+    Ok(Json(person_json(&user, &workspace, role)))
 }
 
 #[derive(serde::Deserialize)]
@@ -366,32 +416,40 @@ pub async fn request_reset(
     for (key, _) in &keys {
         state.sign_in_failures.fail(key);
     }
-    let store = state.runtime.store();
-    if let Some(user) = store.user_by_email(&email).await? {
-        let link = AccountLink {
-            purpose: LinkPurpose::PasswordReset,
-            email: email.clone(),
-            workspace_id: None,
-            role: None,
-            created_by: None,
-            expires_at: Utc::now() + RESET_LASTS,
-        };
-        let url = new_link(&state, "reset-password", &link).await?;
-        let text = format!(
-            "Someone asked to reset the password of your Weft account.\n\nSet a new one within an hour: {url}\n\nIf it was not you, ignore this mail: your password stays as it is."
-        );
-        send_mail(&state, &email, "Reset your Weft password", &text).await?;
-        record(
-            &state,
-            event_by(&user, "account.password_reset_asked", &client),
-        )
-        .await?;
-    }
+    // The answer comes at once, and the same, whether the account exists or the mail can be
+    // sent: neither its time nor its status tells who has an account.
+    tokio::spawn(async move {
+        if let Err(error) = mail_reset_link(&state, &email, &client).await {
+            tracing::warn!(error = %error.message(), "cannot send a password reset link");
+        }
+    });
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "message": "if this email has an account, a link to reset its password is on its way" })),
     )
         .into_response())
+}
+
+/// Mails a password reset link to the account with this email, if there is one.
+async fn mail_reset_link(state: &AppState, email: &str, client: &ClientMeta) -> Result<(), ApiError> {
+    let store = state.runtime.store();
+    let Some(user) = store.user_by_email(email).await? else {
+        return Ok(());
+    };
+    let link = AccountLink {
+        purpose: LinkPurpose::PasswordReset,
+        email: email.to_owned(),
+        workspace_id: None,
+        role: None,
+        created_by: None,
+        expires_at: Utc::now() + RESET_LASTS,
+    };
+    let url = new_link(state, "reset-password", &link).await?;
+    let text = format!(
+        "Someone asked to reset the password of your Weft account.\n\nSet a new one within an hour: {url}\n\nIf it was not you, ignore this mail: your password stays as it is."
+    );
+    send_mail(state, email, "Reset your Weft password", &text).await?;
+    record_for_person(state, &user, "account.password_reset_asked", client).await
 }
 
 #[derive(serde::Deserialize)]
@@ -431,7 +489,7 @@ pub async fn confirm_reset(
     store.end_sessions_of(&user.id).await?;
     // The link came by mail: the address works.
     store.email_verified(&user.id).await?;
-    record(&state, event_by(&user, "account.password_reset", &client)).await?;
+    record_for_person(&state, &user, "account.password_reset", &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -483,6 +541,6 @@ pub async fn confirm_email(
         .await?
         .ok_or_else(link_refused)?;
     store.email_verified(&user.id).await?;
-    record(&state, event_by(&user, "account.email_confirmed", &client)).await?;
+    record_for_person(&state, &user, "account.email_confirmed", &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -49,11 +49,11 @@ fn parse_input(body: &str) -> Result<ConnectionInput, ApiError> {
 
 pub async fn create(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<(StatusCode, Extension<AuditNote>, Json<Value>), ApiError> {
     let input = parse_input(&body)?;
-    let created = state.connections.create(input).await?;
+    let created = state.connections.create(&caller.workspace_id, input).await?;
     let id = created["id"].as_str().unwrap_or_default().to_owned();
     // The answer shows secret fields as `********`: so does the audit log.
     Ok((
@@ -65,40 +65,40 @@ pub async fn create(
 
 pub async fn replace(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     Path(id): Path<String>,
     TextBody(body): TextBody,
 ) -> Result<(Extension<AuditNote>, Json<Value>), ApiError> {
     let input = parse_input(&body)?;
-    let before = state.connections.show(&id).await?;
-    let after = state.connections.update(&id, input).await?;
+    let before = state.connections.show(&caller.workspace_id, &id).await?;
+    let after = state.connections.update(&caller.workspace_id, &id, input).await?;
     Ok((AuditNote::changed(before, after.clone()), Json(after)))
 }
 
 pub async fn list(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(
-        json!({ "connections": state.connections.list().await? }),
+        json!({ "connections": state.connections.list(&caller.workspace_id).await? }),
     ))
 }
 
 pub async fn show(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(state.connections.show(&id).await?))
+    Ok(Json(state.connections.show(&caller.workspace_id, &id).await?))
 }
 
 pub async fn delete(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<(Extension<AuditNote>, StatusCode), ApiError> {
-    let before = state.connections.show(&id).await?;
-    state.connections.delete(&id).await?;
+    let before = state.connections.show(&caller.workspace_id, &id).await?;
+    state.connections.delete(&caller.workspace_id, &id).await?;
     Ok((
         AuditNote::details(json!({ "before": before })),
         StatusCode::NO_CONTENT,
@@ -109,10 +109,10 @@ pub async fn delete(
 /// the connection's secrets hidden in the message.
 pub async fn test(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(match state.connections.test(&id).await? {
+    Ok(Json(match state.connections.test(&caller.workspace_id, &id).await? {
         Ok(()) => json!({ "ok": true }),
         Err(message) => json!({ "ok": false, "message": message }),
     }))
@@ -122,11 +122,11 @@ pub async fn test(
 /// the person signs in; the provider sends them back to `/oauth/callback`.
 pub async fn oauth_start(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let redirect_uri = format!("{}/oauth/callback", state.settings.public_url);
-    let url = state.connections.oauth_start(&id, &redirect_uri).await?;
+    let url = state.connections.oauth_start(&caller.workspace_id, &id, &redirect_uri).await?;
     Ok(Json(
         json!({ "authorize_url": url, "redirect_uri": redirect_uri }),
     ))

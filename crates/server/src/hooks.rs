@@ -19,6 +19,7 @@ use weft_store::JobStatus;
 use crate::AppState;
 use crate::error::ApiError;
 
+/// A webhook of the default workspace: `/hooks/{path}`.
 pub async fn receive(
     State(state): State<AppState>,
     method: Method,
@@ -27,6 +28,50 @@ pub async fn receive(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let hook = Hook {
+        workspace: weft_store::DEFAULT_WORKSPACE.to_owned(),
+        path,
+    };
+    receive_at(state, hook, method, query, headers, body).await
+}
+
+/// A webhook of any workspace: `/w/{workspace}/hooks/{path}`, so that two workspaces'
+/// paths never collide.
+pub async fn receive_in_workspace(
+    State(state): State<AppState>,
+    method: Method,
+    Path((workspace, path)): Path<(String, String)>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    receive_at(state, Hook { workspace, path }, method, query, headers, body).await
+}
+
+/// Where a webhook request came in.
+struct Hook {
+    workspace: String,
+    path: String,
+}
+
+impl std::fmt::Display for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.workspace.as_str() {
+            weft_store::DEFAULT_WORKSPACE => write!(f, "/hooks/{}", self.path),
+            workspace => write!(f, "/w/{workspace}/hooks/{}", self.path),
+        }
+    }
+}
+
+async fn receive_at(
+    state: AppState,
+    hook: Hook,
+    method: Method,
+    query: Vec<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let path = &hook.path;
     let body = body.map_err(|rejection| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -38,10 +83,11 @@ pub async fn receive(
         )
     })?;
     let runtime = &state.runtime;
-    let stored =
-        runtime.recipes().webhook(&path).await?.ok_or_else(|| {
-            ApiError::not_found(&format!("enabled recipe listens on /hooks/{path}"))
-        })?;
+    let stored = runtime
+        .recipes()
+        .webhook(&hook.workspace, path)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("enabled recipe listens on {hook}")))?;
     let recipe = state.compiled(&stored).await?;
     let Trigger::Webhook(webhook) = &recipe.trigger else {
         return Err(ApiError::not_found("webhook trigger on this path"));
@@ -50,18 +96,18 @@ pub async fn receive(
         return Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
-            format!("/hooks/{path} takes {}, not {method}", webhook.method),
+            format!("{hook} takes {}, not {method}", webhook.method),
         ));
     }
     if let Some(signature) = &webhook.signature {
-        let secret = signing_secret(&state, &signature.secret).await?;
+        let secret = signing_secret(&state, &hook.workspace, &signature.secret).await?;
         verify_signature(&signature.scheme, secret.as_bytes(), &headers, &body)?;
         if let Some(challenge) = slack_url_verification(&signature.scheme, &body) {
             // Slack checks a new events URL with a challenge it expects back, not a job.
             return Ok(Json(json!({ "challenge": challenge })).into_response());
         }
     }
-    let trigger = trigger_value(&method, &path, &headers, query, &body)?;
+    let trigger = trigger_value(&method, path, &headers, query, &body)?;
     weft_runtime::event_accepted("webhook");
     let job_id = weft_store::new_id();
     match webhook.mode {
@@ -168,7 +214,11 @@ const SIGNATURE_TOLERANCE_SECONDS: i64 = 300;
 
 /// The signing secret of a webhook: written in the recipe, or the `signing_secret` field of
 /// a connection (sealed at rest).
-async fn signing_secret(state: &AppState, secret: &SignatureSecret) -> Result<String, ApiError> {
+async fn signing_secret(
+    state: &AppState,
+    workspace: &str,
+    secret: &SignatureSecret,
+) -> Result<String, ApiError> {
     let name = match secret {
         SignatureSecret::Literal(secret) => return Ok(secret.clone()),
         SignatureSecret::Connection(name) => name,
@@ -181,7 +231,7 @@ async fn signing_secret(state: &AppState, secret: &SignatureSecret) -> Result<St
             "the webhook's signing secret is unavailable; see the server's log",
         )
     };
-    let connection = weft_engine::Connections::get(state.connections.as_ref(), name)
+    let connection = weft_engine::Connections::get(state.connections.as_ref(), workspace, name)
         .await
         .map_err(unavailable)?;
     connection

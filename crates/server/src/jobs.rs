@@ -24,7 +24,8 @@ pub struct ListQuery {
     limit: Option<i64>,
 }
 
-fn job_filter(query: ListQuery) -> Result<JobFilter, ApiError> {
+/// The caller's workspace's jobs that a query selects.
+fn job_filter(workspace: &str, query: ListQuery) -> Result<JobFilter, ApiError> {
     let status = match query.status.as_deref() {
         Some(text) => Some(parse_status(text).ok_or_else(|| {
             ApiError::bad_request(format!(
@@ -34,6 +35,7 @@ fn job_filter(query: ListQuery) -> Result<JobFilter, ApiError> {
         None => None,
     };
     Ok(JobFilter {
+        workspace_id: Some(workspace.to_owned()),
         recipe_id: query.recipe,
         status,
         since: query.since,
@@ -43,14 +45,22 @@ fn job_filter(query: ListQuery) -> Result<JobFilter, ApiError> {
     })
 }
 
+/// A job of the caller's workspace, or a 404: another workspace's jobs are not there.
+async fn check_job_in(state: &AppState, workspace: &str, id: &str) -> Result<(), ApiError> {
+    match state.runtime.store().job_workspace(id).await? {
+        Some(found) if found == workspace => Ok(()),
+        _ => Err(ApiError::not_found("job with this id")),
+    }
+}
+
 /// Jobs, newest first. `next` is the cursor of the following page, if there is one.
 pub async fn list(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
-    let filter = job_filter(query)?;
+    let filter = job_filter(&caller.workspace_id, query)?;
     let jobs = state.runtime.store().jobs(&filter).await?;
     let next = (jobs.len() as i64 == filter.limit)
         .then(|| jobs.last().map(|job| job.id.clone()))
@@ -60,9 +70,10 @@ pub async fn list(
 
 pub async fn show(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    check_job_in(&state, &caller.workspace_id, &id).await?;
     let store = state.runtime.store();
     let mut record = store
         .job(&id)
@@ -97,12 +108,12 @@ pub struct RerunRequest {
 /// Reruns a job as a new job; steps before the starting point are taken from the record.
 pub async fn rerun(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     Path(id): Path<String>,
     TextBody(body): TextBody,
 ) -> Result<(StatusCode, Extension<AuditNote>, Json<Value>), ApiError> {
     let request = parse_rerun(&body)?;
-    let job_id = rerun_one(&state, &id, &request).await?;
+    let job_id = rerun_one(&state, &caller.workspace_id, &id, &request).await?;
     Ok((
         StatusCode::ACCEPTED,
         AuditNote::details(json!({ "job_id": job_id, "from": request.from })),
@@ -113,7 +124,7 @@ pub async fn rerun(
 /// Reruns every job a filter selects (at most 1,000 at a time).
 pub async fn rerun_many(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<(StatusCode, Extension<AuditNote>, Json<Value>), ApiError> {
     #[derive(Deserialize)]
@@ -156,12 +167,12 @@ pub async fn rerun_many(
         from: bulk.from,
         version: bulk.version,
     };
-    let filter = job_filter(bulk.filter)?;
+    let filter = job_filter(&caller.workspace_id, bulk.filter)?;
     let selected = state.runtime.store().jobs(&filter).await?;
     let mut started = Vec::new();
     let mut skipped = Vec::new();
     for job in selected {
-        match rerun_one(&state, &job.id, &request).await {
+        match rerun_one(&state, &caller.workspace_id, &job.id, &request).await {
             Ok(new_id) => started.push(json!({ "rerun_of": job.id, "job_id": new_id })),
             Err(error) => skipped.push(json!({ "job_id": job.id, "reason": error.message() })),
         }
@@ -183,7 +194,13 @@ fn parse_rerun(body: &str) -> Result<RerunRequest, ApiError> {
         .map_err(|error| ApiError::bad_request(format!("the rerun request is not valid: {error}")))
 }
 
-async fn rerun_one(state: &AppState, id: &str, request: &RerunRequest) -> Result<String, ApiError> {
+async fn rerun_one(
+    state: &AppState,
+    workspace: &str,
+    id: &str,
+    request: &RerunRequest,
+) -> Result<String, ApiError> {
+    check_job_in(state, workspace, id).await?;
     let store = state.runtime.store();
     let original = store
         .job(id)
@@ -287,6 +304,7 @@ pub async fn cancel(
     user: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    check_job_in(&state, &user.0.workspace_id, &id).await?;
     let store = state.runtime.store();
     let reason = format!("cancelled by {}", user.0.user.email);
     if store.cancel_job(&id, &reason).await? {

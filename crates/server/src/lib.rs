@@ -15,6 +15,7 @@ pub mod sessions;
 mod sso;
 mod tables;
 mod tokens;
+mod workspaces;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -117,6 +118,10 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(2 * 1024 * 1024));
     let hooks = Router::new()
         .route("/hooks/{*path}", any(hooks::receive))
+        .route(
+            "/w/{workspace}/hooks/{*path}",
+            any(hooks::receive_in_workspace),
+        )
         .layer(DefaultBodyLimit::max(state.settings.max_payload_bytes));
     Router::new()
         .nest("/api/v1", api)

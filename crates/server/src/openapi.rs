@@ -12,7 +12,13 @@ const OTHER_ROUTES: &[(&str, &str, &str, u16)] = &[
     (
         "post",
         "/hooks/{path}",
-        "Start a job of the recipe whose webhook this is (any method the recipe allows)",
+        "Start a job of the default workspace's recipe whose webhook this is (any method the recipe allows)",
+        202,
+    ),
+    (
+        "post",
+        "/w/{workspace}/hooks/{path}",
+        "Start a job of the workspace's recipe whose webhook this is (any method the recipe allows)",
         202,
     ),
     (

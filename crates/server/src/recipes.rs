@@ -32,6 +32,17 @@ async fn compile(state: &AppState, body: String) -> Result<(Recipe, String), Api
         .map_err(ApiError::invalid_recipe)
 }
 
+/// A recipe of the caller's workspace, or a 404: another workspace's recipes are not there.
+async fn recipe_in(state: &AppState, workspace: &str, id: &str) -> Result<StoredRecipe, ApiError> {
+    state
+        .runtime
+        .store()
+        .recipe(id)
+        .await?
+        .filter(|stored| stored.workspace_id == workspace)
+        .ok_or_else(|| ApiError::not_found("recipe with this id"))
+}
+
 fn recipe_json(stored: &StoredRecipe, with_source: bool) -> Value {
     let mut value = json!({
         "id": stored.id,
@@ -50,14 +61,19 @@ fn recipe_json(stored: &StoredRecipe, with_source: bool) -> Value {
 
 pub async fn create(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<Response, ApiError> {
     let (recipe, source) = compile(&state, body).await?;
     let stored = state
         .runtime
         .store()
-        .create_recipe(&recipe.name, &source, recipe.webhook_path())
+        .create_recipe(
+            &caller.workspace_id,
+            &recipe.name,
+            &source,
+            recipe.webhook_path(),
+        )
         .await?;
     save_concurrency(&state, &stored.id, &recipe).await?;
     state.runtime.poll_soon(&stored.id);
@@ -81,16 +97,13 @@ fn audited(stored: &StoredRecipe) -> Value {
 
 pub async fn replace(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     Path(id): Path<String>,
     TextBody(body): TextBody,
 ) -> Result<(Extension<AuditNote>, Json<Value>), ApiError> {
     let (recipe, source) = compile(&state, body).await?;
     let store = state.runtime.store();
-    let before = store
-        .recipe(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("recipe with this id"))?;
+    let before = recipe_in(&state, &caller.workspace_id, &id).await?;
     let stored = store
         .update_recipe(&id, &recipe.name, &source, recipe.webhook_path())
         .await?
@@ -115,9 +128,13 @@ async fn save_concurrency(state: &AppState, id: &str, recipe: &Recipe) -> Result
 
 pub async fn list(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
 ) -> Result<Json<Value>, ApiError> {
-    let recipes = state.runtime.store().recipes().await?;
+    let recipes = state
+        .runtime
+        .store()
+        .recipes_in(&caller.workspace_id)
+        .await?;
     Ok(Json(
         json!({ "recipes": recipes.iter().map(|recipe| recipe_json(recipe, false)).collect::<Vec<_>>() }),
     ))
@@ -125,27 +142,22 @@ pub async fn list(
 
 pub async fn show(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let stored = state
-        .runtime
-        .store()
-        .recipe(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("recipe with this id"))?;
+    let stored = recipe_in(&state, &caller.workspace_id, &id).await?;
     Ok(Json(recipe_json(&stored, true)))
 }
 
 pub async fn delete(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<(Extension<AuditNote>, StatusCode), ApiError> {
     let store = state.runtime.store();
-    let before = store.recipe(&id).await?;
+    let before = recipe_in(&state, &caller.workspace_id, &id).await?;
     match before {
-        Some(before) if store.delete_recipe(&id).await? => Ok((
+        before if store.delete_recipe(&id).await? => Ok((
             AuditNote::details(json!({ "before": audited(&before) })),
             StatusCode::NO_CONTENT,
         )),
@@ -153,7 +165,13 @@ pub async fn delete(
     }
 }
 
-async fn set_enabled(state: &AppState, id: &str, enabled: bool) -> Result<Json<Value>, ApiError> {
+async fn set_enabled(
+    state: &AppState,
+    caller: &weft_store::Caller,
+    id: &str,
+    enabled: bool,
+) -> Result<Json<Value>, ApiError> {
+    recipe_in(state, &caller.workspace_id, id).await?;
     let store = state.runtime.store();
     if !store.set_recipe_enabled(id, enabled).await? {
         return Err(ApiError::not_found("recipe with this id"));
@@ -171,18 +189,18 @@ async fn set_enabled(state: &AppState, id: &str, enabled: bool) -> Result<Json<V
 
 pub async fn enable(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    set_enabled(&state, &id, true).await
+    set_enabled(&state, &caller, &id, true).await
 }
 
 pub async fn disable(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    set_enabled(&state, &id, false).await
+    set_enabled(&state, &caller, &id, false).await
 }
 
 /// Forgets a poll trigger's cursor and seen keys: items seen before make jobs again.
@@ -191,12 +209,7 @@ pub async fn reset_poll(
     CurrentUser(caller): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let stored = state
-        .runtime
-        .store()
-        .recipe(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("recipe with this id"))?;
+    let stored = recipe_in(&state, &caller.workspace_id, &id).await?;
     let recipe = state.compiled(&stored).await?;
     if !matches!(recipe.trigger, Trigger::Poll(_)) {
         return Err(ApiError::bad_request(format!(
@@ -214,14 +227,11 @@ pub async fn reset_poll(
 
 pub async fn versions(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let store = state.runtime.store();
-    store
-        .recipe(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("recipe with this id"))?;
+    recipe_in(&state, &caller.workspace_id, &id).await?;
     let versions = store.recipe_versions(&id).await?;
     let listed: Vec<Value> = versions
         .iter()
@@ -233,7 +243,7 @@ pub async fn versions(
 /// Runs a recipe by hand with a JSON input, checked against a manual trigger's input schema.
 pub async fn run(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     Path(id): Path<String>,
     TextBody(body): TextBody,
 ) -> Result<Response, ApiError> {
@@ -243,11 +253,7 @@ pub async fn run(
         serde_json::from_str(&body)
             .map_err(|error| ApiError::bad_request(format!("the input is not JSON: {error}")))?
     };
-    let store = state.runtime.store();
-    let stored = store
-        .recipe(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("recipe with this id"))?;
+    let stored = recipe_in(&state, &caller.workspace_id, &id).await?;
     let recipe = state.compiled(&stored).await?;
     if let Trigger::Manual(manual) = &recipe.trigger
         && let Some(schema) = &manual.input_schema

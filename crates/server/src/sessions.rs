@@ -84,6 +84,9 @@ impl FailureCounter {
 struct SignIn {
     email: String,
     password: String,
+    /// The workspace to sign in to; by default `default` when the person is a member there,
+    /// else the first of theirs.
+    workspace: Option<String>,
 }
 
 pub(crate) fn too_many(wait: Duration) -> Response {
@@ -149,10 +152,12 @@ pub async fn sign_in(
         .await
         .unwrap_or(false);
     let member = match (&user, matches) {
-        (Some(user), true) => store.membership(DEFAULT_WORKSPACE, &user.id).await?,
+        (Some(user), true) => {
+            workspace_to_enter(&state, &user.id, request.workspace.as_deref()).await?
+        }
         _ => None,
     };
-    let (Some(user), Some(role)) = (user, member) else {
+    let (Some(user), Some((workspace, role))) = (user, member) else {
         for (key, _) in &limits {
             state.sign_in_failures.fail(key);
         }
@@ -165,14 +170,33 @@ pub async fn sign_in(
         ));
     };
     state.sign_in_failures.clear(&account_key);
-    if role < Role::Owner && crate::sso::required(&state, DEFAULT_WORKSPACE).await? {
+    if role < Role::Owner && crate::sso::required(&state, &workspace).await? {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "sso_required",
-            "this workspace signs in through its identity provider: /api/v1/sso/start",
+            format!(
+                "this workspace signs in through its identity provider: /api/v1/sso/start?workspace={workspace}"
+            ),
         ));
     }
-    start_session(&state, &user, role, &client, None).await
+    start_session(&state, &user, &workspace, role, &client, None).await
+}
+
+/// The workspace a person signs in to, with their role there: the one asked for, or else
+/// `default` when they belong to it, or else the first of theirs. `None` when they belong
+/// to none (or not to the one asked for).
+async fn workspace_to_enter(
+    state: &AppState,
+    user_id: &str,
+    asked: Option<&str>,
+) -> Result<Option<(String, Role)>, ApiError> {
+    let theirs = state.runtime.store().workspaces_of(user_id).await?;
+    let wanted = asked.unwrap_or(DEFAULT_WORKSPACE);
+    let found = theirs
+        .iter()
+        .find(|workspace| workspace.id == wanted)
+        .or(if asked.is_none() { theirs.first() } else { None });
+    Ok(found.map(|workspace| (workspace.id.clone(), workspace.role)))
 }
 
 /// Starts a session for a person who proved who they are (by password, or through the
@@ -180,6 +204,7 @@ pub async fn sign_in(
 pub(crate) async fn start_session(
     state: &AppState,
     user: &User,
+    workspace: &str,
     role: Role,
     client: &ClientMeta,
     sso: Option<&str>,
@@ -194,7 +219,7 @@ pub(crate) async fn start_session(
         .create_session(&NewSession {
             token_hash: &token_hash(&secret),
             user_id: &user.id,
-            workspace_id: DEFAULT_WORKSPACE,
+            workspace_id: workspace,
             csrf_token: &csrf_token,
             expires_at,
             ip: client.ip.as_deref(),
@@ -202,12 +227,13 @@ pub(crate) async fn start_session(
         })
         .await?;
     let mut event = audit_event("session.sign_in", Some(&user.id), &user.email, client);
+    event.workspace_id = workspace.to_owned();
     event.target_id = Some(session_id);
     event.details = sso.map(|provider| json!({ "sso": provider }));
     store.record_audit(&event).await?;
     let mut response = Json(json!({
         "user": { "id": user.id, "email": user.email, "name": user.name },
-        "workspace": DEFAULT_WORKSPACE,
+        "workspace": workspace,
         "role": role.as_str(),
         "csrf_token": csrf_token,
         "expires_at": expires_at,

@@ -404,7 +404,14 @@ pub async fn callback(
         )));
     };
     let mut response =
-        crate::sessions::start_session(&state, &user, role, &client_meta, Some(&settings.provider))
+        crate::sessions::start_session(
+            &state,
+            &user,
+            &workspace,
+            role,
+            &client_meta,
+            Some(&settings.provider),
+        )
             .await?;
     *response.status_mut() = StatusCode::SEE_OTHER;
     response

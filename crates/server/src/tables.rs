@@ -32,7 +32,7 @@ struct NewTable {
 
 pub async fn create(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let table: NewTable = serde_json::from_str(&body).map_err(|error| {
@@ -40,23 +40,23 @@ pub async fn create(
             "the body must be {{\"name\", \"columns\": [...]}}: {error}"
         ))
     })?;
-    let created = state.tables.create(&table.name, &table.columns).await?;
+    let created = state.tables.create(&caller.workspace_id, &table.name, &table.columns).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
 pub async fn list(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "tables": state.tables.list().await? })))
+    Ok(Json(json!({ "tables": state.tables.list(&caller.workspace_id).await? })))
 }
 
 pub async fn show(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let data = state.tables.show(&name).await?;
+    let data = state.tables.show(&caller.workspace_id, &name).await?;
     Ok(Json(
         json!({ "name": name, "columns": data.columns, "rows": data.rows }),
     ))
@@ -64,10 +64,10 @@ pub async fn show(
 
 pub async fn delete(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.tables.delete(&name).await?;
+    state.tables.delete(&caller.workspace_id, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -75,11 +75,11 @@ pub async fn delete(
 /// (columns of the table it does not name are left empty).
 pub async fn import_csv(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     Path(name): Path<String>,
     TextBody(body): TextBody,
 ) -> Result<Json<Value>, ApiError> {
-    let data = state.tables.show(&name).await?;
+    let data = state.tables.show(&caller.workspace_id, &name).await?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(body.as_bytes());
@@ -110,16 +110,16 @@ pub async fn import_csv(
         }
         rows.push(row);
     }
-    let count = state.tables.replace_rows(&name, rows).await?;
+    let count = state.tables.replace_rows(&caller.workspace_id, &name, rows).await?;
     Ok(Json(json!({ "name": name, "rows": count })))
 }
 
 pub async fn export_csv(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    CurrentUser(caller): CurrentUser,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let data = state.tables.show(&name).await?;
+    let data = state.tables.show(&caller.workspace_id, &name).await?;
     let mut writer = csv::Writer::from_writer(Vec::new());
     let unwritable = |error: csv::Error| {
         ApiError::new(

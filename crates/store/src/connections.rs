@@ -12,6 +12,8 @@ use crate::vault::{Sealed, StoredDataKey};
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredConnection {
     pub id: String,
+    /// The workspace whose recipes may use the connection.
+    pub workspace_id: String,
     pub name: String,
     pub connector: String,
     /// The fields that are not secret.
@@ -28,7 +30,7 @@ pub struct StoredConnection {
 macro_rules! connection_select {
     ($rest:literal) => {
         concat!(
-            "SELECT id, name, connector, fields, data_key_id, secrets, created_at, updated_at, limits \
+            "SELECT id, name, connector, fields, data_key_id, secrets, created_at, updated_at, limits, workspace_id \
              FROM connections ",
             $rest
         )
@@ -37,14 +39,14 @@ macro_rules! connection_select {
 
 impl Store {
     pub async fn create_connection(&self, connection: &StoredConnection) -> Result<()> {
-        let sql = "INSERT INTO connections (id, name, connector, fields, data_key_id, secrets, created_at, updated_at, limits) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+        let sql = "INSERT INTO connections (id, name, connector, fields, data_key_id, secrets, created_at, updated_at, limits, workspace_id) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
         let fields = fields_text(&connection.fields)?;
         let (data_key_id, secrets) = sealed_parts(connection);
         on_pool!(self, pool => sqlx::query(sql)
             .bind(&connection.id).bind(&connection.name).bind(&connection.connector).bind(&fields)
             .bind(data_key_id).bind(secrets).bind(connection.created_at).bind(connection.updated_at)
-            .bind(limits_text(connection))
+            .bind(limits_text(connection)).bind(&connection.workspace_id)
             .execute(pool).await.map(|_| ()))
         .map_err(|error| name_taken(error, &connection.name))
     }
@@ -63,16 +65,30 @@ impl Store {
         Ok(changed > 0)
     }
 
-    /// The connection with this id, or else with this name.
-    pub async fn connection(&self, id_or_name: &str) -> Result<Option<StoredConnection>> {
-        let sql = connection_select!("WHERE id = $1 OR name = $1 ORDER BY id = $1 DESC LIMIT 1");
-        on_pool!(self, pool => sqlx::query(sql).bind(id_or_name).fetch_optional(pool).await?
+    /// The connection of a workspace with this id, or else with this name.
+    pub async fn connection(
+        &self,
+        workspace_id: &str,
+        id_or_name: &str,
+    ) -> Result<Option<StoredConnection>> {
+        let sql = connection_select!(
+            "WHERE workspace_id = $1 AND (id = $2 OR name = $2) ORDER BY id = $2 DESC LIMIT 1"
+        );
+        on_pool!(self, pool => sqlx::query(sql).bind(workspace_id).bind(id_or_name).fetch_optional(pool).await?
             .map(|row| connection_from(&row)).transpose())
     }
 
-    pub async fn connections(&self) -> Result<Vec<StoredConnection>> {
-        let sql = connection_select!("ORDER BY name");
-        on_pool!(self, pool => sqlx::query(sql).fetch_all(pool).await?
+    /// The connection with this id, whichever workspace it belongs to.
+    pub async fn connection_by_id(&self, id: &str) -> Result<Option<StoredConnection>> {
+        let sql = connection_select!("WHERE id = $1");
+        on_pool!(self, pool => sqlx::query(sql).bind(id).fetch_optional(pool).await?
+            .map(|row| connection_from(&row)).transpose())
+    }
+
+    /// The connections of a workspace, by name.
+    pub async fn connections(&self, workspace_id: &str) -> Result<Vec<StoredConnection>> {
+        let sql = connection_select!("WHERE workspace_id = $1 ORDER BY name");
+        on_pool!(self, pool => sqlx::query(sql).bind(workspace_id).fetch_all(pool).await?
             .iter().map(connection_from).collect())
     }
 
@@ -178,6 +194,7 @@ where
             .map(|text| serde_json::from_str(&text))
             .transpose()
             .map_err(|error| StoreError::Corrupt(format!("connection limits: {error}")))?,
+        workspace_id: row.try_get(9)?,
     })
 }
 

@@ -16,11 +16,11 @@ use crate::writer::{SqlValue, Write, Writer};
 /// Statements that both the sqlx pools and the SQLite writer thread run.
 pub(crate) mod sql {
     /// A job waiting in the queue.
-    pub const QUEUE_JOB: &str = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after) \
-         VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $6)";
+    pub const QUEUE_JOB: &str = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after, workspace_id) \
+         VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $6, $7)";
     /// A job that its accepting process runs at once: claimed by `$7` until `$8`.
     pub const START_JOB: &str = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after, \
-         started_at, lease_owner, lease_until) VALUES ($1, $2, $3, $4, 'running', $5, 1, $6, $6, $6, $7, $8)";
+         started_at, workspace_id, lease_owner, lease_until) VALUES ($1, $2, $3, $4, 'running', $5, 1, $6, $6, $6, $7, $8, $9)";
     pub const LOG_STEP: &str = "INSERT INTO job_progress (job_id, path, record) VALUES ($1, $2, $3) \
          ON CONFLICT (job_id, path) DO UPDATE SET record = excluded.record";
     /// A step of a running job, noted only while `$4` holds the job's lease.
@@ -33,7 +33,7 @@ pub(crate) mod sql {
     pub const CLEAR_PROGRESS: &str = "DELETE FROM job_progress WHERE job_id = $1";
     /// A job that ended before it had to be written: its one write is its record.
     pub const RECORD_JOB: &str = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after, \
-         started_at, finished_at, output, error, steps, called_by) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, $7, $8, $9, $10, $11, $12)";
+         started_at, finished_at, output, error, steps, called_by, workspace_id) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, $7, $8, $9, $10, $11, $12, $13)";
 }
 
 /// Runs the same statement on whichever pool the store has. The statement is written once and
@@ -52,7 +52,7 @@ pub(crate) use on_pool;
 macro_rules! recipe_select {
     ($rest:literal) => {
         concat!(
-            "SELECT r.id, r.name, r.enabled, r.current_version, v.source, r.webhook_path, r.created_at, r.updated_at \
+            "SELECT r.id, r.name, r.enabled, r.current_version, v.source, r.webhook_path, r.created_at, r.updated_at, r.workspace_id \
              FROM recipes r JOIN recipe_versions v ON v.recipe_id = r.id AND v.version = r.current_version ",
             $rest
         )
@@ -186,6 +186,9 @@ pub struct User {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredRecipe {
     pub id: String,
+    /// The workspace the recipe belongs to: its names, connections and tables are that
+    /// workspace's.
+    pub workspace_id: String,
     pub name: String,
     pub enabled: bool,
     pub version: i64,
@@ -197,6 +200,7 @@ pub struct StoredRecipe {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecipeVersion {
+    pub workspace_id: String,
     pub version: i64,
     pub source: String,
     pub created_at: DateTime<Utc>,
@@ -226,6 +230,8 @@ pub struct ClaimedJob {
 /// What a list of jobs is narrowed to.
 #[derive(Debug, Clone, Default)]
 pub struct JobFilter {
+    /// The workspace whose jobs are listed; `None` lists every workspace's.
+    pub workspace_id: Option<String>,
     pub recipe_id: Option<String>,
     pub status: Option<JobStatus>,
     pub since: Option<DateTime<Utc>>,
@@ -254,6 +260,7 @@ pub struct JobSummary {
 /// Which recipe version a job ran.
 #[derive(Debug, Clone, Copy)]
 pub struct RecipeRef<'a> {
+    pub workspace_id: &'a str,
     pub id: &'a str,
     pub name: &'a str,
     pub version: i64,
@@ -262,6 +269,7 @@ pub struct RecipeRef<'a> {
 impl<'a> From<&'a StoredRecipe> for RecipeRef<'a> {
     fn from(recipe: &'a StoredRecipe) -> RecipeRef<'a> {
         RecipeRef {
+            workspace_id: &recipe.workspace_id,
             id: &recipe.id,
             name: &recipe.name,
             version: recipe.version,
@@ -407,6 +415,7 @@ impl Store {
     /// Saves a new recipe as version 1.
     pub async fn create_recipe(
         &self,
+        workspace_id: &str,
         name: &str,
         source: &str,
         webhook_path: Option<&str>,
@@ -414,6 +423,7 @@ impl Store {
         let now = Utc::now();
         let recipe = StoredRecipe {
             id: new_id(),
+            workspace_id: workspace_id.to_owned(),
             name: name.to_owned(),
             enabled: true,
             version: 1,
@@ -422,13 +432,13 @@ impl Store {
             created_at: now,
             updated_at: now,
         };
-        let insert = "INSERT INTO recipes (id, name, enabled, current_version, webhook_path, created_at, updated_at) \
-                      VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        let insert = "INSERT INTO recipes (id, name, enabled, current_version, webhook_path, created_at, updated_at, workspace_id) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
         let version = "INSERT INTO recipe_versions (recipe_id, version, source, created_at) VALUES ($1, $2, $3, $4)";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(insert)
-                .bind(&recipe.id).bind(&recipe.name).bind(true).bind(1_i64).bind(webhook_path).bind(now).bind(now)
+                .bind(&recipe.id).bind(&recipe.name).bind(true).bind(1_i64).bind(webhook_path).bind(now).bind(now).bind(workspace_id)
                 .execute(&mut *tx).await
                 .map_err(|error| conflict_for(error, name, webhook_path))?;
             sqlx::query(version).bind(&recipe.id).bind(1_i64).bind(source).bind(now).execute(&mut *tx).await?;
@@ -478,37 +488,56 @@ impl Store {
         )
     }
 
-    pub async fn recipe_by_name(&self, name: &str) -> Result<Option<StoredRecipe>> {
-        let sql = recipe_select!("WHERE r.name = $1");
+    /// The recipe of a workspace with this name.
+    pub async fn recipe_by_name(
+        &self,
+        workspace_id: &str,
+        name: &str,
+    ) -> Result<Option<StoredRecipe>> {
+        let sql = recipe_select!("WHERE r.workspace_id = $1 AND r.name = $2");
         Ok(
-            on_pool!(self, pool => sqlx::query(sql).bind(name).fetch_optional(pool).await?
+            on_pool!(self, pool => sqlx::query(sql).bind(workspace_id).bind(name).fetch_optional(pool).await?
             .map(|row| recipe_from(&row)).transpose()?),
         )
     }
 
-    /// The enabled recipe that listens on a webhook path.
-    pub async fn recipe_for_webhook(&self, path: &str) -> Result<Option<StoredRecipe>> {
-        let sql = recipe_select!("WHERE r.webhook_path = $1 AND r.enabled = $2");
+    /// The enabled recipe of a workspace that listens on a webhook path.
+    pub async fn recipe_for_webhook(
+        &self,
+        workspace_id: &str,
+        path: &str,
+    ) -> Result<Option<StoredRecipe>> {
+        let sql = recipe_select!("WHERE r.workspace_id = $1 AND r.webhook_path = $2 AND r.enabled = $3");
         Ok(
-            on_pool!(self, pool => sqlx::query(sql).bind(path).bind(true).fetch_optional(pool).await?
+            on_pool!(self, pool => sqlx::query(sql).bind(workspace_id).bind(path).bind(true).fetch_optional(pool).await?
             .map(|row| recipe_from(&row)).transpose()?),
         )
     }
 
+    /// Every workspace's recipes: for the schedules, polls and subscriptions of the platform.
     pub async fn recipes(&self) -> Result<Vec<StoredRecipe>> {
-        let sql = recipe_select!("ORDER BY r.name");
+        let sql = recipe_select!("ORDER BY r.workspace_id, r.name");
         on_pool!(self, pool => sqlx::query(sql).fetch_all(pool).await?
             .iter().map(recipe_from).collect())
     }
 
+    /// The recipes of one workspace, by name.
+    pub async fn recipes_in(&self, workspace_id: &str) -> Result<Vec<StoredRecipe>> {
+        let sql = recipe_select!("WHERE r.workspace_id = $1 ORDER BY r.name");
+        on_pool!(self, pool => sqlx::query(sql).bind(workspace_id).fetch_all(pool).await?
+            .iter().map(recipe_from).collect())
+    }
+
     pub async fn recipe_version(&self, id: &str, version: i64) -> Result<Option<RecipeVersion>> {
-        let sql = "SELECT version, source, created_at FROM recipe_versions WHERE recipe_id = $1 AND version = $2";
+        let sql = "SELECT v.version, v.source, v.created_at, r.workspace_id FROM recipe_versions v \
+                   JOIN recipes r ON r.id = v.recipe_id WHERE v.recipe_id = $1 AND v.version = $2";
         on_pool!(self, pool => sqlx::query(sql).bind(id).bind(version).fetch_optional(pool).await?
             .map(|row| version_from(&row)).transpose())
     }
 
     pub async fn recipe_versions(&self, id: &str) -> Result<Vec<RecipeVersion>> {
-        let sql = "SELECT version, source, created_at FROM recipe_versions WHERE recipe_id = $1 ORDER BY version";
+        let sql = "SELECT v.version, v.source, v.created_at, r.workspace_id FROM recipe_versions v \
+                   JOIN recipes r ON r.id = v.recipe_id WHERE v.recipe_id = $1 ORDER BY v.version";
         on_pool!(self, pool => sqlx::query(sql).bind(id).fetch_all(pool).await?
             .iter().map(version_from).collect())
     }
@@ -598,6 +627,7 @@ impl Store {
                 SqlValue::Integer(recipe.version),
                 SqlValue::Text(json_text(trigger)?),
                 now.sql_value(),
+                text(&recipe.workspace_id),
             ];
             let statement = match claimed_by {
                 None => sql::QUEUE_JOB,
@@ -620,6 +650,7 @@ impl Store {
                     .bind(recipe.version)
                     .bind(Json(trigger))
                     .bind(now)
+                    .bind(&recipe.workspace_id)
             };
         }
         on_pool!(self, pool => match claimed_by {
@@ -809,6 +840,7 @@ impl Store {
                 optional(record.error.as_ref().map(json_text).transpose()?),
                 SqlValue::Text(json_text(&StoredSteps(&record.steps))?),
                 optional(record.called_by.clone()),
+                text(recipe.workspace_id),
             ];
             return writer
                 .write(Write::one(sql::RECORD_JOB, values))
@@ -820,7 +852,7 @@ impl Store {
             .bind(&record.id).bind(recipe.id).bind(recipe.name).bind(recipe.version)
             .bind(status_text(record.status)).bind(Json(&record.trigger)).bind(JobTime(record.started_at))
             .bind(JobTime(finished_at)).bind(output_or_none(&record.output)).bind(error).bind(Json(StoredSteps(&record.steps)))
-            .bind(&record.called_by)
+            .bind(&record.called_by).bind(recipe.workspace_id)
             .execute(pool).await.map(|_| ()))?;
         Ok(())
     }
@@ -869,10 +901,22 @@ impl Store {
             }
             sqlx::query(sql::QUEUE_JOB)
                 .bind(new_id()).bind(&recipe.id).bind(&recipe.name).bind(recipe.version).bind(Json(trigger)).bind(now)
+                .bind(&recipe.workspace_id)
                 .execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(true)
         })
+    }
+
+    /// The workspace a job belongs to; `None` when there is no such job.
+    pub async fn job_workspace(&self, job_id: &str) -> Result<Option<String>> {
+        let sql = "SELECT workspace_id FROM jobs WHERE id = $1";
+        Ok(
+            on_pool!(self, pool => match sqlx::query(sql).bind(job_id).fetch_optional(pool).await? {
+                Some(row) => Some(row.try_get(0)?),
+                None => None,
+            }),
+        )
     }
 
     /// The recipe and version a job ran.
@@ -896,13 +940,13 @@ impl Store {
     ) -> Result<String> {
         let id = new_id();
         let now = JobTime::now();
-        let insert = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after, rerun_of) \
-                      VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $6, $7)";
+        let insert = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after, rerun_of, workspace_id) \
+                      VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $6, $7, $8)";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(insert)
                 .bind(&id).bind(&recipe.id).bind(&recipe.name).bind(recipe.version).bind(Json(&original.trigger))
-                .bind(now).bind(&original.id)
+                .bind(now).bind(&original.id).bind(&recipe.workspace_id)
                 .execute(&mut *tx).await?;
             for step in reused {
                 sqlx::query(sql::LOG_STEP).bind(&id).bind(step.place()).bind(Json(step)).execute(&mut *tx).await?;
@@ -1067,6 +1111,9 @@ impl Store {
             binds.push(value);
             sql.push_str(&clause.replace('?', &format!("${}", binds.len())));
         };
+        if let Some(workspace) = &filter.workspace_id {
+            add(" AND workspace_id = ?", Bind::Text(workspace.clone()));
+        }
         if let Some(recipe) = &filter.recipe_id {
             add(" AND recipe_id = ?", Bind::Text(recipe.clone()));
         }
@@ -1258,6 +1305,7 @@ where
         webhook_path: row.try_get(5)?,
         created_at: row.try_get(6)?,
         updated_at: row.try_get(7)?,
+        workspace_id: row.try_get(8)?,
     })
 }
 
@@ -1272,6 +1320,7 @@ where
         version: row.try_get(0)?,
         source: row.try_get(1)?,
         created_at: row.try_get(2)?,
+        workspace_id: row.try_get(3)?,
     })
 }
 

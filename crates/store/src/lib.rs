@@ -16,6 +16,7 @@ mod sign_ins;
 mod sso;
 mod tables;
 pub mod vault;
+mod workspaces;
 mod writer;
 
 pub use access::{Caller, Credential, DEFAULT_WORKSPACE, NewToken, Role, TokenInfo};
@@ -33,6 +34,7 @@ pub use sessions::NewSession;
 pub use sign_ins::{PendingSignIn, sign_in_row};
 pub use sso::{SsoSettings, sso_row, sso_sign_in_row};
 pub use tables::StoredTable;
+pub use workspaces::WorkspaceOf;
 
 #[doc(hidden)]
 pub mod testing;

@@ -84,6 +84,7 @@ impl Store {
                 let id = new_id();
                 sqlx::query(sql::QUEUE_JOB)
                     .bind(&id).bind(&recipe.id).bind(&recipe.name).bind(recipe.version).bind(Json(item)).bind(now)
+                    .bind(&recipe.workspace_id)
                     .execute(&mut *tx).await?;
                 jobs.push(id);
             }

@@ -92,7 +92,7 @@ impl ConnectionsFile {
 
 #[async_trait::async_trait]
 impl Connections for ConnectionsFile {
-    async fn get(&self, name: &str) -> Result<Connection, String> {
+    async fn get(&self, _workspace: &str, name: &str) -> Result<Connection, String> {
         self.resolve(name, |variable| std::env::var(variable).ok())
     }
 }

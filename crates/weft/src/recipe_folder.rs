@@ -55,7 +55,7 @@ impl RecipeFolder {
 
 #[async_trait::async_trait]
 impl RecipeLibrary for RecipeFolder {
-    async fn find(&self, name: &str) -> Result<Arc<Recipe>, String> {
+    async fn find(&self, _workspace: &str, name: &str) -> Result<Arc<Recipe>, String> {
         let scan = self.recipes.get_or_init(|| self.scan());
         if let Some(recipe) = scan.by_name.get(name) {
             return Ok(Arc::clone(recipe));

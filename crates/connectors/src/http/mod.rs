@@ -438,10 +438,7 @@ impl Connector for HttpConnector {
             return Ok(());
         };
         let input = json!({ "method": "HEAD", "url": base, "fail_on_status": false });
-        let context = CallContext {
-            idempotency_key: String::new(),
-            timeout: Some(Duration::from_secs(10)),
-        };
+        let context = CallContext::outside_jobs(Duration::from_secs(10));
         let response = self
             .call("request", Some(connection), input, &context)
             .await?;

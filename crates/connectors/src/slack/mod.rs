@@ -162,10 +162,7 @@ impl Connector for SlackConnector {
     }
 
     async fn test_connection(&self, connection: &Connection) -> Result<(), ConnectorError> {
-        let context = CallContext {
-            idempotency_key: String::new(),
-            timeout: Some(std::time::Duration::from_secs(10)),
-        };
+        let context = CallContext::outside_jobs(std::time::Duration::from_secs(10));
         self.method(
             connection,
             "auth.test",

@@ -172,10 +172,7 @@ impl Connector for StripeConnector {
     }
 
     async fn test_connection(&self, connection: &Connection) -> Result<(), ConnectorError> {
-        let context = CallContext {
-            idempotency_key: String::new(),
-            timeout: Some(std::time::Duration::from_secs(10)),
-        };
+        let context = CallContext::outside_jobs(std::time::Duration::from_secs(10));
         self.request(connection, json!({ "url": "/v1/balance" }), &context)
             .await
             .map(|_| ())

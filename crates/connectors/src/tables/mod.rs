@@ -24,8 +24,10 @@ pub type Edit = dyn Fn(&mut Vec<Value>, &[String]) -> Result<Value, String> + Se
 /// Where tables are kept.
 #[async_trait]
 pub trait TableRows: Send + Sync {
-    async fn read(&self, table: &str) -> Result<Arc<TableData>, String>;
-    async fn change(&self, table: &str, edit: &Edit) -> Result<Value, String>;
+    /// The workspace's table.
+    async fn read(&self, workspace: &str, table: &str) -> Result<Arc<TableData>, String>;
+    /// Changes the workspace's table.
+    async fn change(&self, workspace: &str, table: &str, edit: &Edit) -> Result<Value, String>;
 }
 
 /// Tables where there are none: `weft run` and `weft validate` know the connector's actions,
@@ -34,11 +36,11 @@ pub struct NoTables;
 
 #[async_trait]
 impl TableRows for NoTables {
-    async fn read(&self, _table: &str) -> Result<Arc<TableData>, String> {
+    async fn read(&self, _workspace: &str, _table: &str) -> Result<Arc<TableData>, String> {
         Err("lookup tables are kept by `weft serve`".to_owned())
     }
 
-    async fn change(&self, _table: &str, _edit: &Edit) -> Result<Value, String> {
+    async fn change(&self, _workspace: &str, _table: &str, _edit: &Edit) -> Result<Value, String> {
         Err("lookup tables are kept by `weft serve`".to_owned())
     }
 }
@@ -180,7 +182,7 @@ impl Connector for TablesConnector {
         action: &str,
         _connection: Option<&Connection>,
         input: Value,
-        _context: &CallContext,
+        context: &CallContext,
     ) -> Result<Value, ConnectorError> {
         let table = input["table"]
             .as_str()
@@ -191,7 +193,7 @@ impl Connector for TablesConnector {
         match action {
             "lookup" => {
                 let filter = object(&input, "where")?;
-                let data = self.tables.read(&table).await.map_err(failed)?;
+                let data = self.tables.read(&context.workspace, &table).await.map_err(failed)?;
                 let rows: Vec<Value> = data
                     .rows
                     .iter()
@@ -206,7 +208,7 @@ impl Connector for TablesConnector {
                     rows.push(shaped(&row, columns)?);
                     Ok(json!({ "rows": rows.len() }))
                 };
-                self.tables.change(&table, &edit).await.map_err(failed)
+                self.tables.change(&context.workspace, &table, &edit).await.map_err(failed)
             }
             "update" => {
                 let filter = object(&input, "where")?.clone();
@@ -222,7 +224,7 @@ impl Connector for TablesConnector {
                     }
                     Ok(json!({ "updated": updated }))
                 };
-                self.tables.change(&table, &edit).await.map_err(failed)
+                self.tables.change(&context.workspace, &table, &edit).await.map_err(failed)
             }
             "upsert" => {
                 let key = input["key"]
@@ -250,7 +252,7 @@ impl Connector for TablesConnector {
                         }
                     }
                 };
-                self.tables.change(&table, &edit).await.map_err(failed)
+                self.tables.change(&context.workspace, &table, &edit).await.map_err(failed)
             }
             "delete" => {
                 let filter = object(&input, "where")?.clone();
@@ -259,7 +261,7 @@ impl Connector for TablesConnector {
                     rows.retain(|row| !matches(row, &filter));
                     Ok(json!({ "deleted": before - rows.len() }))
                 };
-                self.tables.change(&table, &edit).await.map_err(failed)
+                self.tables.change(&context.workspace, &table, &edit).await.map_err(failed)
             }
             other => Err(ConnectorError::validation(format!(
                 "no action `{other}` (the tables connector has lookup, add, update, upsert and delete)"

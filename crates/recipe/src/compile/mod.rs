@@ -186,6 +186,7 @@ impl<'a> Compiler<'a> {
         mask.extend(default_masks(&trigger));
         Some(Recipe {
             name: name?,
+            workspace: crate::DEFAULT_WORKSPACE.to_owned(),
             description,
             trigger,
             vars,

@@ -11,15 +11,20 @@ use super::store_args::StoreArgs;
 /// Writes what the command did to the workspace's audit log, as done by `weft admin`.
 async fn audit(
     store: &weft_store::Store,
+    workspace: &str,
     action: &str,
     target_id: &str,
     details: serde_json::Value,
 ) -> anyhow::Result<()> {
-    let mut event = AuditEvent::new(DEFAULT_WORKSPACE, None, "weft admin", action);
+    let mut event = AuditEvent::new(workspace, None, "weft admin", action);
     event.target_id = Some(target_id.to_owned());
     event.details = Some(details);
     store.record_audit(&event).await?;
     Ok(())
+}
+
+async fn workspace_exists(store: &weft_store::Store, id: &str) -> anyhow::Result<bool> {
+    Ok(store.workspace_name(id).await?.is_some())
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
@@ -45,6 +50,22 @@ pub enum AdminCommand {
         /// Their role in the workspace: viewer, operator, builder, admin or owner.
         #[arg(long, default_value = "owner", value_parser = parse_role)]
         role: Role,
+        /// The workspace they join.
+        #[arg(long, default_value = DEFAULT_WORKSPACE)]
+        workspace: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Create a workspace with an existing user as its owner.
+    CreateWorkspace {
+        /// Its id, part of its webhook URLs (/w/ID/hooks/...).
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// The email of its first owner.
+        #[arg(long)]
+        owner: String,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -55,6 +76,8 @@ pub enum AdminCommand {
         /// viewer, operator, builder, admin or owner.
         #[arg(long, value_parser = parse_role)]
         role: Role,
+        #[arg(long, default_value = DEFAULT_WORKSPACE)]
+        workspace: String,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -80,6 +103,9 @@ pub enum AdminCommand {
         /// How long the token lasts, such as 90d; for ever by default.
         #[arg(long, value_parser = parse_lifetime)]
         expires_in: Option<std::time::Duration>,
+        /// The workspace the token acts in.
+        #[arg(long, default_value = DEFAULT_WORKSPACE)]
+        workspace: String,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -91,6 +117,7 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             email,
             name,
             role,
+            workspace,
             store,
             ..
         } => {
@@ -109,35 +136,55 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             }
             let hash = weft_server::auth::hash_password(password).map_err(anyhow::Error::msg)?;
             let store = store.open().await?;
+            if !workspace_exists(&store, &workspace).await? {
+                bail!("no workspace `{workspace}`: make it with `weft admin create-workspace`");
+            }
             let user = store.create_user(&email, &name, &hash).await?;
-            store
-                .set_membership(DEFAULT_WORKSPACE, &user.id, role)
-                .await?;
+            store.set_membership(&workspace, &user.id, role).await?;
             let details = serde_json::json!({ "email": user.email, "role": role.as_str() });
-            audit(&store, "member.create", &user.id, details).await?;
-            println!("created user {} <{}> ({role})", user.name, user.email);
+            audit(&store, &workspace, "member.create", &user.id, details).await?;
+            println!("created user {} <{}> ({role} in {workspace})", user.name, user.email);
             Ok(())
         }
-        AdminCommand::SetRole { email, role, store } => {
+        AdminCommand::CreateWorkspace {
+            id,
+            name,
+            owner,
+            store,
+        } => {
+            let store = store.open().await?;
+            let Some(user) = store.user_by_email(&owner.trim().to_lowercase()).await? else {
+                bail!("no user with email {owner}");
+            };
+            store.create_workspace(&id, &name, &user.id).await?;
+            let details = serde_json::json!({ "after": { "name": name, "owner": user.email } });
+            audit(&store, &id, "workspace.create", &id, details).await?;
+            println!("created workspace {id} ({name}), owned by {}", user.email);
+            Ok(())
+        }
+        AdminCommand::SetRole {
+            email,
+            role,
+            workspace,
+            store,
+        } => {
             let store = store.open().await?;
             let Some(user) = store.user_by_email(&email).await? else {
                 bail!("no user with email {email}");
             };
-            let was = store.membership(DEFAULT_WORKSPACE, &user.id).await?;
+            let was = store.membership(&workspace, &user.id).await?;
             if was == Some(Role::Owner)
                 && role < Role::Owner
-                && store.owner_count(DEFAULT_WORKSPACE).await? <= 1
+                && store.owner_count(&workspace).await? <= 1
             {
                 bail!("{email} is the workspace's last owner: make another owner first");
             }
-            store
-                .set_membership(DEFAULT_WORKSPACE, &user.id, role)
-                .await?;
+            store.set_membership(&workspace, &user.id, role).await?;
             let details = serde_json::json!({
                 "before": { "role": was.map(Role::as_str) },
                 "after": { "role": role.as_str() },
             });
-            audit(&store, "member.role", &user.id, details).await?;
+            audit(&store, &workspace, "member.role", &user.id, details).await?;
             println!("{email} is {role} now");
             Ok(())
         }
@@ -158,26 +205,33 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             role,
             name,
             expires_in,
+            workspace,
             store,
         } => {
             let store = store.open().await?;
             let Some(user) = store.user_by_email(&email).await? else {
                 bail!("no user with email {email}");
             };
-            let Some(member_role) = store.membership(DEFAULT_WORKSPACE, &user.id).await? else {
-                bail!("{email} does not belong to the workspace");
+            let Some(member_role) = store.membership(&workspace, &user.id).await? else {
+                bail!("{email} does not belong to the workspace `{workspace}`");
             };
             let role = role.unwrap_or(member_role);
             if role > member_role {
                 bail!("a token cannot have a higher role ({role}) than {email}'s ({member_role})");
             }
-            let expires_at = expires_in
-                .and_then(|lasts| chrono::Duration::from_std(lasts).ok())
-                .map(|lasts| chrono::Utc::now() + lasts);
+            let expires_at = match expires_in {
+                Some(lasts) => Some(
+                    chrono::Duration::from_std(lasts)
+                        .ok()
+                        .and_then(|lasts| chrono::Utc::now().checked_add_signed(lasts))
+                        .context("--expires-in is too long")?,
+                ),
+                None => None,
+            };
             let token = weft_server::auth::new_token();
             let new = NewToken {
                 user_id: &user.id,
-                workspace_id: DEFAULT_WORKSPACE,
+                workspace_id: &workspace,
                 role,
                 name: &name,
                 expires_at,
@@ -188,7 +242,7 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             let details = serde_json::json!({
                 "after": { "name": name, "role": role.as_str(), "user": email, "expires_at": expires_at },
             });
-            audit(&store, "token.create", &id, details).await?;
+            audit(&store, &workspace, "token.create", &id, details).await?;
             println!("{token}");
             Ok(())
         }

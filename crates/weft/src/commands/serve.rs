@@ -88,8 +88,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tables.clone(),
     )));
     let lookups = Arc::clone(&tables);
-    weft_recipe::lookup::install_lookup_source(Arc::new(move |table, column, value| {
-        lookups.lookup(table, column, value)
+    weft_recipe::lookup::install_lookup_source(Arc::new(move |workspace, table, column, value| {
+        lookups.lookup(workspace, table, column, value)
     }));
     let connections = Arc::new(ConnectionBook::new(
         store.clone(),

@@ -1,0 +1,133 @@
+//! Workspaces over the API: the caller's list, a new one (its maker its first owner), and a
+//! browser session moved from one to another.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde_json::{Value, json};
+use weft_store::{Credential, Role};
+
+use crate::AppState;
+use crate::access::AuditNote;
+use crate::auth::CurrentUser;
+use crate::error::{ApiError, TextBody};
+
+/// `GET /api/v1/workspaces`: the workspaces the caller belongs to, with their role in each.
+pub async fn list(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+) -> Result<Json<Value>, ApiError> {
+    let theirs = state
+        .runtime
+        .store()
+        .workspaces_of(&caller.user.id)
+        .await?;
+    let listed: Vec<Value> = theirs
+        .iter()
+        .map(|workspace| {
+            json!({
+                "id": workspace.id,
+                "name": workspace.name,
+                "role": workspace.role.as_str(),
+                "created_at": workspace.created_at,
+                "current": workspace.id == caller.workspace_id,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "workspaces": listed })))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewWorkspace {
+    id: String,
+    name: String,
+}
+
+/// A workspace's id is part of its webhook URLs (`/w/{id}/hooks/...`): 3 to 40 lower-case
+/// letters, digits and inner dashes.
+fn id_problem(id: &str) -> Option<&'static str> {
+    let fits = (3..=40).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !id.starts_with('-')
+        && !id.ends_with('-');
+    (!fits).then_some("`id` must be 3 to 40 lower-case letters, digits and dashes (not at its ends)")
+}
+
+/// `POST /api/v1/workspaces`: makes a workspace with the caller as its owner.
+pub async fn create(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    TextBody(body): TextBody,
+) -> Result<(StatusCode, Extension<AuditNote>, Json<Value>), ApiError> {
+    let request: NewWorkspace = serde_json::from_str(&body).map_err(|error| {
+        ApiError::bad_request(format!("the body must be {{\"id\", \"name\"}}: {error}"))
+    })?;
+    if let Some(problem) = id_problem(&request.id) {
+        return Err(ApiError::bad_request(problem));
+    }
+    let name = request.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::bad_request(
+            "`name` must have 1 to 100 characters",
+        ));
+    }
+    state
+        .runtime
+        .store()
+        .create_workspace(&request.id, name, &caller.user.id)
+        .await?;
+    let made = json!({ "id": request.id, "name": name, "role": Role::Owner.as_str() });
+    Ok((
+        StatusCode::CREATED,
+        AuditNote::created(&request.id, made.clone()),
+        Json(made),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Switch {
+    workspace: String,
+}
+
+/// `PUT /api/v1/session/workspace`: moves the browser session to another workspace of the
+/// caller. A token stays in the workspace it was made for.
+pub async fn switch(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    TextBody(body): TextBody,
+) -> Result<(Extension<AuditNote>, Json<Value>), ApiError> {
+    let request: Switch = serde_json::from_str(&body).map_err(|error| {
+        ApiError::bad_request(format!("the body must be {{\"workspace\"}}: {error}"))
+    })?;
+    let Credential::Session { id, .. } = &caller.credential else {
+        return Err(ApiError::bad_request(
+            "an API token belongs to the workspace it was made in: make one in the other workspace",
+        ));
+    };
+    let store = state.runtime.store();
+    let role = store
+        .membership(&request.workspace, &caller.user.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("workspace of yours with this id"))?;
+    if role < Role::Owner && crate::sso::required(&state, &request.workspace).await? {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "sso_required",
+            format!(
+                "this workspace signs in through its identity provider: /api/v1/sso/start?workspace={}",
+                request.workspace
+            ),
+        ));
+    }
+    if !store.switch_session(id, &request.workspace).await? {
+        return Err(ApiError::not_found("workspace of yours with this id"));
+    }
+    Ok((
+        AuditNote::details(json!({ "from": caller.workspace_id, "to": request.workspace })),
+        Json(json!({ "workspace": request.workspace, "role": role.as_str() })),
+    ))
+}
