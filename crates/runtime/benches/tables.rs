@@ -21,7 +21,7 @@ fn main() {
             .expect("a store");
         store.migrate().await.expect("the schema");
         let book = TableBook::load(store).await.expect("the tables");
-        book.create("rates", &["code".to_owned(), "rate".to_owned()])
+        book.create("default", "rates", &["code".to_owned(), "rate".to_owned()])
             .await
             .expect("a table");
         let rows: Vec<Map<String, Value>> = (0..10_000)
@@ -35,10 +35,12 @@ fn main() {
                 row
             })
             .collect();
-        book.replace_rows("rates", rows).await.expect("the rows");
+        book.replace_rows("default", "rates", rows)
+            .await
+            .expect("the rows");
 
         let first = Instant::now();
-        book.lookup("rates", "code", &json!("C09999"))
+        book.lookup("default", "rates", "code", &json!("C09999"))
             .expect("a lookup");
         println!(
             "first lookup of a column (builds its index over 10,000 rows): {:?}",
@@ -54,7 +56,7 @@ fn main() {
         for _ in 0..rounds {
             for value in &wanted {
                 found += usize::from(
-                    book.lookup("rates", "code", value)
+                    book.lookup("default", "rates", "code", value)
                         .expect("a lookup")
                         .is_some(),
                 );

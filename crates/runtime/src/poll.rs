@@ -98,7 +98,10 @@ async fn poll_once(
         .and_then(|state| state.cursor.clone())
         .or_else(|| poll.cursor.as_ref().map(|rule| rule.initial.clone()))
         .unwrap_or(Value::Null);
-    let polled = runtime.engine().poll(&stored.workspace_id, poll, &cursor).await?;
+    let polled = runtime
+        .engine()
+        .poll(&stored.workspace_id, poll, &cursor)
+        .await?;
     let committed = store
         .commit_poll(
             stored,

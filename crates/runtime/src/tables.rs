@@ -210,13 +210,15 @@ impl TableBook {
             *existing = rows.clone();
             Ok(json!(null))
         };
-        self.change(workspace, name, &edit).await.map_err(|message| {
-            if message.starts_with("no lookup table") {
-                TableError::NotFound(name.to_owned())
-            } else {
-                TableError::Invalid(message)
-            }
-        })?;
+        self.change(workspace, name, &edit)
+            .await
+            .map_err(|message| {
+                if message.starts_with("no lookup table") {
+                    TableError::NotFound(name.to_owned())
+                } else {
+                    TableError::Invalid(message)
+                }
+            })?;
         Ok(count)
     }
 

@@ -217,14 +217,53 @@ pub fn api_router(state: &AppState) -> Router<AppState> {
             authorize,
         ))
         // After the layer: the API's description, and signing in, are public.
-        .route("/openapi.json", get(crate::openapi::serve))
+        .merge(public_routes(state))
+}
+
+/// The routes anybody may call: signing in and the links mailed to people.
+fn public_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
         .route("/session", post(sessions::sign_in))
         .route("/setup", post(accounts::setup))
         .route("/invitations/accept", post(accounts::accept))
         .route("/password-reset", post(accounts::request_reset))
         .route("/password-reset/confirm", post(accounts::confirm_reset))
         .route("/email/confirm", post(accounts::confirm_email))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            same_origin_only,
+        ))
+        .route("/openapi.json", get(crate::openapi::serve))
         .route("/sso/start", get(sso::start))
+}
+
+/// The request's `Origin`, when it is neither this server's public URL nor the host asked.
+fn foreign_origin(state: &AppState, headers: &axum::http::HeaderMap) -> Option<String> {
+    use axum::http::header::{HOST, ORIGIN};
+    let origin = headers.get(ORIGIN)?.to_str().unwrap_or_default();
+    let origin = origin.trim_end_matches('/');
+    let host = headers.get(HOST).and_then(|value| value.to_str().ok());
+    let this_host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|asked| Some(asked) == host);
+    let ours = origin == state.settings.public_url.trim_end_matches('/');
+    (!this_host && !ours).then(|| origin.to_owned())
+}
+
+/// Refuses a browser's request to a public route from a page of another site: a page
+/// elsewhere must not sign its visitor in to an account of its choosing, nor spend their
+/// links. Browsers send `Origin` with every POST; programs send none, and pass.
+async fn same_origin_only(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(origin) = foreign_origin(&state, request.headers()) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+            format!("requests from {origin} are not taken here"),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Lets a request through when its token's caller has the role its route needs; the caller

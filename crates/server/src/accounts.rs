@@ -396,25 +396,23 @@ pub async fn request_reset(
     use axum::response::IntoResponse as _;
     let request: ResetRequest = parse(&body, "{\"email\"}")?;
     let email = request.email.trim().to_lowercase();
-    let keys = [
-        (format!("reset account {email}"), RESETS_PER_ACCOUNT),
-        (
-            format!(
-                "reset address {}",
-                client.ip.as_deref().unwrap_or("unknown")
-            ),
-            RESETS_PER_ADDRESS,
-        ),
-    ];
-    if let Some(wait) = keys
-        .iter()
-        .filter_map(|(key, limit)| state.sign_in_failures.wait_for(key, *limit))
-        .max()
-    {
-        return Ok(crate::sessions::too_many(wait));
+    if email.len() > crate::sessions::MAX_EMAIL_BYTES || !email.contains('@') {
+        return Err(ApiError::bad_request(format!(
+            "`email` must be an email address of at most {} characters",
+            crate::sessions::MAX_EMAIL_BYTES
+        )));
     }
-    for (key, _) in &keys {
-        state.sign_in_failures.fail(key);
+    let account_key = format!("reset account {email}");
+    let address_key = format!(
+        "reset address {}",
+        client.ip.as_deref().unwrap_or("unknown")
+    );
+    let limits = [
+        (account_key.as_str(), RESETS_PER_ACCOUNT),
+        (address_key.as_str(), RESETS_PER_ADDRESS),
+    ];
+    if let Err(wait) = state.sign_in_failures.attempt(&limits) {
+        return Ok(crate::sessions::too_many(wait));
     }
     // The answer comes at once, and the same, whether the account exists or the mail can be
     // sent: neither its time nor its status tells who has an account.
@@ -431,7 +429,11 @@ pub async fn request_reset(
 }
 
 /// Mails a password reset link to the account with this email, if there is one.
-async fn mail_reset_link(state: &AppState, email: &str, client: &ClientMeta) -> Result<(), ApiError> {
+async fn mail_reset_link(
+    state: &AppState,
+    email: &str,
+    client: &ClientMeta,
+) -> Result<(), ApiError> {
     let store = state.runtime.store();
     let Some(user) = store.user_by_email(email).await? else {
         return Ok(());

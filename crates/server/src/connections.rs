@@ -53,7 +53,10 @@ pub async fn create(
     TextBody(body): TextBody,
 ) -> Result<(StatusCode, Extension<AuditNote>, Json<Value>), ApiError> {
     let input = parse_input(&body)?;
-    let created = state.connections.create(&caller.workspace_id, input).await?;
+    let created = state
+        .connections
+        .create(&caller.workspace_id, input)
+        .await?;
     let id = created["id"].as_str().unwrap_or_default().to_owned();
     // The answer shows secret fields as `********`: so does the audit log.
     Ok((
@@ -71,7 +74,10 @@ pub async fn replace(
 ) -> Result<(Extension<AuditNote>, Json<Value>), ApiError> {
     let input = parse_input(&body)?;
     let before = state.connections.show(&caller.workspace_id, &id).await?;
-    let after = state.connections.update(&caller.workspace_id, &id, input).await?;
+    let after = state
+        .connections
+        .update(&caller.workspace_id, &id, input)
+        .await?;
     Ok((AuditNote::changed(before, after.clone()), Json(after)))
 }
 
@@ -89,7 +95,9 @@ pub async fn show(
     CurrentUser(caller): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(state.connections.show(&caller.workspace_id, &id).await?))
+    Ok(Json(
+        state.connections.show(&caller.workspace_id, &id).await?,
+    ))
 }
 
 pub async fn delete(
@@ -112,10 +120,12 @@ pub async fn test(
     CurrentUser(caller): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(match state.connections.test(&caller.workspace_id, &id).await? {
-        Ok(()) => json!({ "ok": true }),
-        Err(message) => json!({ "ok": false, "message": message }),
-    }))
+    Ok(Json(
+        match state.connections.test(&caller.workspace_id, &id).await? {
+            Ok(()) => json!({ "ok": true }),
+            Err(message) => json!({ "ok": false, "message": message }),
+        },
+    ))
 }
 
 /// Starts connecting an `oauth2_code` connection to its account: `{"authorize_url"}`, where
@@ -126,7 +136,10 @@ pub async fn oauth_start(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let redirect_uri = format!("{}/oauth/callback", state.settings.public_url);
-    let url = state.connections.oauth_start(&caller.workspace_id, &id, &redirect_uri).await?;
+    let url = state
+        .connections
+        .oauth_start(&caller.workspace_id, &id, &redirect_uri)
+        .await?;
     Ok(Json(
         json!({ "authorize_url": url, "redirect_uri": redirect_uri }),
     ))

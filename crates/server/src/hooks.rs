@@ -45,7 +45,15 @@ pub async fn receive_in_workspace(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    receive_at(state, Hook { workspace, path }, method, query, headers, body).await
+    receive_at(
+        state,
+        Hook { workspace, path },
+        method,
+        query,
+        headers,
+        body,
+    )
+    .await
 }
 
 /// Where a webhook request came in.

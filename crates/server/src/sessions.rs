@@ -35,6 +35,8 @@ const FAILURES_PER_ADDRESS: usize = 20;
 /// no rules on what characters they hold).
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_CHARS: usize = 256;
+/// Longest email address (RFC 5321's path limit, less its brackets).
+pub const MAX_EMAIL_BYTES: usize = 254;
 
 /// Attempts (failed sign-ins, password-reset requests) of the last [`FAILURE_WINDOW`], by
 /// key (an account or an address). Kept by each process.
@@ -43,38 +45,61 @@ pub struct FailureCounter {
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
+/// Keys kept before the ones whose attempts are all old are dropped.
+const MOST_KEYS: usize = 100_000;
+
 impl FailureCounter {
-    /// How long until `key` may try again, when it has `limit` failures in the window.
-    pub(crate) fn wait_for(&self, key: &str, limit: usize) -> Option<Duration> {
-        let mut failures = self.failures.lock().ok()?;
-        let times = failures.get_mut(key)?;
-        while times
-            .front()
-            .is_some_and(|at| at.elapsed() >= FAILURE_WINDOW)
-        {
-            times.pop_front();
-        }
-        (times.len() >= limit)
-            .then(|| {
-                times
-                    .front()
-                    .map(|at| FAILURE_WINDOW.saturating_sub(at.elapsed()))
-            })
-            .flatten()
-    }
-
-    pub(crate) fn fail(&self, key: &str) {
-        if let Ok(mut failures) = self.failures.lock() {
+    /// Counts an attempt against every key at once, unless one of them is at its limit: then
+    /// how long until it may try again. An attempt counts before its work (the password
+    /// hashing), so that attempts made in parallel cannot slip past the limit; a success
+    /// takes its count back with [`FailureCounter::succeeded`].
+    pub(crate) fn attempt(&self, limits: &[(&str, usize)]) -> Result<(), Duration> {
+        let Ok(mut failures) = self.failures.lock() else {
+            return Ok(());
+        };
+        if failures.len() > MOST_KEYS {
             failures
-                .entry(key.to_owned())
-                .or_default()
-                .push_back(Instant::now());
+                .retain(|_, times| times.back().is_some_and(|at| at.elapsed() < FAILURE_WINDOW));
         }
+        let mut wait = None;
+        for (key, limit) in limits {
+            let Some(times) = failures.get_mut(*key) else {
+                continue;
+            };
+            while times
+                .front()
+                .is_some_and(|at| at.elapsed() >= FAILURE_WINDOW)
+            {
+                times.pop_front();
+            }
+            if times.len() >= *limit {
+                let left = times.front().map_or(FAILURE_WINDOW, |at| {
+                    FAILURE_WINDOW.saturating_sub(at.elapsed())
+                });
+                wait = wait.max(Some(left));
+            }
+        }
+        if let Some(wait) = wait {
+            return Err(wait);
+        }
+        let now = Instant::now();
+        for (key, _) in limits {
+            failures
+                .entry((*key).to_owned())
+                .or_default()
+                .push_back(now);
+        }
+        Ok(())
     }
 
-    fn clear(&self, key: &str) {
+    /// An attempt succeeded: the account's count starts again, and the address's attempt is
+    /// taken back.
+    pub(crate) fn succeeded(&self, account_key: &str, address_key: &str) {
         if let Ok(mut failures) = self.failures.lock() {
-            failures.remove(key);
+            failures.remove(account_key);
+            if let Some(times) = failures.get_mut(address_key) {
+                times.pop_back();
+            }
         }
     }
 }
@@ -130,15 +155,16 @@ pub async fn sign_in(
     let email = request.email.trim().to_lowercase();
     let address_key = format!("address {}", client.ip.as_deref().unwrap_or("unknown"));
     let account_key = format!("account {email}");
+    if email.len() > MAX_EMAIL_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "an email address has at most {MAX_EMAIL_BYTES} characters"
+        )));
+    }
     let limits = [
-        (&account_key, FAILURES_PER_ACCOUNT),
-        (&address_key, FAILURES_PER_ADDRESS),
+        (account_key.as_str(), FAILURES_PER_ACCOUNT),
+        (address_key.as_str(), FAILURES_PER_ADDRESS),
     ];
-    if let Some(wait) = limits
-        .iter()
-        .filter_map(|(key, limit)| state.sign_in_failures.wait_for(key, *limit))
-        .max()
-    {
+    if let Err(wait) = state.sign_in_failures.attempt(&limits) {
         return Ok(too_many(wait));
     }
     let store = state.runtime.store();
@@ -158,9 +184,6 @@ pub async fn sign_in(
         _ => None,
     };
     let (Some(user), Some((workspace, role))) = (user, member) else {
-        for (key, _) in &limits {
-            state.sign_in_failures.fail(key);
-        }
         let event = audit_event("session.sign_in_failed", None, &email, &client);
         store.record_audit(&event).await?;
         return Err(ApiError::new(
@@ -169,7 +192,7 @@ pub async fn sign_in(
             "the email or the password is wrong",
         ));
     };
-    state.sign_in_failures.clear(&account_key);
+    state.sign_in_failures.succeeded(&account_key, &address_key);
     if role < Role::Owner && crate::sso::required(&state, &workspace).await? {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -195,7 +218,11 @@ async fn workspace_to_enter(
     let found = theirs
         .iter()
         .find(|workspace| workspace.id == wanted)
-        .or(if asked.is_none() { theirs.first() } else { None });
+        .or(if asked.is_none() {
+            theirs.first()
+        } else {
+            None
+        });
     Ok(found.map(|workspace| (workspace.id.clone(), workspace.role)))
 }
 
@@ -361,12 +388,27 @@ pub async fn change_password(
             "the body must be {{\"current_password\", \"new_password\"}}: {error}"
         ))
     })?;
+    // Guessing the current password from a stolen session is limited as signing in is.
+    let account_key = format!("account {}", caller.user.email);
+    let limits = [(account_key.as_str(), FAILURES_PER_ACCOUNT)];
+    if let Err(wait) = state.sign_in_failures.attempt(&limits) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!(
+                "too many wrong passwords; try again in {} seconds",
+                wait.as_secs().max(1)
+            ),
+        ));
+    }
     let stored = caller.user.password_hash.clone();
     let current = request.current_password;
     let matches = tokio::task::spawn_blocking(move || verify_password(&current, &stored))
         .await
         .unwrap_or(false);
-    if !matches {
+    if matches {
+        state.sign_in_failures.succeeded(&account_key, "");
+    } else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "wrong_password",

@@ -27,6 +27,9 @@ use crate::error::{ApiError, TextBody};
 
 /// How long a person has to sign in at the provider.
 const SIGN_IN_LASTS: Duration = Duration::from_secs(600);
+/// The cookie that ties a sign-in to the browser that started it, so that nobody can send
+/// another person's browser to the callback with a sign-in of their own.
+const STARTED_HERE_COOKIE: &str = "weft_sso_started";
 /// Longest a call to the provider may take.
 const PROVIDER_TIME: Duration = Duration::from_secs(15);
 
@@ -306,7 +309,38 @@ pub async fn start(
         .store()
         .save_sso_sign_in(csrf.secret(), &workspace, &sealed, SIGN_IN_LASTS)
         .await?;
-    Ok((StatusCode::SEE_OTHER, [(header::LOCATION, url.to_string())]).into_response())
+    let secure = if state.settings.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let started_here = format!(
+        "{STARTED_HERE_COOKIE}={}; Path=/sso/callback; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+        csrf.secret(),
+        SIGN_IN_LASTS.as_secs()
+    );
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, url.to_string()),
+            (header::SET_COOKIE, started_here),
+        ],
+    )
+        .into_response())
+}
+
+/// Whether the request carries the cookie of the sign-in `state` (compared in constant time).
+fn started_here(headers: &axum::http::HeaderMap, state: &str) -> bool {
+    use subtle::ConstantTimeEq as _;
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .filter_map(|cookie| cookie.trim().split_once('='))
+        .any(|(name, value)| {
+            name == STARTED_HERE_COOKIE && bool::from(value.as_bytes().ct_eq(state.as_bytes()))
+        })
 }
 
 #[derive(serde::Deserialize)]
@@ -325,6 +359,7 @@ fn refused(message: impl Into<String>) -> ApiError {
 pub async fn callback(
     State(state): State<AppState>,
     client_meta: ClientMeta,
+    headers: axum::http::HeaderMap,
     query: Result<Query<CallbackQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
@@ -336,6 +371,11 @@ pub async fn callback(
             "the callback needs `code` and `state`",
         ));
     };
+    if !started_here(&headers, &csrf) {
+        return Err(refused(
+            "this sign-in was started in another browser: start again here",
+        ));
+    }
     let store = state.runtime.store();
     let (workspace, sealed) = store
         .take_sso_sign_in(&csrf)
@@ -403,16 +443,15 @@ pub async fn callback(
             "{email} is not a member of this workspace: ask for an invitation"
         )));
     };
-    let mut response =
-        crate::sessions::start_session(
-            &state,
-            &user,
-            &workspace,
-            role,
-            &client_meta,
-            Some(&settings.provider),
-        )
-            .await?;
+    let mut response = crate::sessions::start_session(
+        &state,
+        &user,
+        &workspace,
+        role,
+        &client_meta,
+        Some(&settings.provider),
+    )
+    .await?;
     *response.status_mut() = StatusCode::SEE_OTHER;
     response
         .headers_mut()

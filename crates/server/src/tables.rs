@@ -40,7 +40,10 @@ pub async fn create(
             "the body must be {{\"name\", \"columns\": [...]}}: {error}"
         ))
     })?;
-    let created = state.tables.create(&caller.workspace_id, &table.name, &table.columns).await?;
+    let created = state
+        .tables
+        .create(&caller.workspace_id, &table.name, &table.columns)
+        .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -48,7 +51,9 @@ pub async fn list(
     State(state): State<AppState>,
     CurrentUser(caller): CurrentUser,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "tables": state.tables.list(&caller.workspace_id).await? })))
+    Ok(Json(
+        json!({ "tables": state.tables.list(&caller.workspace_id).await? }),
+    ))
 }
 
 pub async fn show(
@@ -110,7 +115,10 @@ pub async fn import_csv(
         }
         rows.push(row);
     }
-    let count = state.tables.replace_rows(&caller.workspace_id, &name, rows).await?;
+    let count = state
+        .tables
+        .replace_rows(&caller.workspace_id, &name, rows)
+        .await?;
     Ok(Json(json!({ "name": name, "rows": count })))
 }
 

@@ -96,7 +96,9 @@ pub async fn create(
                         "`expires_in` must be a duration such as 30d or 12h, not `{text}`"
                     ))
                 })?;
-            Some(Utc::now() + lasts)
+            Some(Utc::now().checked_add_signed(lasts).ok_or_else(|| {
+                ApiError::bad_request(format!("`expires_in` {text} ends after the calendar does"))
+            })?)
         }
     };
     let token = new_token();

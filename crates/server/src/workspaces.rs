@@ -17,11 +17,7 @@ pub async fn list(
     State(state): State<AppState>,
     CurrentUser(caller): CurrentUser,
 ) -> Result<Json<Value>, ApiError> {
-    let theirs = state
-        .runtime
-        .store()
-        .workspaces_of(&caller.user.id)
-        .await?;
+    let theirs = state.runtime.store().workspaces_of(&caller.user.id).await?;
     let listed: Vec<Value> = theirs
         .iter()
         .map(|workspace| {
@@ -53,7 +49,8 @@ fn id_problem(id: &str) -> Option<&'static str> {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !id.starts_with('-')
         && !id.ends_with('-');
-    (!fits).then_some("`id` must be 3 to 40 lower-case letters, digits and dashes (not at its ends)")
+    (!fits)
+        .then_some("`id` must be 3 to 40 lower-case letters, digits and dashes (not at its ends)")
 }
 
 /// `POST /api/v1/workspaces`: makes a workspace with the caller as its owner.

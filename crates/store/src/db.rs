@@ -507,7 +507,8 @@ impl Store {
         workspace_id: &str,
         path: &str,
     ) -> Result<Option<StoredRecipe>> {
-        let sql = recipe_select!("WHERE r.workspace_id = $1 AND r.webhook_path = $2 AND r.enabled = $3");
+        let sql =
+            recipe_select!("WHERE r.workspace_id = $1 AND r.webhook_path = $2 AND r.enabled = $3");
         Ok(
             on_pool!(self, pool => sqlx::query(sql).bind(workspace_id).bind(path).bind(true).fetch_optional(pool).await?
             .map(|row| recipe_from(&row)).transpose()?),

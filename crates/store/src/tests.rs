@@ -164,7 +164,7 @@ both_backends!(users_and_tokens, |store: Store| async move {
 
 both_backends!(recipes_keep_numbered_versions, |store: Store| async move {
     let created = store
-        .create_recipe("Orders", "name: Orders v1", Some("orders/new"))
+        .create_recipe("default", "Orders", "name: Orders v1", Some("orders/new"))
         .await
         .unwrap();
     assert_eq!(created.version, 1);
@@ -191,7 +191,7 @@ both_backends!(recipes_keep_numbered_versions, |store: Store| async move {
     );
     assert_eq!(
         store
-            .recipe_for_webhook("orders/new")
+            .recipe_for_webhook("default", "orders/new")
             .await
             .unwrap()
             .unwrap()
@@ -200,7 +200,7 @@ both_backends!(recipes_keep_numbered_versions, |store: Store| async move {
     );
 
     let taken = store
-        .create_recipe("Other", "x", Some("orders/new"))
+        .create_recipe("default", "Other", "x", Some("orders/new"))
         .await
         .unwrap_err();
     assert!(
@@ -209,7 +209,10 @@ both_backends!(recipes_keep_numbered_versions, |store: Store| async move {
             .contains("webhook path `orders/new` is taken"),
         "{taken}"
     );
-    let named = store.create_recipe("Orders", "x", None).await.unwrap_err();
+    let named = store
+        .create_recipe("default", "Orders", "x", None)
+        .await
+        .unwrap_err();
     assert!(
         named
             .to_string()
@@ -217,10 +220,49 @@ both_backends!(recipes_keep_numbered_versions, |store: Store| async move {
         "{named}"
     );
 
+    // Another workspace has names and webhook paths of its own.
+    let owner = store.create_user("o@acme.test", "O", "hash").await.unwrap();
+    store
+        .create_workspace("acme", "Acme", &owner.id)
+        .await
+        .unwrap();
+    let theirs = store
+        .create_recipe("acme", "Orders", "name: Orders", Some("orders/new"))
+        .await
+        .unwrap();
+    let found = store
+        .recipe_for_webhook("acme", "orders/new")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.id.as_str(), found.workspace_id.as_str()),
+        (theirs.id.as_str(), "acme")
+    );
+    let ours = store
+        .recipe_by_name("default", "Orders")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ours.id, created.id);
+    let listed: Vec<String> = store
+        .recipes_in("acme")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(listed, vec![theirs.id.clone()]);
+    let taken = store
+        .create_workspace("acme", "Again", &owner.id)
+        .await
+        .unwrap_err();
+    assert!(taken.to_string().contains("`acme` is taken"), "{taken}");
+
     assert!(store.set_recipe_enabled(&created.id, false).await.unwrap());
     assert!(
         store
-            .recipe_for_webhook("orders/new")
+            .recipe_for_webhook("default", "orders/new")
             .await
             .unwrap()
             .is_none()
@@ -240,7 +282,7 @@ both_backends!(
     jobs_are_queued_claimed_once_and_recorded,
     |store: Store| async move {
         let recipe = store
-            .create_recipe("Orders", "name: Orders", None)
+            .create_recipe("default", "Orders", "name: Orders", None)
             .await
             .unwrap();
         let first = store.enqueue_job(&recipe, &json!({"n": 1})).await.unwrap();
@@ -341,7 +383,7 @@ both_backends!(
     a_job_whose_lease_ran_out_is_claimed_again,
     |store: Store| async move {
         let recipe = store
-            .create_recipe("Orders", "name: Orders", None)
+            .create_recipe("default", "Orders", "name: Orders", None)
             .await
             .unwrap();
         let id = store.enqueue_job(&recipe, &json!({})).await.unwrap();
@@ -382,7 +424,7 @@ both_backends!(
     a_started_job_is_its_owners_until_its_lease_runs_out,
     |store: Store| async move {
         let recipe = store
-            .create_recipe("Orders", "name: Orders", None)
+            .create_recipe("default", "Orders", "name: Orders", None)
             .await
             .unwrap();
         let id = crate::new_id();
@@ -455,7 +497,7 @@ both_backends!(
     only_the_owner_puts_a_job_to_sleep_with_its_steps,
     |store: Store| async move {
         let recipe = store
-            .create_recipe("Orders", "name: Orders", None)
+            .create_recipe("default", "Orders", "name: Orders", None)
             .await
             .unwrap();
         let id = crate::new_id();
@@ -541,7 +583,7 @@ both_backends!(
     concurrent_jobs_are_each_committed_once,
     |store: Store| async move {
         let recipe = store
-            .create_recipe("Orders", "name: Orders", None)
+            .create_recipe("default", "Orders", "name: Orders", None)
             .await
             .unwrap();
         // Many jobs at once: on SQLite they share commits; each must still be whole.
@@ -610,7 +652,7 @@ both_backends!(
     the_history_is_narrowed_to_a_time_range,
     |store: Store| async move {
         let recipe = store
-            .create_recipe("Orders", "name: Orders", None)
+            .create_recipe("default", "Orders", "name: Orders", None)
             .await
             .unwrap();
         let mut ids = Vec::new();
@@ -856,7 +898,7 @@ async fn sqlite_copies_committed_jobs_into_the_database_file_in_the_background()
     let store = Store::open_data_folder(&data).await.unwrap();
     store.migrate().await.unwrap();
     let recipe = store
-        .create_recipe("Orders", "name: Orders", None)
+        .create_recipe("default", "Orders", "name: Orders", None)
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -880,7 +922,10 @@ async fn sqlite_copies_committed_jobs_into_the_database_file_in_the_background()
 
 /// A recipe with `count` queued jobs.
 async fn queued_jobs(store: &Store, name: &str, count: usize) -> crate::StoredRecipe {
-    let recipe = store.create_recipe(name, name, None).await.unwrap();
+    let recipe = store
+        .create_recipe("default", name, name, None)
+        .await
+        .unwrap();
     for n in 0..count {
         store.enqueue_job(&recipe, &json!({"n": n})).await.unwrap();
     }
@@ -997,6 +1042,7 @@ fn connection_named(name: &str, secrets: Option<crate::vault::Sealed>) -> crate:
     let now = Utc::now();
     crate::StoredConnection {
         id: crate::new_id(),
+        workspace_id: "default".to_owned(),
         name: name.to_owned(),
         connector: "http".to_owned(),
         fields: json!({ "base_url": "https://api.example.com" })
@@ -1016,7 +1062,7 @@ both_backends!(
         let crm = connection_named("crm", None);
         store.create_connection(&crm).await.unwrap();
         let by_id = store
-            .connection(&crm.id)
+            .connection("default", &crm.id)
             .await
             .unwrap()
             .expect("found by id");
@@ -1024,7 +1070,7 @@ both_backends!(
         assert_eq!(by_id.fields, crm.fields);
         assert_eq!(by_id.limits, crm.limits);
         let by_name = store
-            .connection("crm")
+            .connection("default", "crm")
             .await
             .unwrap()
             .expect("found by name");
@@ -1036,11 +1082,11 @@ both_backends!(
         let mut renamed = by_id.clone();
         renamed.name = "sales".to_owned();
         assert!(store.update_connection(&renamed).await.unwrap());
-        assert!(store.connection("crm").await.unwrap().is_none());
-        assert_eq!(store.connections().await.unwrap().len(), 1);
+        assert!(store.connection("default", "crm").await.unwrap().is_none());
+        assert_eq!(store.connections("default").await.unwrap().len(), 1);
         assert!(store.delete_connection(&crm.id).await.unwrap());
         assert!(!store.delete_connection(&crm.id).await.unwrap());
-        assert!(store.connections().await.unwrap().is_empty());
+        assert!(store.connections("default").await.unwrap().is_empty());
     }
 );
 
@@ -1065,7 +1111,7 @@ both_backends!(
         };
         store.create_connection(&crm).await.unwrap();
         let row = format!("connection {}", crm.id);
-        let stored = store.connection(&crm.id).await.unwrap().unwrap();
+        let stored = store.connection("default", &crm.id).await.unwrap().unwrap();
         let secrets = stored.secrets.clone().unwrap();
         assert_eq!(
             vault.open_sealed(&row, &secrets).await.unwrap().as_slice(),

@@ -305,8 +305,9 @@ fn apply(connection: &Connection, write: &Write) -> rusqlite::Result<usize> {
 /// Runs one statement of the shared SQL, whose parameters are `$1`, `$2`, ... in any order,
 /// and returns the rows it changed.
 fn run(connection: &Connection, statement: &str, values: &[SqlValue]) -> rusqlite::Result<usize> {
-    const NAMES: [&str; 12] = [
-        "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12",
+    const NAMES: [&str; 16] = [
+        "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13", "$14",
+        "$15", "$16",
     ];
     if values.len() > NAMES.len() {
         return Err(rusqlite::Error::InvalidParameterCount(

@@ -226,6 +226,14 @@ async fn a_password_is_reset_by_a_mailed_link_once() {
         asked, unknown,
         "the answer tells nothing about which accounts exist"
     );
+    // The mail is sent after the answer, which does not wait for it.
+    for _ in 0..100 {
+        if !smtp.received().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(
         smtp.received().len(),
         1,

@@ -317,3 +317,49 @@ async fn a_password_change_needs_the_current_one_and_ends_other_sessions() {
     assert_eq!(status, 401);
     sign_in(&server, "ann@example.com", "a new long password").await;
 }
+
+#[tokio::test]
+async fn a_page_of_another_site_cannot_sign_its_visitor_in() {
+    let server = Server::start_with(Backend::Sqlite, &[]).await.unwrap();
+    let body = json!({ "email": "ann@example.com", "password": PASSWORD }).to_string();
+    let from = |origin: String| {
+        Server::client()
+            .post(server.url("/api/v1/session"))
+            .header("origin", origin)
+            .header("content-type", "text/plain")
+            .body(body.clone())
+            .send()
+    };
+    let forged = from("https://elsewhere.example".to_owned()).await.unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(forged.headers().get(SET_COOKIE).is_none());
+    let answer: Value = forged.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "cross_origin", "{answer}");
+    // The server's own pages, and programs (no Origin), sign in.
+    let own = from(server.url("")).await.unwrap();
+    assert_eq!(own.status(), 200);
+    sign_in(&server, "ann@example.com", PASSWORD).await;
+}
+
+#[tokio::test]
+async fn guesses_made_at_once_are_all_counted() {
+    let server = Server::start_with(Backend::Sqlite, &[]).await.unwrap();
+    // Twenty wrong passwords sent together: each is counted before its hashing, so no more
+    // than five are tried before the account is locked.
+    let guesses: Vec<String> = (0..20).map(|n| format!("wrong guess {n}")).collect();
+    let answers = futures::future::join_all(
+        guesses
+            .iter()
+            .map(|guess| try_sign_in(&server, "ann@example.com", guess)),
+    )
+    .await;
+    let tried = answers
+        .iter()
+        .filter(|(status, _, _)| *status == 401)
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|(status, _, _)| *status == 429)
+        .count();
+    assert_eq!((tried, refused), (5, 15));
+}

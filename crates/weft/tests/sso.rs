@@ -28,7 +28,8 @@ fn login(email: &str) -> NextLogin {
 }
 
 /// Goes from the start to the provider and back; the callback's answer.
-async fn sign_in_through(server: &Server) -> (reqwest::Response, String) {
+/// The callback's answer, the callback and the cookie of the browser that started.
+async fn sign_in_through(server: &Server) -> (reqwest::Response, String, String) {
     let browser = browser();
     let started = browser
         .get(server.url("/api/v1/sso/start"))
@@ -37,6 +38,13 @@ async fn sign_in_through(server: &Server) -> (reqwest::Response, String) {
         .unwrap();
     assert_eq!(started.status(), 303);
     let at_provider = started.headers()[LOCATION].to_str().unwrap().to_owned();
+    let started_here = started.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let back = browser.get(&at_provider).send().await.unwrap();
     assert_eq!(back.status(), 303, "the provider sends the browser back");
     let callback = back.headers()[LOCATION].to_str().unwrap().to_owned();
@@ -44,7 +52,23 @@ async fn sign_in_through(server: &Server) -> (reqwest::Response, String) {
         callback.starts_with(&server.url("/sso/callback")),
         "{callback}"
     );
-    (browser.get(&callback).send().await.unwrap(), callback)
+    // Another browser, sent to the callback with this sign-in, gets nowhere.
+    let elsewhere = browser.get(&callback).send().await.unwrap();
+    assert_eq!(
+        elsewhere.status(),
+        403,
+        "a callback without the starting browser's cookie"
+    );
+    (
+        browser
+            .get(&callback)
+            .header(COOKIE, &started_here)
+            .send()
+            .await
+            .unwrap(),
+        callback,
+        started_here,
+    )
 }
 
 async fn refusal(response: reqwest::Response) -> (u16, String) {
@@ -78,7 +102,7 @@ async fn people_sign_in_through_the_identity_provider() {
     assert!(!shown.to_string().contains(CLIENT_SECRET));
 
     // The member's way in: a session, as after a password sign-in.
-    let (landed, callback) = sign_in_through(&server).await;
+    let (landed, callback, started_here) = sign_in_through(&server).await;
     assert_eq!(landed.status(), 303);
     assert_eq!(landed.headers()[LOCATION], "/");
     let cookie = landed.headers()[SET_COOKIE]
@@ -100,7 +124,14 @@ async fn people_sign_in_through_the_identity_provider() {
     assert_eq!(me["user"]["email"], "ann@example.com", "{me}");
     assert_eq!(me["role"], "owner");
     // A callback is good once.
-    let (status, message) = refusal(browser().get(&callback).send().await.unwrap()).await;
+    let replayed = browser()
+        .get(&callback)
+        .header(COOKIE, &started_here)
+        .send()
+        .await
+        .unwrap();
+    let (status, message) = refusal(replayed).await;
+    assert!(message.contains("unknown or expired"), "{message}");
     assert_eq!(status, 403, "{message}");
 
     // Refused: an email the provider has not verified, a token signed by a key it does not

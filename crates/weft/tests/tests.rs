@@ -32,3 +32,4 @@ mod stripe;
 mod subscriptions;
 mod tables;
 mod webhook_signatures;
+mod workspaces;

@@ -193,7 +193,11 @@ impl Connector for TablesConnector {
         match action {
             "lookup" => {
                 let filter = object(&input, "where")?;
-                let data = self.tables.read(&context.workspace, &table).await.map_err(failed)?;
+                let data = self
+                    .tables
+                    .read(&context.workspace, &table)
+                    .await
+                    .map_err(failed)?;
                 let rows: Vec<Value> = data
                     .rows
                     .iter()
@@ -208,7 +212,10 @@ impl Connector for TablesConnector {
                     rows.push(shaped(&row, columns)?);
                     Ok(json!({ "rows": rows.len() }))
                 };
-                self.tables.change(&context.workspace, &table, &edit).await.map_err(failed)
+                self.tables
+                    .change(&context.workspace, &table, &edit)
+                    .await
+                    .map_err(failed)
             }
             "update" => {
                 let filter = object(&input, "where")?.clone();
@@ -224,7 +231,10 @@ impl Connector for TablesConnector {
                     }
                     Ok(json!({ "updated": updated }))
                 };
-                self.tables.change(&context.workspace, &table, &edit).await.map_err(failed)
+                self.tables
+                    .change(&context.workspace, &table, &edit)
+                    .await
+                    .map_err(failed)
             }
             "upsert" => {
                 let key = input["key"]
@@ -252,7 +262,10 @@ impl Connector for TablesConnector {
                         }
                     }
                 };
-                self.tables.change(&context.workspace, &table, &edit).await.map_err(failed)
+                self.tables
+                    .change(&context.workspace, &table, &edit)
+                    .await
+                    .map_err(failed)
             }
             "delete" => {
                 let filter = object(&input, "where")?.clone();
@@ -261,7 +274,10 @@ impl Connector for TablesConnector {
                     rows.retain(|row| !matches(row, &filter));
                     Ok(json!({ "deleted": before - rows.len() }))
                 };
-                self.tables.change(&context.workspace, &table, &edit).await.map_err(failed)
+                self.tables
+                    .change(&context.workspace, &table, &edit)
+                    .await
+                    .map_err(failed)
             }
             other => Err(ConnectorError::validation(format!(
                 "no action `{other}` (the tables connector has lookup, add, update, upsert and delete)"

@@ -50,7 +50,7 @@ pub enum AdminCommand {
         /// Their role in the workspace: viewer, operator, builder, admin or owner.
         #[arg(long, default_value = "owner", value_parser = parse_role)]
         role: Role,
-        /// The workspace they join.
+        /// The workspace they join; a new one is made, with them as its owner.
         #[arg(long, default_value = DEFAULT_WORKSPACE)]
         workspace: String,
         #[command(flatten)]
@@ -136,14 +136,24 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             }
             let hash = weft_server::auth::hash_password(password).map_err(anyhow::Error::msg)?;
             let store = store.open().await?;
-            if !workspace_exists(&store, &workspace).await? {
-                bail!("no workspace `{workspace}`: make it with `weft admin create-workspace`");
+            let exists = workspace_exists(&store, &workspace).await?;
+            if !exists && role != Role::Owner {
+                bail!("no workspace `{workspace}`: its first person is its owner (--role owner)");
             }
             let user = store.create_user(&email, &name, &hash).await?;
-            store.set_membership(&workspace, &user.id, role).await?;
+            if exists {
+                store.set_membership(&workspace, &user.id, role).await?;
+            } else {
+                store
+                    .create_workspace(&workspace, &workspace, &user.id)
+                    .await?;
+            }
             let details = serde_json::json!({ "email": user.email, "role": role.as_str() });
             audit(&store, &workspace, "member.create", &user.id, details).await?;
-            println!("created user {} <{}> ({role} in {workspace})", user.name, user.email);
+            println!(
+                "created user {} <{}> ({role} in {workspace})",
+                user.name, user.email
+            );
             Ok(())
         }
         AdminCommand::CreateWorkspace {

@@ -200,6 +200,12 @@ impl Server {
 
     /// Makes a person with `role` in the workspace, and a token of theirs.
     pub fn create_user_and_token(&self, email: &str, role: &str) -> String {
+        self.create_user_and_token_in("default", email, role)
+    }
+
+    /// Makes a person with `role` in a workspace (a new workspace is made, with them as its
+    /// owner), and a token of theirs there.
+    pub fn create_user_and_token_in(&self, workspace: &str, email: &str, role: &str) -> String {
         let mut create = weft()
             .args([
                 "admin",
@@ -210,6 +216,8 @@ impl Server {
                 "Ann",
                 "--role",
                 role,
+                "--workspace",
+                workspace,
                 "--password-stdin",
             ])
             .args(self.store_args())
@@ -224,7 +232,14 @@ impl Server {
         .expect("the password is sent");
         assert!(create.wait().expect("weft admin ends").success());
         let token = weft()
-            .args(["admin", "create-token", "--email", email])
+            .args([
+                "admin",
+                "create-token",
+                "--email",
+                email,
+                "--workspace",
+                workspace,
+            ])
             .args(self.store_args())
             .output()
             .expect("weft admin runs");
