@@ -229,6 +229,7 @@ fn public_routes(state: &AppState) -> Router<AppState> {
         .route("/password-reset", post(accounts::request_reset))
         .route("/password-reset/confirm", post(accounts::confirm_reset))
         .route("/email/confirm", post(accounts::confirm_email))
+        .route("/sign-up", post(accounts::sign_up))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             same_origin_only,

@@ -546,3 +546,113 @@ pub async fn confirm_email(
     record_for_person(&state, &user, "account.email_confirmed", &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignUp {
+    email: String,
+    name: String,
+    password: String,
+    workspace: crate::workspaces::NewWorkspace,
+}
+
+/// Sign-ups from one address within the failure window.
+const SIGN_UPS_PER_ADDRESS: usize = 5;
+
+/// `POST /api/v1/sign-up` (when the operator lets anyone sign up): a new person with a
+/// workspace of their own, and a mail that confirms their address. The answer is the same
+/// whether the email had an account or not; its owner is mailed instead.
+pub async fn sign_up(
+    State(state): State<AppState>,
+    client: ClientMeta,
+    TextBody(body): TextBody,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
+    if !state.settings.sign_up {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "sign_up_closed",
+            "this server takes new people by invitation only",
+        ));
+    }
+    let request: SignUp = parse(
+        &body,
+        "{\"email\", \"name\", \"password\", \"workspace\": {\"id\", \"name\"}}",
+    )?;
+    let email = request.email.trim().to_lowercase();
+    if email.len() > crate::sessions::MAX_EMAIL_BYTES || !email.contains('@') {
+        return Err(ApiError::bad_request(format!(
+            "`email` must be an email address of at most {} characters",
+            crate::sessions::MAX_EMAIL_BYTES
+        )));
+    }
+    let workspace_name = request.workspace.checked()?;
+    if let Some(problem) = password_problem(&request.password, &email) {
+        return Err(ApiError::bad_request(problem));
+    }
+    let address_key = format!(
+        "sign-up address {}",
+        client.ip.as_deref().unwrap_or("unknown")
+    );
+    if let Err(wait) = state
+        .sign_in_failures
+        .attempt(&[(address_key.as_str(), SIGN_UPS_PER_ADDRESS)])
+    {
+        return Ok(crate::sessions::too_many(wait));
+    }
+    let store = state.runtime.store();
+    if store.workspace_name(&request.workspace.id).await?.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("the workspace id `{}` is taken", request.workspace.id),
+        ));
+    }
+    let answer = (
+        StatusCode::ACCEPTED,
+        Json(json!({ "message": "check your mail to confirm your address, then sign in" })),
+    );
+    if store.user_by_email(&email).await?.is_some() {
+        let text = "Someone tried to sign up to Weft with this address, which has an account already.\n\nIf it was you, sign in, or reset your password if you forgot it. If not, ignore this mail.";
+        tokio::spawn(async move {
+            if let Err(error) =
+                send_mail(&state, &email, "You have a Weft account already", text).await
+            {
+                tracing::warn!(error = %error.message(), "cannot mail an existing account about a sign-up");
+            }
+        });
+        return Ok(answer.into_response());
+    }
+    let name = request.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::bad_request(
+            "`name` must have 1 to 100 characters",
+        ));
+    }
+    let user = store
+        .create_user(&email, name, &hashed(request.password).await?)
+        .await?;
+    store
+        .create_workspace(&request.workspace.id, workspace_name, &user.id)
+        .await?;
+    let mut event = event_by(&user, &request.workspace.id, "member.sign_up", &client);
+    event.details = Some(json!({ "workspace": request.workspace.id }));
+    record(&state, event).await?;
+    let link = AccountLink {
+        purpose: LinkPurpose::EmailCheck,
+        email: email.clone(),
+        workspace_id: None,
+        role: None,
+        created_by: Some(user.id.clone()),
+        expires_at: Utc::now() + EMAIL_CHECK_LASTS,
+    };
+    let url = new_link(&state, "confirm-email", &link).await?;
+    tokio::spawn(async move {
+        let text =
+            format!("Welcome to Weft. Confirm that this address is yours, within 2 days: {url}");
+        if let Err(error) = send_mail(&state, &email, "Confirm your email for Weft", &text).await {
+            tracing::warn!(error = %error.message(), "cannot mail a sign-up's confirmation link");
+        }
+    });
+    Ok(answer.into_response())
+}

@@ -45,6 +45,8 @@ pub struct Settings {
     pub mail_connection: Option<String>,
     /// A browser session ends this long after sign-in, used or not.
     pub session_max: Duration,
+    /// Anyone may sign up, with a workspace of their own (off: people join by invitation).
+    pub sign_up: bool,
 }
 
 impl Default for Settings {
@@ -56,6 +58,7 @@ impl Default for Settings {
             session_idle: Duration::from_secs(8 * 3600),
             mail_connection: None,
             session_max: Duration::from_secs(7 * 24 * 3600),
+            sign_up: false,
         }
     }
 }

@@ -42,6 +42,54 @@ const OTHER_ROUTES: &[(&str, &str, &str, u16)] = &[
         "Sign in with email and password: sets the session cookie",
         200,
     ),
+    (
+        "post",
+        "/api/v1/sign-up",
+        "Sign up with a workspace of one's own (when the server lets anyone)",
+        202,
+    ),
+    (
+        "post",
+        "/api/v1/setup",
+        "Make the first owner with the link printed at the first start",
+        201,
+    ),
+    (
+        "post",
+        "/api/v1/invitations/accept",
+        "Join a workspace with an invitation's link",
+        200,
+    ),
+    (
+        "post",
+        "/api/v1/password-reset",
+        "Ask for a password reset link by mail",
+        202,
+    ),
+    (
+        "post",
+        "/api/v1/password-reset/confirm",
+        "Set a new password with a reset link",
+        204,
+    ),
+    (
+        "post",
+        "/api/v1/email/confirm",
+        "Confirm an email address with its link",
+        204,
+    ),
+    (
+        "get",
+        "/api/v1/sso/start",
+        "Go to the workspace's identity provider",
+        303,
+    ),
+    (
+        "get",
+        "/sso/callback",
+        "Where the identity provider sends the browser back",
+        303,
+    ),
 ];
 
 fn error_response(description: &str) -> Value {

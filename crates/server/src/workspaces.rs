@@ -33,11 +33,28 @@ pub async fn list(
     Ok(Json(json!({ "workspaces": listed })))
 }
 
+/// A workspace as its maker asks for it.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewWorkspace {
-    id: String,
-    name: String,
+pub(crate) struct NewWorkspace {
+    pub id: String,
+    pub name: String,
+}
+
+impl NewWorkspace {
+    /// Its name, trimmed, when the id and the name are fit; else the problem.
+    pub fn checked(&self) -> Result<&str, ApiError> {
+        if let Some(problem) = id_problem(&self.id) {
+            return Err(ApiError::bad_request(problem));
+        }
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(ApiError::bad_request(
+                "`workspace.name` must have 1 to 100 characters",
+            ));
+        }
+        Ok(name)
+    }
 }
 
 /// A workspace's id is part of its webhook URLs (`/w/{id}/hooks/...`): 3 to 40 lower-case
@@ -62,15 +79,7 @@ pub async fn create(
     let request: NewWorkspace = serde_json::from_str(&body).map_err(|error| {
         ApiError::bad_request(format!("the body must be {{\"id\", \"name\"}}: {error}"))
     })?;
-    if let Some(problem) = id_problem(&request.id) {
-        return Err(ApiError::bad_request(problem));
-    }
-    let name = request.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::bad_request(
-            "`name` must have 1 to 100 characters",
-        ));
-    }
+    let name = request.checked()?;
     state
         .runtime
         .store()

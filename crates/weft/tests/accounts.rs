@@ -43,10 +43,14 @@ fn token_mailed_to(smtp: &SmtpServer, to: &str) -> String {
 }
 
 async fn mailing_server() -> (Server, SmtpServer) {
+    mailing_server_with(&[]).await
+}
+
+async fn mailing_server_with(options: &[&str]) -> (Server, SmtpServer) {
     let smtp = SmtpServer::start();
-    let server = Server::start_with(Backend::Sqlite, &["--mail-connection", "mailer"])
-        .await
-        .unwrap();
+    let mut all = vec!["--mail-connection", "mailer"];
+    all.extend_from_slice(options);
+    let server = Server::start_with(Backend::Sqlite, &all).await.unwrap();
     server
         .save_connection(json!({
             "name": "mailer", "connector": "email",
@@ -300,4 +304,101 @@ async fn an_email_address_is_confirmed_by_its_link() {
     assert_eq!(status, 204);
     let (_, me) = server.api(Method::GET, "/api/v1/me", None).await;
     assert!(me["email_verified_at"].is_string(), "{me}");
+}
+
+/// Waits until `smtp` has received `count` mails in all.
+async fn mails(smtp: &SmtpServer, count: usize) {
+    for _ in 0..100 {
+        if smtp.received().len() >= count {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{count} mails did not come: {:?}", smtp.received());
+}
+
+#[tokio::test]
+async fn anyone_signs_up_with_a_workspace_when_the_operator_lets_them() {
+    let closed = Server::start_with(Backend::Sqlite, &[]).await.unwrap();
+    let asking = |workspace: &str, email: &str| {
+        json!({
+            "email": email, "name": "Zoe", "password": "zoe's long password",
+            "workspace": { "id": workspace, "name": "Zeta Ltd" }
+        })
+    };
+    let (status, refused) = post(
+        &closed,
+        "/api/v1/sign-up",
+        asking("zeta", "zoe@zeta.example"),
+    )
+    .await;
+    assert_eq!(
+        (status, refused["error"]["code"].clone()),
+        (403, json!("sign_up_closed"))
+    );
+
+    let (server, smtp) = mailing_server_with(&["--sign-up"]).await;
+    let (status, answer) = post(
+        &server,
+        "/api/v1/sign-up",
+        asking("zeta", "zoe@zeta.example"),
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    mails(&smtp, 1).await;
+    let token = token_mailed_to(&smtp, "zoe@zeta.example");
+
+    // The new person owns the new workspace, and only that one.
+    let signed: Value = post(
+        &server,
+        "/api/v1/session",
+        json!({ "email": "zoe@zeta.example", "password": "zoe's long password" }),
+    )
+    .await
+    .1;
+    assert_eq!(
+        (signed["workspace"].clone(), signed["role"].clone()),
+        (json!("zeta"), json!("owner")),
+        "{signed}"
+    );
+    let (status, _) = post(&server, "/api/v1/email/confirm", json!({ "token": token })).await;
+    assert_eq!(status, 204);
+
+    // The same email again: the same answer, no second account or workspace, and a mail to
+    // the account's owner instead of a link.
+    let (status, again) = post(
+        &server,
+        "/api/v1/sign-up",
+        asking("zeta-two", "zoe@zeta.example"),
+    )
+    .await;
+    assert_eq!((status, &again), (202, &answer));
+    mails(&smtp, 2).await;
+    let warning = smtp.received()[1].data.replace("=\r\n", "");
+    assert!(warning.contains("has an account already"), "{warning}");
+    assert!(!warning.contains("token="), "no link: {warning}");
+    let (status, _) = post(
+        &server,
+        "/api/v1/sign-up",
+        asking("zeta-two", "yan@zeta.example"),
+    )
+    .await;
+    assert_eq!(
+        status, 202,
+        "the id zeta-two was not taken by the refused sign-up"
+    );
+    let (status, taken) = post(
+        &server,
+        "/api/v1/sign-up",
+        asking("zeta", "xia@zeta.example"),
+    )
+    .await;
+    assert_eq!(status, 409, "{taken}");
+    let (status, weak) = post(
+        &server,
+        "/api/v1/sign-up",
+        json!({ "email": "w@zeta.example", "name": "W", "password": "short", "workspace": { "id": "wzeta", "name": "W" } }),
+    )
+    .await;
+    assert_eq!(status, 400, "{weak}");
 }

@@ -58,6 +58,10 @@ pub struct ServeArgs {
     /// A browser session ends this long after its sign-in, used or not.
     #[arg(long, env = "WEFT_SESSION_MAX", default_value = "7d", value_parser = parse_lease)]
     session_max: Duration,
+    /// Let anyone sign up (POST /api/v1/sign-up) with a workspace of their own; off, people
+    /// join by invitation.
+    #[arg(long, env = "WEFT_SIGN_UP", value_parser = clap::builder::BoolishValueParser::new())]
+    sign_up: bool,
     /// How long the audit log keeps an event; older ones are deleted every hour.
     #[arg(long, env = "WEFT_AUDIT_RETENTION", default_value = "365d", value_parser = parse_lease)]
     audit_retention: Duration,
@@ -161,6 +165,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             session_idle: args.session_idle,
             mail_connection: args.mail_connection.clone(),
             session_max: args.session_max,
+            sign_up: args.sign_up,
         },
         sign_in_failures: Default::default(),
         vault: vault.clone(),
