@@ -130,7 +130,39 @@ pub fn csrf_holds(caller: &Caller, headers: &HeaderMap) -> bool {
     given.ct_eq(csrf_token.as_bytes()).into()
 }
 
-/// Where a request came from: the peer's address (a proxy's, behind one) and user agent.
+/// The reverse proxies whose `X-Forwarded-For` is believed, set once at start.
+static TRUSTED_PROXIES: std::sync::OnceLock<Vec<std::net::IpAddr>> = std::sync::OnceLock::new();
+
+/// Believes the `X-Forwarded-For` of requests from these addresses (the reverse proxies in
+/// front of the server): their clients' addresses are then the ones limited and audited.
+pub fn trust_proxies(proxies: Vec<std::net::IpAddr>) {
+    let _ = TRUSTED_PROXIES.set(proxies);
+}
+
+/// The client's address: the peer's, or, when the peer is a trusted proxy, the nearest
+/// address in `X-Forwarded-For` that is not a trusted proxy (the ones further left are
+/// whatever the client wrote).
+fn client_address(peer: std::net::IpAddr, headers: &HeaderMap) -> std::net::IpAddr {
+    let trusted = TRUSTED_PROXIES.get().map(Vec::as_slice).unwrap_or_default();
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|address| address.trim().parse().ok())
+        .collect();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|address| !trusted.contains(address))
+        .unwrap_or(peer)
+}
+
+/// Where a request came from: the client's address (behind a trusted proxy, the one it
+/// forwarded for) and user agent.
 #[derive(Debug, Clone, Default)]
 pub struct ClientMeta {
     pub ip: Option<String>,
@@ -142,7 +174,9 @@ impl ClientMeta {
         ClientMeta {
             ip: extensions
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|axum::extract::ConnectInfo(peer)| peer.ip().to_string()),
+                .map(|axum::extract::ConnectInfo(peer)| {
+                    client_address(peer.ip(), headers).to_string()
+                }),
             user_agent: headers
                 .get(axum::http::header::USER_AGENT)
                 .and_then(|agent| agent.to_str().ok())

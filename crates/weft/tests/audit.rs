@@ -152,3 +152,51 @@ on_both_backends!(
         assert_eq!(actions(&kept), Vec::<String>::new(), "{kept:#}");
     }
 );
+
+/// The address of the newest sign-in in the audit log.
+async fn last_sign_in_address(server: &Server) -> Value {
+    let (_, events) = server
+        .api(Method::GET, "/api/v1/audit?action=session.sign_in", None)
+        .await;
+    events["events"][0]["ip"].clone()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_clients_address_is_recorded() {
+    let sign_in_from = |server: &Server, client: &'static str| {
+        Server::client()
+            .post(server.url("/api/v1/session"))
+            .header("x-forwarded-for", format!("198.51.100.9, {client}"))
+            .body(
+                json!({ "email": "ann@example.com", "password": "a long enough password" })
+                    .to_string(),
+            )
+            .send()
+    };
+    let direct = Server::start_with(Backend::Sqlite, &[]).await.unwrap();
+    assert_eq!(
+        sign_in_from(&direct, "203.0.113.7").await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        last_sign_in_address(&direct).await,
+        "127.0.0.1",
+        "no proxy is trusted: the header is anybody's"
+    );
+
+    let proxied = Server::start_with(Backend::Sqlite, &["--trusted-proxy", "127.0.0.1"])
+        .await
+        .unwrap();
+    assert_eq!(
+        sign_in_from(&proxied, "203.0.113.7")
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        last_sign_in_address(&proxied).await,
+        "203.0.113.7",
+        "the address the proxy saw, not what the client wrote"
+    );
+}

@@ -62,6 +62,15 @@ pub struct ServeArgs {
     /// join by invitation.
     #[arg(long, env = "WEFT_SIGN_UP", value_parser = clap::builder::BoolishValueParser::new())]
     sign_up: bool,
+    /// A reverse proxy in front of the server whose X-Forwarded-For is believed (repeat the
+    /// option, or separate addresses by commas): sign-in limits and the audit log then see
+    /// the clients' addresses, not the proxy's.
+    #[arg(
+        long = "trusted-proxy",
+        env = "WEFT_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<std::net::IpAddr>,
     /// How long the audit log keeps an event; older ones are deleted every hour.
     #[arg(long, env = "WEFT_AUDIT_RETENTION", default_value = "365d", value_parser = parse_lease)]
     audit_retention: Duration,
@@ -153,6 +162,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{address}"))
         .trim_end_matches('/')
         .to_owned();
+    weft_server::auth::trust_proxies(args.trusted_proxies.clone());
     let state = AppState {
         metrics: weft_server::install_metrics(),
         runtime,
