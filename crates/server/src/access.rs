@@ -279,10 +279,12 @@ async fn authorize(
         .get::<MatchedPath>()
         .map(|path| path.as_str().trim_start_matches("/api/v1").to_owned())
         .unwrap_or_default();
-    let Some((needs, audit)) = rules
-        .get(&(request.method().clone(), path.as_str()))
-        .copied()
-    else {
+    // A HEAD asks what a GET would, with the same rule.
+    let method = match *request.method() {
+        Method::HEAD => Method::GET,
+        ref other => other.clone(),
+    };
+    let Some((needs, audit)) = rules.get(&(method, path.as_str())).copied() else {
         // Not reachable: every route is made with its rule.
         return ApiError::new(
             StatusCode::FORBIDDEN,

@@ -7,7 +7,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Value, json};
-use weft_store::{Member, Profile, Role};
+use weft_store::{Member, MembershipChange, Profile, Role};
 
 use crate::AppState;
 use crate::access::AuditNote;
@@ -281,17 +281,25 @@ async fn member(state: &AppState, workspace_id: &str, user_id: &str) -> Result<M
 }
 
 /// Refuses to leave the workspace without an owner.
-async fn keeps_an_owner(
+/// Applies a membership change, which leaves the workspace an owner or is refused.
+async fn change_membership(
     state: &AppState,
     workspace_id: &str,
-    member: &Member,
+    user_id: &str,
+    role: Option<Role>,
 ) -> Result<(), ApiError> {
-    if member.role == Role::Owner && state.runtime.store().owner_count(workspace_id).await? <= 1 {
-        return Err(conflict(
+    match state
+        .runtime
+        .store()
+        .change_membership(workspace_id, user_id, role)
+        .await?
+    {
+        MembershipChange::Done => Ok(()),
+        MembershipChange::NotMember => Err(ApiError::not_found("member with this id")),
+        MembershipChange::LastOwner => Err(conflict(
             "the workspace's last owner stays: make another owner first",
-        ));
+        )),
     }
-    Ok(())
 }
 
 #[derive(serde::Deserialize)]
@@ -326,14 +334,7 @@ pub async fn change_role(
             ),
         ));
     }
-    if role < Role::Owner {
-        keeps_an_owner(&state, &caller.workspace_id, &member).await?;
-    }
-    state
-        .runtime
-        .store()
-        .set_membership(&caller.workspace_id, &user_id, role)
-        .await?;
+    change_membership(&state, &caller.workspace_id, &user_id, Some(role)).await?;
     let note = AuditNote::changed(
         json!({ "role": member.role.as_str() }),
         json!({ "role": role.as_str() }),
@@ -363,12 +364,7 @@ pub async fn remove(
             ),
         ));
     }
-    keeps_an_owner(&state, &caller.workspace_id, &member).await?;
-    state
-        .runtime
-        .store()
-        .remove_member(&caller.workspace_id, &user_id)
-        .await?;
+    change_membership(&state, &caller.workspace_id, &user_id, None).await?;
     let note = AuditNote::details(json!({ "before": member_json(&member), "left": leaving }));
     Ok((note, StatusCode::NO_CONTENT))
 }

@@ -28,7 +28,7 @@ pub use db::{
     StoreError, StoredRecipe, UnfinishedJobs, User, new_id, parse_status, status_text,
 };
 pub use polls::{PollState, SEEN_KEYS_KEPT};
-pub use profiles::{Member, Profile};
+pub use profiles::{Member, MembershipChange, Profile};
 pub use record::{ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, StepStatus};
 pub use sessions::NewSession;
 pub use sign_ins::{PendingSignIn, sign_in_row};

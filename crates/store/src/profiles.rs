@@ -113,17 +113,58 @@ impl Store {
         })
     }
 
-    /// Takes a person out of a workspace; false when they were not in it. Their sessions
-    /// in it end; their tokens stop working with the membership.
-    pub async fn remove_member(&self, workspace_id: &str, user_id: &str) -> Result<bool> {
-        let membership = "DELETE FROM memberships WHERE workspace_id = $1 AND user_id = $2";
+    /// Gives a member another role (`Some`) or takes them out (`None`: their sessions in the
+    /// workspace end, and their tokens stop working with the membership), leaving the
+    /// workspace at least one owner. The workspace's row is locked first, so that changes to
+    /// one workspace's people are made one at a time: two owners demoting each other at once
+    /// cannot leave it none.
+    pub async fn change_membership(
+        &self,
+        workspace_id: &str,
+        user_id: &str,
+        role: Option<Role>,
+    ) -> Result<MembershipChange> {
+        let lock = "UPDATE workspaces SET name = name WHERE id = $1";
+        let current = "SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2";
+        let other_owners = "SELECT COUNT(*) FROM memberships WHERE workspace_id = $1 AND role = 'owner' AND user_id <> $2";
+        let change = "UPDATE memberships SET role = $3 WHERE workspace_id = $1 AND user_id = $2";
+        let remove = "DELETE FROM memberships WHERE workspace_id = $1 AND user_id = $2";
         let sessions = "DELETE FROM sessions WHERE workspace_id = $1 AND user_id = $2";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let removed = sqlx::query(membership).bind(workspace_id).bind(user_id).execute(&mut *tx).await?.rows_affected();
-            sqlx::query(sessions).bind(workspace_id).bind(user_id).execute(&mut *tx).await?;
+            sqlx::query(lock).bind(workspace_id).execute(&mut *tx).await?;
+            let Some(row) = sqlx::query(current).bind(workspace_id).bind(user_id).fetch_optional(&mut *tx).await? else {
+                return Ok(MembershipChange::NotMember);
+            };
+            let was = role_from(&row.try_get::<String, _>(0)?)?;
+            if was == Role::Owner && role != Some(Role::Owner) {
+                let others: i64 = sqlx::query(other_owners).bind(workspace_id).bind(user_id)
+                    .fetch_one(&mut *tx).await?.try_get(0)?;
+                if others == 0 {
+                    return Ok(MembershipChange::LastOwner);
+                }
+            }
+            match role {
+                Some(role) => {
+                    sqlx::query(change).bind(workspace_id).bind(user_id).bind(role.as_str()).execute(&mut *tx).await?;
+                }
+                None => {
+                    sqlx::query(remove).bind(workspace_id).bind(user_id).execute(&mut *tx).await?;
+                    sqlx::query(sessions).bind(workspace_id).bind(user_id).execute(&mut *tx).await?;
+                }
+            }
             tx.commit().await?;
-            Ok(removed > 0)
+            Ok(MembershipChange::Done)
         })
     }
+}
+
+/// What became of a [`Store::change_membership`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembershipChange {
+    Done,
+    /// The person is not in the workspace.
+    NotMember,
+    /// The person is the workspace's last owner, who stays one.
+    LastOwner,
 }

@@ -418,3 +418,67 @@ on_both_backends!(
         assert_eq!(status, 400, "{refused}");
     }
 );
+
+on_both_backends!(
+    two_owners_demoting_each_other_at_once_leave_one,
+    |server: Server| async move {
+        let other = server.create_user_and_token("bo@example.com", "owner");
+        let id_of = |token: String| {
+            let server = &server;
+            async move {
+                let (_, me) = server.api_as(&token, Method::GET, "/api/v1/me", None).await;
+                me["id"].as_str().unwrap().to_owned()
+            }
+        };
+        let (ann, bo) = (
+            id_of(server.token.clone()).await,
+            id_of(other.clone()).await,
+        );
+        let demote = json!({ "role": "admin" }).to_string();
+        let promote = json!({ "role": "owner" }).to_string();
+        for round in 0..5 {
+            let (bo_path, ann_path) = (
+                format!("/api/v1/members/{bo}"),
+                format!("/api/v1/members/{ann}"),
+            );
+            let (first, second) = tokio::join!(
+                server.api(Method::PUT, &bo_path, Some(demote.clone())),
+                server.api_as(&other, Method::PUT, &ann_path, Some(demote.clone())),
+            );
+            let (_, members) = server.api(Method::GET, "/api/v1/members", None).await;
+            let owners: Vec<Value> = members["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|member| member["role"] == "owner")
+                .cloned()
+                .collect();
+            assert_eq!(
+                owners.len(),
+                1,
+                "round {round}: {first:?} {second:?} {members}"
+            );
+            // Whoever is still the owner makes the other one again.
+            let (token, id) = if owners[0]["user_id"] == ann.as_str() {
+                (server.token.clone(), bo.clone())
+            } else {
+                (other.clone(), ann.clone())
+            };
+            let (status, _) = server
+                .api_as(
+                    &token,
+                    Method::PUT,
+                    &format!("/api/v1/members/{id}"),
+                    Some(promote.clone()),
+                )
+                .await;
+            assert_eq!(status, 200);
+        }
+        // A HEAD is allowed wherever a GET is.
+        let viewer = server.create_user_and_token("vi@example.com", "viewer");
+        let (status, _) = server
+            .api_as(&viewer, Method::HEAD, "/api/v1/recipes", None)
+            .await;
+        assert_eq!(status, 200);
+    }
+);

@@ -183,13 +183,19 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
                 bail!("no user with email {email}");
             };
             let was = store.membership(&workspace, &user.id).await?;
-            if was == Some(Role::Owner)
-                && role < Role::Owner
-                && store.owner_count(&workspace).await? <= 1
-            {
-                bail!("{email} is the workspace's last owner: make another owner first");
+            match was {
+                None => store.set_membership(&workspace, &user.id, role).await?,
+                Some(_) => match store
+                    .change_membership(&workspace, &user.id, Some(role))
+                    .await?
+                {
+                    weft_store::MembershipChange::LastOwner => {
+                        bail!("{email} is the workspace's last owner: make another owner first")
+                    }
+                    weft_store::MembershipChange::Done
+                    | weft_store::MembershipChange::NotMember => {}
+                },
             }
-            store.set_membership(&workspace, &user.id, role).await?;
             let details = serde_json::json!({
                 "before": { "role": was.map(Role::as_str) },
                 "after": { "role": role.as_str() },
