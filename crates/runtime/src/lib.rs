@@ -5,6 +5,7 @@
 pub mod connections;
 mod poll;
 mod recipes;
+pub mod retention;
 mod schedule;
 mod subscriptions;
 pub mod tables;

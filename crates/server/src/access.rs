@@ -15,8 +15,8 @@ use weft_store::{AuditEvent, Role};
 
 use crate::error::ApiError;
 use crate::{
-    AppState, accounts, audit, auth, connections, jobs, members, recipes, sessions, sso, tables,
-    tokens, workspaces,
+    AppState, accounts, audit, auth, connections, jobs, members, privacy, recipes, sessions, sso,
+    tables, tokens, workspaces,
 };
 
 /// One route: its method and path (under `/api/v1`), the least role that may call it, what
@@ -187,6 +187,9 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route(POST, "/invitations", Admin, "Invite someone into the workspace", post(accounts::invite))
             .audited("member.invite").answers(201),
         route(GET, "/whoami", Viewer, "Who the token is", get(tokens::whoami)),
+        route(GET, "/privacy/retention", Admin, "The job history held, for how long, and the rules", get(privacy::report)),
+        route(PUT, "/privacy/retention", Admin, "Set the workspace's retention of job history", put(privacy::save))
+            .audited("privacy.retention"),
         route(GET, "/workspaces", Viewer, "The caller's workspaces and roles", get(workspaces::list)),
         route(POST, "/workspaces", Viewer, "Make a workspace, its maker its owner", post(workspaces::create))
             .audited("workspace.create").answers(201),

@@ -10,6 +10,7 @@ mod hooks;
 mod jobs;
 mod members;
 mod openapi;
+mod privacy;
 mod recipes;
 pub mod sessions;
 mod sso;
@@ -47,6 +48,8 @@ pub struct Settings {
     pub session_max: Duration,
     /// Anyone may sign up, with a workspace of their own (off: people join by invitation).
     pub sign_up: bool,
+    /// How long job history is kept when neither its recipe nor its workspace says.
+    pub history_keep: Duration,
 }
 
 impl Default for Settings {
@@ -59,6 +62,7 @@ impl Default for Settings {
             mail_connection: None,
             session_max: Duration::from_secs(7 * 24 * 3600),
             sign_up: false,
+            history_keep: Duration::from_secs(30 * 86_400),
         }
     }
 }

@@ -310,6 +310,10 @@ impl Store {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             .page_size(SQLITE_PAGE_BYTES)
+            // Deleted history is gone from the file: freed content is overwritten with zeros,
+            // and a new database gives freed pages back when asked (`reclaim_space`).
+            .pragma("secure_delete", "ON")
+            .auto_vacuum(sqlx::sqlite::SqliteAutoVacuum::Incremental)
             // The writer's checkpoint thread keeps the WAL short; a commit here must not stop
             // to do it instead.
             .pragma("wal_autocheckpoint", "0");

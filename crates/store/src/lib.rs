@@ -11,6 +11,7 @@ mod leases;
 mod polls;
 mod profiles;
 pub mod record;
+mod retention;
 mod sessions;
 mod sign_ins;
 mod sso;
@@ -30,6 +31,7 @@ pub use db::{
 pub use polls::{PollState, SEEN_KEYS_KEPT};
 pub use profiles::{Member, MembershipChange, Profile};
 pub use record::{ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, StepStatus};
+pub use retention::{HistoryHeld, RetentionSettings};
 pub use sessions::NewSession;
 pub use sign_ins::{PendingSignIn, sign_in_row};
 pub use sso::{SsoSettings, sso_row, sso_sign_in_row};

@@ -97,6 +97,11 @@ impl Writer {
         connection
             .pragma_update(None, "foreign_keys", "ON")
             .map_err(write_error)?;
+        // What a write replaces (a job's raw event, once its masked record is written) is
+        // overwritten in the file, not left in free space.
+        connection
+            .pragma_update(None, "secure_delete", "ON")
+            .map_err(write_error)?;
         connection.set_prepared_statement_cache_capacity(32);
         // Checkpoints run on a thread of their own (below), not in whichever commit crosses
         // the WAL's size: that commit, and every caller waiting on it, would wait for the

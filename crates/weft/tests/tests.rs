@@ -19,6 +19,7 @@ mod nats;
 mod oauth;
 mod openapi;
 mod polls;
+mod privacy;
 mod rate_limits;
 mod redis;
 mod run_control_flow;

@@ -71,6 +71,13 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<std::net::IpAddr>,
+    /// How long job history is kept when neither its recipe (`retention.keep`) nor its
+    /// workspace (PUT /api/v1/privacy/retention) says.
+    #[arg(long, env = "WEFT_HISTORY_KEEP", default_value = "30d", value_parser = parse_lease)]
+    history_keep: Duration,
+    /// How often history past its keep, or over its workspace's cap, is deleted.
+    #[arg(long, env = "WEFT_RETENTION_EVERY", default_value = "10m", value_parser = parse_lease)]
+    retention_every: Duration,
     /// How long the audit log keeps an event; older ones are deleted every hour.
     #[arg(long, env = "WEFT_AUDIT_RETENTION", default_value = "365d", value_parser = parse_lease)]
     audit_retention: Duration,
@@ -143,6 +150,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         runtime.spawn_subscriptions(stopping.clone()),
         runtime.spawn_membership(stopping.clone()),
         spawn_table_refresh(tables.clone(), stopping.clone()),
+        spawn_retention(
+            stopping_runtime.clone(),
+            args.history_keep,
+            args.retention_every,
+            stopping.clone(),
+        ),
         spawn_housekeeping(
             stopping_runtime.store().clone(),
             args.audit_retention,
@@ -176,6 +189,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             mail_connection: args.mail_connection.clone(),
             session_max: args.session_max,
             sign_up: args.sign_up,
+            history_keep: args.history_keep,
         },
         sign_in_failures: Default::default(),
         vault: vault.clone(),
@@ -241,6 +255,33 @@ fn spawn_table_refresh(
             }
             tokio::select! {
                 _ = tokio::time::sleep(TABLE_REFRESH) => {}
+                _ = stopping.changed() => {}
+            }
+        }
+    })
+}
+
+/// Deletes job history past its keep or over its workspace's cap, at the start and then
+/// every `every`.
+fn spawn_retention(
+    runtime: Runtime,
+    default_keep: Duration,
+    every: Duration,
+    mut stopping: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while !*stopping.borrow() {
+            match weft_runtime::retention::apply_retention(&runtime, default_keep).await {
+                Ok(pass) if pass.expired + pass.over_cap > 0 => tracing::info!(
+                    expired = pass.expired,
+                    over_cap = pass.over_cap,
+                    "job history deleted"
+                ),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "cannot delete old job history; trying again"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
                 _ = stopping.changed() => {}
             }
         }

@@ -150,6 +150,34 @@ impl Server {
         (self.store_args[0] == "--data").then(|| std::path::PathBuf::from(&self.store_args[1]))
     }
 
+    /// Everything the store holds, as text, to search for what must not be there: the bytes
+    /// of the SQLite database and its write-ahead log, or a dump of every table of the
+    /// server's PostgreSQL schema.
+    pub fn everything_stored(&self) -> String {
+        if let Some(folder) = self.data_folder() {
+            let mut bytes = Vec::new();
+            for file in ["weft.db", "weft.db-wal"] {
+                bytes.extend(std::fs::read(folder.join(file)).unwrap_or_default());
+            }
+            return String::from_utf8_lossy(&bytes).into_owned();
+        }
+        let url = &self.store_args[1];
+        let schema = url
+            .split("search_path%3D")
+            .nth(1)
+            .expect("a schema in the test URL");
+        let dump = std::process::Command::new("pg_dump")
+            .args(["--data-only", "--schema", schema, url])
+            .output()
+            .expect("pg_dump runs");
+        assert!(
+            dump.status.success(),
+            "{}",
+            String::from_utf8_lossy(&dump.stderr)
+        );
+        String::from_utf8_lossy(&dump.stdout).into_owned()
+    }
+
     /// Waits until the server has ended, and returns how it ended.
     pub fn wait(&mut self) -> std::process::ExitStatus {
         self.child.wait().expect("the server ends")
