@@ -53,25 +53,22 @@ impl Store {
 
     /// Saves a person's name and profile; false when the username is someone else's.
     pub async fn save_profile(&self, user_id: &str, name: &str, profile: &Profile) -> Result<bool> {
-        let taken = "SELECT 1 FROM users WHERE username = $1 AND id <> $2";
+        // One statement, guarded by the unique index on usernames: a read before the write
+        // could see a username free that another save takes in between (and, on SQLite, a
+        // read-then-write transaction fails outright when another write comes in between).
         let sql = "UPDATE users SET name = $2, phone = $3, title = $4, company = $5, company_size = $6, \
                    username = $7, notification_emails = $8 WHERE id = $1";
         let emails = serde_json::to_string(&profile.notification_emails)
             .map_err(|error| StoreError::Corrupt(error.to_string()))?;
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            if let Some(username) = &profile.username
-                && sqlx::query(taken).bind(username).bind(user_id).fetch_optional(&mut *tx).await?.is_some()
-            {
-                return Ok(false);
-            }
-            sqlx::query(sql)
-                .bind(user_id).bind(name).bind(&profile.phone).bind(&profile.title).bind(&profile.company)
-                .bind(&profile.company_size).bind(&profile.username).bind(emails)
-                .execute(&mut *tx).await?;
-            tx.commit().await?;
-            Ok(true)
-        })
+        let saved = on_pool!(self, pool => sqlx::query(sql)
+            .bind(user_id).bind(name).bind(&profile.phone).bind(&profile.title).bind(&profile.company)
+            .bind(&profile.company_size).bind(&profile.username).bind(emails)
+            .execute(pool).await.map(|_| ()));
+        match saved.map_err(|error| StoreError::or_conflict(error, String::new)) {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(other) => Err(other),
+        }
     }
 
     /// Sets (or, with `None`, removes) a person's photo and its media type.
