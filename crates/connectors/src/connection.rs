@@ -154,6 +154,18 @@ impl Connection {
             .filter_map(|field| self.text(field))
             .filter(|value| !value.is_empty())
     }
+
+    /// Secrets made from the fields as they travel: `username:password` in base64, as an
+    /// HTTP `Basic` credential (or SMTP's) carries them, decodes to the password.
+    pub fn derived_secrets(&self) -> Vec<String> {
+        use base64::Engine as _;
+        match (self.text("username"), self.text("password")) {
+            (Some(user), Some(password)) if !password.is_empty() => {
+                vec![base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))]
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// Never prints field values: a connection's fields may hold secrets.

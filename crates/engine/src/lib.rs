@@ -148,6 +148,8 @@ pub struct Engine {
     jq: JqRunner,
     /// Each connection's budget of calls, shared by every job of this engine.
     gates: rate_limit::Gates,
+    /// Each workspace's masking rules.
+    masks: mask::MaskBook,
 }
 
 impl Engine {
@@ -164,6 +166,7 @@ impl Engine {
             limits,
             jq: JqRunner::default(),
             gates: rate_limit::Gates::default(),
+            masks: mask::MaskBook::default(),
         }
     }
 
@@ -177,6 +180,11 @@ impl Engine {
     /// each keeps to its share.
     pub fn share_budgets_among(&self, processes: usize) {
         self.gates.share_among(processes);
+    }
+
+    /// Each workspace's masking rules, applied to every record this engine writes.
+    pub fn masks(&self) -> &mask::MaskBook {
+        &self.masks
     }
 
     /// The connectors of this engine.

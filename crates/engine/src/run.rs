@@ -15,7 +15,7 @@ use weft_recipe::template::{EvalError, TemplateValue};
 use weft_store::{ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, StepStatus, record};
 
 use crate::jq_runner::JqFailure;
-use crate::mask::{StepMasker, protect_record};
+use crate::mask::{MaskRules, StepMasker, WorkspaceMasks, protect_record};
 use crate::retry::delay_before;
 use crate::scope::Scope;
 use crate::{Engine, JobOutcome, StepLog};
@@ -128,10 +128,13 @@ impl<'e> JobRun<'e> {
             .retention
             .as_ref()
             .map_or(RecordLevel::Masked, |retention| retention.record);
+        let workspace_masks: Arc<WorkspaceMasks> =
+            self.engine.masks.for_workspace(&self.recipe.workspace);
         if self.durable.is_some() {
             let max_value_bytes = self.engine.limits.max_stored_value_bytes;
             self.masker = Some(StepMasker::new(
                 &self.recipe.mask,
+                Arc::clone(&workspace_masks),
                 level,
                 max_value_bytes,
                 &trigger,
@@ -179,13 +182,12 @@ impl<'e> JobRun<'e> {
             .map(|mut scrub| std::mem::take(&mut *scrub))
             .unwrap_or_default();
         let max_value_bytes = self.engine.limits.max_stored_value_bytes;
-        protect_record(
-            &mut record,
-            &self.recipe.mask,
-            scrub,
+        let rules = MaskRules {
+            paths: &self.recipe.mask,
+            workspace: &workspace_masks,
             level,
-            max_value_bytes,
-        );
+        };
+        protect_record(&mut record, &rules, scrub, max_value_bytes);
         let response = self
             .response
             .lock()
@@ -686,7 +688,9 @@ impl<'e> JobRun<'e> {
             .collect();
         let secrets: Vec<Value> = connection
             .secret_values(&secret_fields)
-            .map(|secret| Value::String(secret.to_owned()))
+            .map(str::to_owned)
+            .chain(connection.derived_secrets())
+            .map(Value::String)
             .collect();
         if let Some(masker) = &self.masker {
             masker.add(secrets.iter().cloned());

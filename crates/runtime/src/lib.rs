@@ -3,10 +3,12 @@
 //! finished job to a caller waiting for it (sync webhooks).
 
 pub mod connections;
+pub mod masking;
 mod poll;
 mod recipes;
 pub mod retention;
 mod schedule;
+pub mod subjects;
 mod subscriptions;
 pub mod tables;
 
@@ -135,7 +137,7 @@ impl Runtime {
         Ok(enabled)
     }
 
-    pub(crate) fn engine(&self) -> &Engine {
+    pub fn engine(&self) -> &Engine {
         &self.inner.engine
     }
 

@@ -75,6 +75,7 @@ pub fn poll_due(runtime: &Runtime, recipes: &[(StoredRecipe, Arc<Recipe>)]) {
         tokio::spawn(async move {
             if let Err(error) = poll_once(&runtime, &stored, &poll).await {
                 metrics::counter!("weft_poll_failures_total").increment(1);
+                let error = runtime.loggable(&stored.workspace_id, &error.to_string());
                 tracing::warn!(recipe = %stored.name, %error, "a poll failed; it is tried again at its next interval");
             }
             runtime.poll_clock().done(&stored.id, poll.every);

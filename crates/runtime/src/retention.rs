@@ -108,9 +108,9 @@ pub async fn apply_retention(
             }
         }
     }
-    if pass != RetentionPass::default() {
-        store.reclaim_space().await?;
-    }
+    // Also when nothing was deleted: the raw events of the jobs that ended since the last
+    // pass, replaced by their masked records, may still be in SQLite's write-ahead log.
+    store.reclaim_space().await?;
     Ok(pass)
 }
 

@@ -195,6 +195,7 @@ async fn consume(runtime: Runtime, recipe: StoredRecipe, trigger: SubscribeTrigg
             Err(error) => error,
         };
         metrics::counter!("weft_subscription_restarts_total").increment(1);
+        let reason = runtime.loggable(&recipe.workspace_id, &reason);
         tracing::warn!(recipe = %recipe.name, error = %reason, pause_s = pause.as_secs(), "a subscription stopped; it starts again after a pause");
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(LONGEST_PAUSE);

@@ -190,6 +190,13 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route(GET, "/privacy/retention", Admin, "The job history held, for how long, and the rules", get(privacy::report)),
         route(PUT, "/privacy/retention", Admin, "Set the workspace's retention of job history", put(privacy::save))
             .audited("privacy.retention"),
+        route(GET, "/privacy/masking", Admin, "The workspace's masking rules for job records", get(privacy::masking)),
+        route(PUT, "/privacy/masking", Admin, "Set the workspace's masking rules", put(privacy::save_masking))
+            .audited("privacy.masking"),
+        route(POST, "/privacy/subjects/search", Admin, "Find every job that holds a person's identifier", post(privacy::search_subject))
+            .audited("privacy.subject_search"),
+        route(POST, "/privacy/subjects/erase", Admin, "Erase a person's identifier from every ended job", post(privacy::erase_subject))
+            .audited("privacy.subject_erase"),
         route(GET, "/workspaces", Viewer, "The caller's workspaces and roles", get(workspaces::list)),
         route(POST, "/workspaces", Viewer, "Make a workspace, its maker its owner", post(workspaces::create))
             .audited("workspace.create").answers(201),

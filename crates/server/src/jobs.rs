@@ -80,18 +80,33 @@ pub async fn show(
         .await?
         .ok_or_else(|| ApiError::not_found("job with this id"))?;
     if !record.status.is_final() {
-        // Until the job ends, its stored event is the raw one it runs on: show it masked.
-        let masks = match store.job_origin(&id).await? {
+        // Until the job ends, its stored event is the raw one it runs on: show it as its
+        // record will hold it.
+        let recipe = match store.job_origin(&id).await? {
             Some((recipe_id, version)) => state
                 .runtime
                 .recipes()
                 .version(&recipe_id, version)
                 .await
-                .map(|recipe| recipe.mask.clone())
-                .unwrap_or_default(),
-            None => Vec::new(),
+                .ok(),
+            None => None,
         };
-        weft_engine::mask::protect_trigger(&masks, &mut record.trigger);
+        let workspace = state
+            .runtime
+            .engine()
+            .masks()
+            .for_workspace(&caller.workspace_id);
+        let rules = weft_engine::mask::MaskRules {
+            paths: recipe.as_ref().map_or(&[], |recipe| &recipe.mask),
+            workspace: &workspace,
+            level: recipe
+                .as_ref()
+                .and_then(|recipe| recipe.retention.as_ref())
+                .map_or(weft_recipe::model::RecordLevel::Masked, |retention| {
+                    retention.record
+                }),
+        };
+        weft_engine::mask::protect_trigger(&rules, &mut record.trigger);
     }
     Ok(Json(serde_json::to_value(record).unwrap_or(Value::Null)))
 }

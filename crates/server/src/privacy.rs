@@ -4,10 +4,11 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use chrono::Utc;
 use serde_json::{Value, json};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use weft_recipe::model::RecordLevel;
 use weft_runtime::retention::keep_for;
-use weft_store::RetentionSettings;
+use weft_runtime::subjects::MIN_IDENTIFIER_CHARS;
+use weft_store::{MaskSettings, RetentionSettings};
 
 use crate::AppState;
 use crate::access::AuditNote;
@@ -132,4 +133,205 @@ pub async fn save(
         AuditNote::changed(settings_json(&before), settings_json(&after)),
         Json(settings_json(&after)),
     ))
+}
+
+fn masking_json(settings: &MaskSettings) -> Value {
+    let masks = weft_runtime::masking::workspace_masks(settings);
+    json!({
+        "fields": masks.fields(),
+        "default_fields": settings.fields.is_none(),
+        "detect": masks.detects(),
+    })
+}
+
+/// `GET /api/v1/privacy/masking`: the field names masked in every record of the workspace,
+/// and whether card numbers and credentials are found and masked.
+pub async fn masking(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+) -> Result<Json<Value>, ApiError> {
+    let settings = state.runtime.mask_settings(&caller.workspace_id).await?;
+    Ok(Json(masking_json(&settings)))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MaskingRequest {
+    /// Field names masked wherever they appear; null: the built-in list.
+    fields: Option<Vec<String>>,
+    /// Whether values that look like card numbers or credentials are masked.
+    detect: bool,
+}
+
+/// Most field names a workspace masks, and the longest: the list is compared with every key
+/// of every record.
+const MAX_MASKED_FIELDS: usize = 200;
+const MAX_FIELD_NAME_CHARS: usize = 100;
+
+/// `PUT /api/v1/privacy/masking`: the workspace's masking rules, applied to every record
+/// written from now on (records already written keep the rules they were written with).
+pub async fn save_masking(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    TextBody(body): TextBody,
+) -> Result<(Extension<AuditNote>, Json<Value>), ApiError> {
+    let request: MaskingRequest = serde_json::from_str(&body).map_err(|error| {
+        ApiError::bad_request(format!(
+            "the body must be {{\"fields\": [names] or null, \"detect\": true or false}}: {error}"
+        ))
+    })?;
+    if let Some(fields) = &request.fields {
+        if fields.len() > MAX_MASKED_FIELDS {
+            return Err(ApiError::bad_request(format!(
+                "at most {MAX_MASKED_FIELDS} field names, not {}",
+                fields.len()
+            )));
+        }
+        if let Some(bad) = fields
+            .iter()
+            .find(|field| field.trim().is_empty() || field.chars().count() > MAX_FIELD_NAME_CHARS)
+        {
+            return Err(ApiError::bad_request(format!(
+                "a field name must be 1 to {MAX_FIELD_NAME_CHARS} characters, not `{bad}`"
+            )));
+        }
+    }
+    let before = state.runtime.mask_settings(&caller.workspace_id).await?;
+    let after = MaskSettings {
+        fields: request.fields,
+        detect: request.detect,
+    };
+    state
+        .runtime
+        .set_mask_settings(&caller.workspace_id, &after)
+        .await?;
+    Ok((
+        AuditNote::changed(masking_json(&before), masking_json(&after)),
+        Json(masking_json(&after)),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubjectRequest {
+    /// An email, a phone number or any text, as the jobs hold it.
+    identifier: String,
+}
+
+const MAX_IDENTIFIER_CHARS: usize = 1000;
+/// Most jobs a search lists; it counts them all.
+const LISTED_JOBS: usize = 1000;
+
+fn subject_identifier(body: &str) -> Result<String, ApiError> {
+    let request: SubjectRequest = serde_json::from_str(body).map_err(|error| {
+        ApiError::bad_request(format!(
+            "the body must be {{\"identifier\": \"an email, a phone number or any text\"}}: {error}"
+        ))
+    })?;
+    let identifier = request.identifier.trim().to_owned();
+    let length = identifier.chars().count();
+    if !(MIN_IDENTIFIER_CHARS..=MAX_IDENTIFIER_CHARS).contains(&length) {
+        return Err(ApiError::bad_request(format!(
+            "`identifier` must be {MIN_IDENTIFIER_CHARS} to {MAX_IDENTIFIER_CHARS} characters, not {length}"
+        )));
+    }
+    Ok(identifier)
+}
+
+/// What the audit log and the answers say of an identifier: its kind and length, never it.
+fn described(identifier: &str) -> Value {
+    let digits = identifier.chars().filter(char::is_ascii_digit).count();
+    let phone_like = identifier
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    let kind = if identifier.contains('@') {
+        "email"
+    } else if phone_like && digits >= 7 {
+        "phone"
+    } else {
+        "text"
+    };
+    json!({ "kind": kind, "characters": identifier.chars().count() })
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `POST /api/v1/privacy/subjects/search`: every job of the workspace whose stored data holds
+/// the identifier, and where.
+pub async fn search_subject(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    TextBody(body): TextBody,
+) -> Result<(Extension<AuditNote>, Json<Value>), ApiError> {
+    let identifier = subject_identifier(&body)?;
+    let started = Instant::now();
+    let jobs = state
+        .runtime
+        .search_subject(&caller.workspace_id, &identifier)
+        .await?;
+    let unfinished = jobs
+        .iter()
+        .filter(|job| !matches!(job.status.as_str(), "succeeded" | "failed"))
+        .count();
+    let listed: Vec<Value> = jobs
+        .iter()
+        .take(LISTED_JOBS)
+        .map(|job| {
+            json!({
+                "id": job.id,
+                "recipe": job.recipe,
+                "status": job.status,
+                "created_at": job.created_at,
+                "places": job.places,
+            })
+        })
+        .collect();
+    Ok((
+        AuditNote::details(json!({
+            "identifier": described(&identifier),
+            "jobs_found": jobs.len(),
+        })),
+        Json(json!({
+            "identifier": described(&identifier),
+            "jobs_found": jobs.len(),
+            "unfinished": unfinished,
+            "listed": listed.len(),
+            "jobs": listed,
+            "took_ms": elapsed_ms(started),
+        })),
+    ))
+}
+
+/// `POST /api/v1/privacy/subjects/erase`: replaces the identifier with `[erased]` in every
+/// ended job of the workspace that holds it, then searches again to prove it is gone.
+pub async fn erase_subject(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    TextBody(body): TextBody,
+) -> Result<(Extension<AuditNote>, Json<Value>), ApiError> {
+    let identifier = subject_identifier(&body)?;
+    let started = Instant::now();
+    let erasure = state
+        .runtime
+        .erase_subject(&caller.workspace_id, &identifier)
+        .await?;
+    let took_ms = elapsed_ms(started);
+    let still_held = state
+        .runtime
+        .search_subject(&caller.workspace_id, &identifier)
+        .await?
+        .iter()
+        .filter(|job| matches!(job.status.as_str(), "succeeded" | "failed"))
+        .count();
+    let answer = json!({
+        "identifier": described(&identifier),
+        "jobs_erased": erasure.jobs,
+        "values_erased": erasure.values,
+        "unfinished": erasure.unfinished,
+        "ended_jobs_still_holding": still_held,
+        "took_ms": took_ms,
+    });
+    Ok((AuditNote::details(answer.clone()), Json(answer)))
 }

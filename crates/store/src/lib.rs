@@ -8,6 +8,7 @@ mod connections;
 mod db;
 mod job_time;
 mod leases;
+mod masking;
 mod polls;
 mod profiles;
 pub mod record;
@@ -15,6 +16,7 @@ mod retention;
 mod sessions;
 mod sign_ins;
 mod sso;
+mod subjects;
 mod tables;
 pub mod vault;
 mod workspaces;
@@ -28,6 +30,7 @@ pub use db::{
     ClaimedJob, Durability, JobFilter, JobSummary, RecipeRef, RecipeVersion, Result, Store,
     StoreError, StoredRecipe, UnfinishedJobs, User, new_id, parse_status, status_text,
 };
+pub use masking::MaskSettings;
 pub use polls::{PollState, SEEN_KEYS_KEPT};
 pub use profiles::{Member, MembershipChange, Profile};
 pub use record::{ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, StepStatus};
@@ -35,6 +38,7 @@ pub use retention::{HistoryHeld, RetentionSettings};
 pub use sessions::NewSession;
 pub use sign_ins::{PendingSignIn, sign_in_row};
 pub use sso::{SsoSettings, sso_row, sso_sign_in_row};
+pub use subjects::{JobHolding, JobPayloads};
 pub use tables::StoredTable;
 pub use workspaces::WorkspaceOf;
 

@@ -137,6 +137,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = Runtime::new(store, Arc::new(engine), recipes)
         .with_lease(args.job_lease)
         .with_catch_up(args.schedule_catch_up);
+    runtime
+        .load_masks()
+        .await
+        .context("cannot read the workspaces' masking rules")?;
     let stopping_runtime = runtime.clone();
 
     let (stop, stopping) = watch::channel(false);
@@ -149,6 +153,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         runtime.spawn_scheduler(stopping.clone()),
         runtime.spawn_subscriptions(stopping.clone()),
         runtime.spawn_membership(stopping.clone()),
+        runtime.spawn_mask_refresh(stopping.clone()),
         spawn_table_refresh(tables.clone(), stopping.clone()),
         spawn_retention(
             stopping_runtime.clone(),

@@ -58,6 +58,7 @@ fn routes() -> Router {
         .route("/private", any(private))
         .route("/private/{*rest}", any(private))
         .route("/echo", any(echo))
+        .route("/refuse", any(refuse))
         .route("/echo/{*rest}", any(echo))
         .route("/slow", get(slow))
         .route("/flaky/{key}/{failures}", any(flaky))
@@ -108,6 +109,22 @@ async fn echo(
     Query(query): Query<Vec<(String, String)>>,
     body: Bytes,
 ) -> Response {
+    // Who a `Basic` credential names, so that a test can tell it arrived though the record
+    // masks the header.
+    let basic_user = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Basic "))
+        .and_then(|encoded| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok()
+        })
+        .and_then(|decoded| {
+            let text = String::from_utf8_lossy(&decoded).into_owned();
+            text.split_once(':').map(|(user, _)| user.to_owned())
+        });
     let headers: serde_json::Map<String, Value> = headers
         .iter()
         .map(|(name, value)| {
@@ -125,8 +142,19 @@ async fn echo(
         "headers": headers,
         "query": query,
         "body": parsed,
+        "basic_user": basic_user,
     }))
     .into_response()
+}
+
+/// Refuses with 400, quoting the `card` it was sent, as some APIs quote bad input.
+async fn refuse(Query(query): Query<HashMap<String, String>>) -> Response {
+    let card = query.get("card").cloned().unwrap_or_default();
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(json!({ "error": format!("cannot charge card {card}") })),
+    )
+        .into_response()
 }
 
 async fn slow() -> &'static str {

@@ -3,11 +3,18 @@
 //! A recipe's `mask` paths name the fields that must never reach job history. The value found
 //! at a path is replaced, and so is every other copy of it in the record: a masked card number
 //! copied into a step's input or quoted in an error message is masked there too. Connection
-//! secrets are scrubbed the same way, wherever they appear.
+//! secrets are scrubbed the same way, wherever they appear. Each workspace adds its own rules
+//! ([`WorkspaceMasks`]): fields masked by name anywhere, and values that look like card numbers
+//! or credentials, found by [`detect`].
+
+pub mod detect;
+mod fields;
 
 use serde_json::Value;
 use weft_recipe::model::{MaskPath, RecordLevel};
 use weft_store::{JobRecord, StepRecord};
+
+pub use fields::{DEFAULT_MASKED_FIELDS, MaskBook, WorkspaceMasks};
 
 pub const MASKED: &str = "[masked]";
 
@@ -15,33 +22,65 @@ pub const MASKED: &str = "[masked]";
 /// everywhere would destroy the record without protecting anything.
 const MIN_SCRUB_CHARS: usize = 4;
 
-/// Applies the recipe's masks, scrubs `also_scrub` (connection secrets, masked variables)
-/// wherever it appears, trims the record to its level and cuts each value over
-/// `max_value_bytes` of JSON.
+/// What a job's record is masked by.
+#[derive(Clone, Copy)]
+pub struct MaskRules<'a> {
+    /// The recipe's `mask` paths.
+    pub paths: &'a [MaskPath],
+    /// The workspace's rules: applied unless the recipe keeps its records `full`.
+    pub workspace: &'a WorkspaceMasks,
+    /// How much of the record is kept.
+    pub level: RecordLevel,
+}
+
+impl MaskRules<'_> {
+    /// The workspace's rules, unless the recipe asked for full records.
+    fn workspace(&self) -> Option<&WorkspaceMasks> {
+        (self.level != RecordLevel::Full).then_some(self.workspace)
+    }
+}
+
+/// Applies the recipe's and the workspace's masks, scrubs `also_scrub` (connection secrets,
+/// masked variables) wherever it appears, trims the record to its level and cuts each value
+/// over `max_value_bytes` of JSON.
 pub fn protect_record(
     record: &mut JobRecord,
-    masks: &[MaskPath],
+    rules: &MaskRules,
     also_scrub: Vec<Value>,
-    level: RecordLevel,
     max_value_bytes: usize,
 ) {
     let mut found = also_scrub;
-    for mask in masks {
+    for mask in rules.paths {
         apply_mask(record, mask, &mut found);
+    }
+    if let Some(workspace) = rules.workspace() {
+        for_each_value(record, |value| workspace.mask_fields(value, &mut found));
     }
     let needles = scrub_list(found);
     if !needles.is_empty() {
         for_each_value(record, |value| scrub(value, &needles));
-        if let Some(error) = &mut record.error {
-            error.message = scrub_text(&error.message, &needles);
+    }
+    let workspace = rules.workspace();
+    let protect_message = |message: &mut String| {
+        if !needles.is_empty() {
+            *message = scrub_text(message, &needles);
         }
-        for step in &mut record.steps {
-            if let Some(error) = &mut step.error {
-                error.message = scrub_text(&error.message, &needles);
-            }
+        if let Some(workspace) = workspace {
+            *message = workspace.text(message);
+        }
+    };
+    if let Some(error) = &mut record.error {
+        protect_message(&mut error.message);
+    }
+    for step in &mut record.steps {
+        if let Some(error) = &mut step.error {
+            protect_message(&mut error.message);
         }
     }
-    if level == RecordLevel::Metadata {
+    if let Some(workspace) = workspace {
+        for_each_value(record, |value| workspace.detect_in(value));
+    }
+    if rules.level == RecordLevel::Metadata {
         for_each_value(record, |value| *value = Value::Null);
     }
     for_each_value(record, |value| cut_if_large(value, max_value_bytes));
@@ -112,15 +151,30 @@ fn apply_mask(record: &mut JobRecord, mask: &MaskPath, found: &mut Vec<Value>) {
     }
 }
 
-/// Masks an event by the recipe's `trigger.…` paths, and every copy of a masked value in it.
-pub fn protect_trigger(masks: &[MaskPath], trigger: &mut Value) {
+/// Masks an event as its job's record will hold it: by the recipe's `trigger.…` paths and the
+/// workspace's rules, with every copy of a masked value.
+pub fn protect_trigger(rules: &MaskRules, trigger: &mut Value) {
     let mut found = Vec::new();
-    for mask in masks.iter().filter(|mask| mask.segments[0] == "trigger") {
+    for mask in rules
+        .paths
+        .iter()
+        .filter(|mask| mask.segments[0] == "trigger")
+    {
         mask_at(trigger, &mask.segments[1..], &mut found);
+    }
+    let workspace = rules.workspace();
+    if let Some(workspace) = workspace {
+        workspace.mask_fields(trigger, &mut found);
     }
     let needles = scrub_list(found);
     if !needles.is_empty() {
         scrub(trigger, &needles);
+    }
+    if let Some(workspace) = workspace {
+        workspace.detect_in(trigger);
+    }
+    if rules.level == RecordLevel::Metadata {
+        *trigger = Value::Null;
     }
 }
 
@@ -150,6 +204,7 @@ fn mask_step(step: &mut StepRecord, mask: &MaskPath, found: &mut Vec<Value>) {
 /// variables) and scrubs them from each new record.
 pub struct StepMasker {
     masks: Vec<MaskPath>,
+    workspace: std::sync::Arc<WorkspaceMasks>,
     level: RecordLevel,
     max_value_bytes: usize,
     found: std::sync::Mutex<Vec<Value>>,
@@ -157,17 +212,31 @@ pub struct StepMasker {
 
 impl StepMasker {
     pub fn new(
-        masks: &[MaskPath],
+        paths: &[MaskPath],
+        workspace: std::sync::Arc<WorkspaceMasks>,
         level: RecordLevel,
         max_value_bytes: usize,
         trigger: &Value,
     ) -> StepMasker {
+        let rules = MaskRules {
+            paths,
+            workspace: &workspace,
+            level,
+        };
         let mut found = Vec::new();
-        for mask in masks.iter().filter(|mask| mask.segments[0] == "trigger") {
+        for mask in rules
+            .paths
+            .iter()
+            .filter(|mask| mask.segments[0] == "trigger")
+        {
             find_at(trigger, &mask.segments[1..], &mut found);
         }
+        if let Some(workspace) = rules.workspace() {
+            workspace.find_fields(trigger, &mut found);
+        }
         StepMasker {
-            masks: masks.to_vec(),
+            masks: paths.to_vec(),
+            workspace,
             level,
             max_value_bytes,
             found: std::sync::Mutex::new(found),
@@ -188,6 +257,11 @@ impl StepMasker {
         for mask in &self.masks {
             mask_step(&mut record, mask, &mut new);
         }
+        let workspace = (self.level != RecordLevel::Full).then_some(&*self.workspace);
+        if let Some(workspace) = workspace {
+            workspace.mask_fields(&mut record.input, &mut new);
+            workspace.mask_fields(&mut record.output, &mut new);
+        }
         let needles = match self.found.lock() {
             Ok(mut found) => {
                 found.extend(new);
@@ -200,6 +274,13 @@ impl StepMasker {
             scrub(&mut record.output, &needles);
             if let Some(error) = &mut record.error {
                 error.message = scrub_text(&error.message, &needles);
+            }
+        }
+        if let Some(workspace) = workspace {
+            workspace.detect_in(&mut record.input);
+            workspace.detect_in(&mut record.output);
+            if let Some(error) = &mut record.error {
+                error.message = workspace.text(&error.message);
             }
         }
         if self.level == RecordLevel::Metadata {
@@ -287,7 +368,7 @@ fn find_at(value: &Value, path: &[String], found: &mut Vec<Value>) {
     }
 }
 
-fn collect_leaves(value: &Value, found: &mut Vec<Value>) {
+pub(crate) fn collect_leaves(value: &Value, found: &mut Vec<Value>) {
     match value {
         Value::Array(items) => items.iter().for_each(|item| collect_leaves(item, found)),
         Value::Object(map) => map.values().for_each(|item| collect_leaves(item, found)),
@@ -398,6 +479,22 @@ mod tests {
         }
     }
 
+    /// Masks by the recipe's paths alone: no workspace rules.
+    fn protect_with(
+        record: &mut JobRecord,
+        masks: &[MaskPath],
+        also: Vec<Value>,
+        level: RecordLevel,
+    ) {
+        let workspace = WorkspaceMasks::new(Vec::<String>::new(), false);
+        let rules = MaskRules {
+            paths: masks,
+            workspace: &workspace,
+            level,
+        };
+        protect_record(record, &rules, also, MAX_STORED_VALUE_BYTES);
+    }
+
     fn paths(texts: &[&str]) -> Vec<MaskPath> {
         texts
             .iter()
@@ -410,12 +507,11 @@ mod tests {
     #[test]
     fn masked_values_are_gone_everywhere_they_were_copied() {
         let mut record = record();
-        protect_record(
+        protect_with(
             &mut record,
             &paths(&["trigger.body.card_number", "steps.*.output.token"]),
             Vec::new(),
             RecordLevel::Masked,
-            MAX_STORED_VALUE_BYTES,
         );
         let text = serde_json::to_string(&record).unwrap();
         assert!(!text.contains("4111111111111111"), "{text}");
@@ -432,12 +528,11 @@ mod tests {
             message: "auth s3cr3t-value refused".into(),
             kind: weft_store::ErrorKind::Connector,
         });
-        protect_record(
+        protect_with(
             &mut record,
             &[],
             vec![json!("s3cr3t-value")],
             RecordLevel::Full,
-            MAX_STORED_VALUE_BYTES,
         );
         let text = serde_json::to_string(&record).unwrap();
         assert!(!text.contains("s3cr3t-value"), "{text}");
@@ -455,13 +550,7 @@ mod tests {
         assert_eq!(also, vec![json!("k-123456"), json!("078-05-1120")]);
         let mut record = record();
         record.output = json!({"text": "key k-123456 for 078-05-1120 (Ann)"});
-        protect_record(
-            &mut record,
-            &masks,
-            also,
-            RecordLevel::Masked,
-            MAX_STORED_VALUE_BYTES,
-        );
+        protect_with(&mut record, &masks, also, RecordLevel::Masked);
         assert_eq!(record.output["text"], "key [masked] for [masked] (Ann)");
     }
 
@@ -471,6 +560,7 @@ mod tests {
         let whole = record();
         let masker = StepMasker::new(
             &masks,
+            std::sync::Arc::new(WorkspaceMasks::new(Vec::<String>::new(), false)),
             RecordLevel::Masked,
             MAX_STORED_VALUE_BYTES,
             &whole.trigger,
@@ -481,13 +571,7 @@ mod tests {
             .map(|step| masker.protect(step))
             .collect();
         let mut protected = whole.clone();
-        protect_record(
-            &mut protected,
-            &masks,
-            Vec::new(),
-            RecordLevel::Masked,
-            MAX_STORED_VALUE_BYTES,
-        );
+        protect_with(&mut protected, &masks, Vec::new(), RecordLevel::Masked);
         assert_eq!(one_by_one, protected.steps);
     }
 
@@ -495,13 +579,7 @@ mod tests {
     fn a_payload_over_the_limit_is_cut_with_a_marker() {
         let mut record = record();
         record.steps[0].output = json!({"blob": "x".repeat(MAX_STORED_VALUE_BYTES + 10)});
-        protect_record(
-            &mut record,
-            &[],
-            Vec::new(),
-            RecordLevel::Full,
-            MAX_STORED_VALUE_BYTES,
-        );
+        protect_with(&mut record, &[], Vec::new(), RecordLevel::Full);
         let cut = &record.steps[0].output;
         assert!(
             cut["[cut]"]
@@ -517,13 +595,7 @@ mod tests {
     #[test]
     fn metadata_keeps_no_payloads() {
         let mut record = record();
-        protect_record(
-            &mut record,
-            &[],
-            Vec::new(),
-            RecordLevel::Metadata,
-            MAX_STORED_VALUE_BYTES,
-        );
+        protect_with(&mut record, &[], Vec::new(), RecordLevel::Metadata);
         assert_eq!(record.trigger, Value::Null);
         assert!(
             record
@@ -532,5 +604,75 @@ mod tests {
                 .all(|step| step.input.is_null() && step.output.is_null())
         );
         assert_eq!(record.steps.len(), 2);
+    }
+
+    fn protect_in_default_workspace(record: &mut JobRecord, level: RecordLevel) {
+        let workspace = WorkspaceMasks::default();
+        let rules = MaskRules {
+            paths: &[],
+            workspace: &workspace,
+            level,
+        };
+        protect_record(record, &rules, Vec::new(), MAX_STORED_VALUE_BYTES);
+    }
+
+    #[test]
+    fn a_workspace_masks_named_fields_and_what_looks_secret_by_default() {
+        let mut record = record();
+        record.trigger = json!({"body": {"user": "ann", "Password": "hunter2-horse"}});
+        record.steps[0].input = json!({"note": "login with hunter2-horse"});
+        record.steps[0].output = json!({"receipt": "paid by 4111-1111-1111-1111"});
+        record.steps[1].error = Some(weft_store::RecordError {
+            step: Some("other".into()),
+            message: "refused key sk_live_abcdefgh12345678".into(),
+            kind: weft_store::ErrorKind::Connector,
+        });
+        protect_in_default_workspace(&mut record, RecordLevel::Masked);
+        let text = serde_json::to_string(&record).unwrap();
+        for secret in [
+            "hunter2-horse",
+            "4111-1111-1111-1111",
+            "4111111111111111",
+            "sk_live_",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert_eq!(record.trigger["body"]["user"], "ann");
+        assert_eq!(record.steps[0].input["note"], "login with [masked]");
+        assert_eq!(
+            record.steps[1].error.as_ref().unwrap().message,
+            "refused key [masked]"
+        );
+    }
+
+    #[test]
+    fn full_records_keep_what_only_the_workspace_rules_would_mask() {
+        let mut record = record();
+        record.trigger = json!({"body": {"password": "hunter2-horse"}});
+        protect_in_default_workspace(&mut record, RecordLevel::Full);
+        assert_eq!(record.trigger["body"]["password"], "hunter2-horse");
+        assert_eq!(record.steps[0].input["card"], "4111111111111111");
+    }
+
+    #[test]
+    fn steps_masked_one_at_a_time_follow_the_workspace_rules_too() {
+        let mut whole = record();
+        whole.trigger = json!({"body": {"password": "hunter2-horse"}});
+        whole.steps[0].input = json!({"echo": "hunter2-horse", "card": "4111111111111111"});
+        let masker = StepMasker::new(
+            &[],
+            std::sync::Arc::new(WorkspaceMasks::default()),
+            RecordLevel::Masked,
+            MAX_STORED_VALUE_BYTES,
+            &whole.trigger,
+        );
+        let one_by_one: Vec<StepRecord> = whole
+            .steps
+            .iter()
+            .map(|step| masker.protect(step))
+            .collect();
+        protect_in_default_workspace(&mut whole, RecordLevel::Masked);
+        assert_eq!(one_by_one, whole.steps);
+        assert_eq!(one_by_one[0].input, json!({"echo": MASKED, "card": MASKED}));
     }
 }
