@@ -15,8 +15,8 @@ use weft_store::{AuditEvent, Role};
 
 use crate::error::ApiError;
 use crate::{
-    AppState, accounts, audit, auth, connections, jobs, members, privacy, recipes, sessions, sso,
-    tables, tokens, workspaces,
+    AppState, accounts, audit, auth, connections, jobs, members, privacy, recipes, rights,
+    sessions, sso, tables, tokens, workspaces,
 };
 
 /// One route: its method and path (under `/api/v1`), the least role that may call it, what
@@ -165,6 +165,15 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route(POST, "/me/password", Viewer, "Change one's password", post(sessions::change_password))
             .audited("account.password").answers(204),
         route(GET, "/me", Viewer, "One's account and profile", get(members::me)),
+        route(GET, "/me/export", Viewer, "Everything held about oneself, as one JSON document", get(rights::export))
+            .audited("account.export"),
+        route(GET, "/me/consent", Viewer, "What one agreed to be mailed about", get(rights::consent)),
+        route(PUT, "/me/consent", Viewer, "Agree or not to marketing and product news mail", put(rights::set_consent))
+            .audited("account.consent"),
+        route(DELETE, "/me", Viewer, "Delete one's account after the grace period", delete(rights::request_deletion))
+            .audited("account.delete_request").answers(202),
+        route(POST, "/me/deletion/cancel", Viewer, "Keep one's account", post(rights::cancel_deletion))
+            .audited("account.delete_cancel"),
         route(PATCH, "/me", Viewer, "Change one's name and profile fields", patch(members::change_profile))
             .audited("account.profile"),
         route(PUT, "/me/photo", Viewer, "Set one's photo (PNG, JPEG, GIF or WebP)", put(members::set_photo))

@@ -60,7 +60,7 @@ async fn new_link(state: &AppState, page: &str, link: &AccountLink) -> Result<St
 }
 
 /// Mails `text` through the mail connection; false when there is none.
-async fn send_mail(
+pub(crate) async fn send_mail(
     state: &AppState,
     to: &str,
     subject: &str,

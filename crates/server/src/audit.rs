@@ -24,7 +24,7 @@ pub struct AuditQuery {
     limit: Option<i64>,
 }
 
-fn event_json(event: &AuditEvent) -> Value {
+pub(crate) fn event_json(event: &AuditEvent) -> Value {
     json!({
         "id": event.id,
         "at": event.at,

@@ -12,6 +12,7 @@ mod members;
 mod openapi;
 mod privacy;
 mod recipes;
+mod rights;
 pub mod sessions;
 mod sso;
 mod tables;
@@ -50,6 +51,8 @@ pub struct Settings {
     pub sign_up: bool,
     /// How long job history is kept when neither its recipe nor its workspace says.
     pub history_keep: Duration,
+    /// How long an account whose deletion was asked for stays, so that its person can cancel.
+    pub account_deletion_grace: Duration,
 }
 
 impl Default for Settings {
@@ -63,6 +66,7 @@ impl Default for Settings {
             session_max: Duration::from_secs(7 * 24 * 3600),
             sign_up: false,
             history_keep: Duration::from_secs(30 * 86_400),
+            account_deletion_grace: Duration::from_secs(30 * 86_400),
         }
     }
 }

@@ -44,6 +44,7 @@ pub async fn me(
     let verified = store.email_verified_at(&caller.user).await?;
     let profile = store.profile(&caller.user.id).await?;
     let has_photo = store.photo(&caller.user.id).await?.is_some();
+    let consent = store.consent(&caller.user.id).await?;
     Ok(Json(json!({
         "id": caller.user.id,
         "email": caller.user.email,
@@ -53,6 +54,11 @@ pub async fn me(
         "role": caller.role.as_str(),
         "profile": profile,
         "photo": has_photo.then(|| format!("/api/v1/users/{}/photo", caller.user.id)),
+        "consent": {
+            "marketing": consent.marketing.is_some(),
+            "product_news": consent.product_news.is_some(),
+        },
+        "deletion_due_at": store.deletion_due(&caller.user.id).await?,
     })))
 }
 

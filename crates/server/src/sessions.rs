@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use weft_store::{AuditEvent, Credential, DEFAULT_WORKSPACE, NewSession, Role, User};
+use weft_store::{AuditEvent, Caller, Credential, DEFAULT_WORKSPACE, NewSession, Role, User};
 
 use crate::AppState;
 use crate::access::AuditNote;
@@ -378,17 +378,14 @@ pub fn password_problem(password: &str, email: &str) -> Option<String> {
 
 /// `POST /api/v1/me/password`: changes the caller's password, given the current one; every
 /// other session of theirs ends.
-pub async fn change_password(
-    State(state): State<AppState>,
-    CurrentUser(caller): CurrentUser,
-    TextBody(body): TextBody,
-) -> Result<(Extension<AuditNote>, StatusCode), ApiError> {
-    let request: PasswordChange = serde_json::from_str(&body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "the body must be {{\"current_password\", \"new_password\"}}: {error}"
-        ))
-    })?;
-    // Guessing the current password from a stolen session is limited as signing in is.
+/// Checks the caller's current password, before a change that must be theirs (a new password,
+/// the deletion of the account). Guessing it from a stolen session or token is limited as
+/// signing in is.
+pub(crate) async fn check_current_password(
+    state: &AppState,
+    caller: &Caller,
+    password: String,
+) -> Result<(), ApiError> {
     let account_key = format!("account {}", caller.user.email);
     let limits = [(account_key.as_str(), FAILURES_PER_ACCOUNT)];
     if let Err(wait) = state.sign_in_failures.attempt(&limits) {
@@ -402,19 +399,31 @@ pub async fn change_password(
         ));
     }
     let stored = caller.user.password_hash.clone();
-    let current = request.current_password;
-    let matches = tokio::task::spawn_blocking(move || verify_password(&current, &stored))
+    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &stored))
         .await
         .unwrap_or(false);
-    if matches {
-        state.sign_in_failures.succeeded(&account_key, "");
-    } else {
+    if !matches {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "wrong_password",
             "the current password is wrong",
         ));
     }
+    state.sign_in_failures.succeeded(&account_key, "");
+    Ok(())
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    TextBody(body): TextBody,
+) -> Result<(Extension<AuditNote>, StatusCode), ApiError> {
+    let request: PasswordChange = serde_json::from_str(&body).map_err(|error| {
+        ApiError::bad_request(format!(
+            "the body must be {{\"current_password\", \"new_password\"}}: {error}"
+        ))
+    })?;
+    check_current_password(&state, &caller, request.current_password).await?;
     if let Some(problem) = password_problem(&request.new_password, &caller.user.email) {
         return Err(ApiError::bad_request(problem));
     }

@@ -91,25 +91,22 @@ impl Store {
                 .bind(workspace_id).bind(&filter.action).bind(&filter.actor).bind(&filter.target_id)
                 .bind(filter.since).bind(filter.until).bind(&filter.before).bind(filter.limit)
                 .fetch_all(pool).await?;
-            rows.iter().map(|row| {
-                let details: Option<String> = row.try_get(7)?;
-                Ok(AuditEvent {
-                    id: row.try_get(0)?,
-                    workspace_id: row.try_get(1)?,
-                    at: row.try_get(2)?,
-                    actor_id: row.try_get(3)?,
-                    actor: row.try_get(4)?,
-                    action: row.try_get(5)?,
-                    target_id: row.try_get(6)?,
-                    details: details
-                        .map(|text| serde_json::from_str(&text))
-                        .transpose()
-                        .map_err(|error| StoreError::Corrupt(format!("audit details: {error}")))?,
-                    ip: row.try_get(8)?,
-                    user_agent: row.try_get(9)?,
-                })
-            }).collect()
+            rows.iter().map(event_from).collect()
         })
+    }
+
+    /// Every event a person did or was the target of, in every workspace (failed sign-ins
+    /// with their email included), newest first, at most `limit`.
+    pub async fn audit_events_about(
+        &self,
+        user_id: &str,
+        email: &str,
+        limit: i64,
+    ) -> Result<Vec<AuditEvent>> {
+        let sql = "SELECT id, workspace_id, at, actor_id, actor, action, target_id, details, ip, user_agent FROM audit_events \
+                   WHERE actor_id = $1 OR target_id = $1 OR lower(actor) = lower($2) ORDER BY id DESC LIMIT $3";
+        on_pool!(self, pool => sqlx::query(sql).bind(user_id).bind(email).bind(limit)
+            .fetch_all(pool).await?.iter().map(event_from).collect())
     }
 
     /// Deletes the events older than `before`, of every workspace; how many went.
@@ -117,4 +114,29 @@ impl Store {
         let sql = "DELETE FROM audit_events WHERE at < $1";
         on_pool!(self, pool => Ok(sqlx::query(sql).bind(before).execute(pool).await?.rows_affected()))
     }
+}
+
+fn event_from<R: Row>(row: &R) -> Result<AuditEvent>
+where
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> DateTime<Utc>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    let details: Option<String> = row.try_get(7)?;
+    Ok(AuditEvent {
+        id: row.try_get(0)?,
+        workspace_id: row.try_get(1)?,
+        at: row.try_get(2)?,
+        actor_id: row.try_get(3)?,
+        actor: row.try_get(4)?,
+        action: row.try_get(5)?,
+        target_id: row.try_get(6)?,
+        details: details
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|error| StoreError::Corrupt(format!("audit details: {error}")))?,
+        ip: row.try_get(8)?,
+        user_agent: row.try_get(9)?,
+    })
 }

@@ -3,6 +3,7 @@
 
 mod access;
 mod account_links;
+mod account_rights;
 mod audit;
 mod connections;
 mod db;
@@ -24,6 +25,7 @@ mod writer;
 
 pub use access::{Caller, Credential, DEFAULT_WORKSPACE, NewToken, Role, TokenInfo};
 pub use account_links::{AccountLink, LinkPurpose};
+pub use account_rights::{Consent, SessionInfo};
 pub use audit::{AuditEvent, AuditFilter};
 pub use connections::StoredConnection;
 pub use db::{

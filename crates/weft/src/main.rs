@@ -36,7 +36,7 @@ enum Command {
     /// Run one job of a recipe in this process and print its job record.
     Run(commands::run::RunArgs),
     /// Run the platform: webhooks, the API, workers and the store.
-    Serve(commands::serve::ServeArgs),
+    Serve(Box<commands::serve::ServeArgs>),
     /// Manage the database schema.
     #[command(subcommand)]
     Db(commands::db::DbCommand),
@@ -82,7 +82,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate { files } => commands::validate::validate(&files),
         Command::Run(args) => commands::run::run(args),
-        Command::Serve(args) => on_runtime(commands::serve::run(args)),
+        Command::Serve(args) => on_runtime(commands::serve::run(*args)),
         Command::Db(command) => on_runtime(commands::db::run(command)),
         Command::Admin(command) => on_runtime(commands::admin::run(command)),
         Command::Recipe(command) => on_runtime(commands::recipe::run(command)),

@@ -5,6 +5,7 @@
 mod support;
 
 mod access;
+mod account_rights;
 mod accounts;
 mod amqp;
 mod audit;

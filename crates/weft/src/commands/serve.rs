@@ -78,6 +78,10 @@ pub struct ServeArgs {
     /// How often history past its keep, or over its workspace's cap, is deleted.
     #[arg(long, env = "WEFT_RETENTION_EVERY", default_value = "10m", value_parser = parse_lease)]
     retention_every: Duration,
+    /// How long an account whose person asked for its deletion stays (they may sign in and
+    /// cancel); then their personal data is erased.
+    #[arg(long, env = "WEFT_ACCOUNT_DELETION_GRACE", default_value = "30d", value_parser = parse_lease)]
+    account_deletion_grace: Duration,
     /// How long the audit log keeps an event; older ones are deleted every hour.
     #[arg(long, env = "WEFT_AUDIT_RETENTION", default_value = "365d", value_parser = parse_lease)]
     audit_retention: Duration,
@@ -195,6 +199,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             session_max: args.session_max,
             sign_up: args.sign_up,
             history_keep: args.history_keep,
+            account_deletion_grace: args.account_deletion_grace,
         },
         sign_in_failures: Default::default(),
         vault: vault.clone(),
@@ -284,6 +289,18 @@ fn spawn_retention(
                 ),
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "cannot delete old job history; trying again"),
+            }
+            match runtime.store().erase_due_accounts(chrono::Utc::now()).await {
+                Ok(erased) if !erased.is_empty() => {
+                    tracing::info!(
+                        accounts = erased.len(),
+                        "accounts past their deletion grace erased"
+                    )
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "cannot erase the accounts due for deletion; trying again")
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
