@@ -165,6 +165,10 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route(POST, "/me/password", Viewer, "Change one's password", post(sessions::change_password))
             .audited("account.password").answers(204),
         route(GET, "/me", Viewer, "One's account and profile", get(members::me)),
+        route(POST, "/workspace/close", Owner, "Close this workspace: delete all of it after the grace period", post(workspaces::close))
+            .audited("workspace.close").answers(202),
+        route(POST, "/workspace/reopen", Owner, "Keep this closing workspace", post(workspaces::reopen))
+            .audited("workspace.reopen"),
         route(GET, "/me/export", Viewer, "Everything held about oneself, as one JSON document", get(rights::export))
             .audited("account.export"),
         route(GET, "/me/consent", Viewer, "What one agreed to be mailed about", get(rights::consent)),

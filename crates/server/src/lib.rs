@@ -53,6 +53,8 @@ pub struct Settings {
     pub history_keep: Duration,
     /// How long an account whose deletion was asked for stays, so that its person can cancel.
     pub account_deletion_grace: Duration,
+    /// How long a closed workspace stays, so that its owners can reopen it or take its data out.
+    pub workspace_close_grace: Duration,
 }
 
 impl Default for Settings {
@@ -67,6 +69,7 @@ impl Default for Settings {
             sign_up: false,
             history_keep: Duration::from_secs(30 * 86_400),
             account_deletion_grace: Duration::from_secs(30 * 86_400),
+            workspace_close_grace: Duration::from_secs(30 * 86_400),
         }
     }
 }

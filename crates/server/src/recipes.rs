@@ -64,6 +64,7 @@ pub async fn create(
     CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<Response, ApiError> {
+    crate::workspaces::refuse_if_closing(&state, &caller.workspace_id).await?;
     let (recipe, source) = compile(&state, body).await?;
     let stored = state
         .runtime
@@ -172,6 +173,9 @@ async fn set_enabled(
     enabled: bool,
 ) -> Result<Json<Value>, ApiError> {
     recipe_in(state, &caller.workspace_id, id).await?;
+    if enabled {
+        crate::workspaces::refuse_if_closing(state, &caller.workspace_id).await?;
+    }
     let store = state.runtime.store();
     if !store.set_recipe_enabled(id, enabled).await? {
         return Err(ApiError::not_found("recipe with this id"));

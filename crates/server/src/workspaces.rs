@@ -137,3 +137,95 @@ pub async fn switch(
         Json(json!({ "workspace": request.workspace, "role": role.as_str() })),
     ))
 }
+
+/// Refuses what would make a closing workspace run again.
+pub(crate) async fn refuse_if_closing(
+    state: &AppState,
+    workspace_id: &str,
+) -> Result<(), ApiError> {
+    match state
+        .runtime
+        .store()
+        .workspace_close_due(workspace_id)
+        .await?
+    {
+        Some(due) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "workspace_closing",
+            format!(
+                "this workspace is closing and will be deleted at {due}; an owner can reopen it (POST /api/v1/workspace/reopen)"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseRequest {
+    /// The workspace's id, typed again: closing deletes everything in it.
+    confirm: String,
+}
+
+/// `POST /api/v1/workspace/close`: closes the caller's workspace. Its recipes are disabled at
+/// once; after `--workspace-close-grace` everything of it is deleted and a final report kept.
+pub async fn close(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    TextBody(body): TextBody,
+) -> Result<(Extension<AuditNote>, (StatusCode, Json<Value>)), ApiError> {
+    let request: CloseRequest = serde_json::from_str(&body).map_err(|error| {
+        ApiError::bad_request(format!(
+            "the body must be {{\"confirm\": \"the workspace's id\"}}: {error}"
+        ))
+    })?;
+    if request.confirm != caller.workspace_id {
+        return Err(ApiError::bad_request(format!(
+            "`confirm` must be this workspace's id, `{}`",
+            caller.workspace_id
+        )));
+    }
+    if caller.workspace_id == weft_store::DEFAULT_WORKSPACE {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "default_workspace",
+            "the default workspace cannot be closed: it is where webhooks without /w/{workspace} arrive",
+        ));
+    }
+    refuse_if_closing(&state, &caller.workspace_id).await?;
+    let grace = chrono::Duration::from_std(state.settings.workspace_close_grace)
+        .unwrap_or(chrono::Duration::days(30));
+    let due = chrono::Utc::now() + grace;
+    let disabled = state
+        .runtime
+        .store()
+        .set_workspace_close(&caller.workspace_id, Some(due))
+        .await?;
+    let answer = json!({
+        "workspace": caller.workspace_id,
+        "close_due_at": due,
+        "grace_seconds": state.settings.workspace_close_grace.as_secs(),
+        "recipes_disabled": disabled,
+    });
+    Ok((
+        AuditNote::details(answer.clone()),
+        (StatusCode::ACCEPTED, Json(answer)),
+    ))
+}
+
+/// `POST /api/v1/workspace/reopen`: keeps a closing workspace. Its recipes stay disabled
+/// until someone enables them.
+pub async fn reopen(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+) -> Result<(Extension<AuditNote>, Json<Value>), ApiError> {
+    let store = state.runtime.store();
+    let was = store.workspace_close_due(&caller.workspace_id).await?;
+    store
+        .set_workspace_close(&caller.workspace_id, None)
+        .await?;
+    Ok((
+        AuditNote::details(json!({ "close_due_at_was": was })),
+        Json(json!({ "workspace": caller.workspace_id, "close_due_at": null })),
+    ))
+}

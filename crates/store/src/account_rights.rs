@@ -150,11 +150,11 @@ impl Store {
         })
     }
 
-    /// The workspaces (by name) of which the person is the only owner: their account cannot
-    /// go before another owner is named or the workspace is closed.
+    /// The open workspaces (by name) of which the person is the only owner: their account
+    /// cannot go before another owner is named or the workspace is closed.
     pub async fn workspaces_needing(&self, user_id: &str) -> Result<Vec<String>> {
         let sql = "SELECT w.name FROM memberships m JOIN workspaces w ON w.id = m.workspace_id \
-                   WHERE m.user_id = $1 AND m.role = 'owner' AND NOT EXISTS ( \
+                   WHERE m.user_id = $1 AND m.role = 'owner' AND w.close_due_at IS NULL AND NOT EXISTS ( \
                    SELECT 1 FROM memberships o WHERE o.workspace_id = m.workspace_id \
                    AND o.user_id <> $1 AND o.role = 'owner') ORDER BY w.name";
         on_pool!(self, pool => sqlx::query(sql).bind(user_id).fetch_all(pool).await?.iter()

@@ -5,6 +5,7 @@ mod access;
 mod account_links;
 mod account_rights;
 mod audit;
+mod closing;
 mod connections;
 mod db;
 mod job_time;

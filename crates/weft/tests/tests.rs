@@ -10,6 +10,7 @@ mod accounts;
 mod amqp;
 mod audit;
 mod cli_validate;
+mod closing;
 mod connections;
 mod databases;
 mod email;

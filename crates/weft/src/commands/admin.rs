@@ -69,6 +69,12 @@ pub enum AdminCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Print the final report of each workspace deleted after its owner closed it, newest
+    /// first, one JSON document a line.
+    ClosedWorkspaces {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Change a person's role in the workspace. The last owner stays an owner.
     SetRole {
         #[arg(long)]
@@ -170,6 +176,13 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             let details = serde_json::json!({ "after": { "name": name, "owner": user.email } });
             audit(&store, &id, "workspace.create", &id, details).await?;
             println!("created workspace {id} ({name}), owned by {}", user.email);
+            Ok(())
+        }
+        AdminCommand::ClosedWorkspaces { store } => {
+            let store = store.open().await?;
+            for report in store.closed_workspaces().await? {
+                println!("{report}");
+            }
             Ok(())
         }
         AdminCommand::SetRole {

@@ -82,6 +82,10 @@ pub struct ServeArgs {
     /// cancel); then their personal data is erased.
     #[arg(long, env = "WEFT_ACCOUNT_DELETION_GRACE", default_value = "30d", value_parser = parse_lease)]
     account_deletion_grace: Duration,
+    /// How long a workspace closed by its owner stays (they may reopen it) before all of it
+    /// is deleted.
+    #[arg(long, env = "WEFT_WORKSPACE_CLOSE_GRACE", default_value = "30d", value_parser = parse_lease)]
+    workspace_close_grace: Duration,
     /// How long the audit log keeps an event; older ones are deleted every hour.
     #[arg(long, env = "WEFT_AUDIT_RETENTION", default_value = "365d", value_parser = parse_lease)]
     audit_retention: Duration,
@@ -200,6 +204,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             sign_up: args.sign_up,
             history_keep: args.history_keep,
             account_deletion_grace: args.account_deletion_grace,
+            workspace_close_grace: args.workspace_close_grace,
         },
         sign_in_failures: Default::default(),
         vault: vault.clone(),
@@ -290,6 +295,7 @@ fn spawn_retention(
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "cannot delete old job history; trying again"),
             }
+            close_due_workspaces(runtime.store()).await;
             match runtime.store().erase_due_accounts(chrono::Utc::now()).await {
                 Ok(erased) if !erased.is_empty() => {
                     tracing::info!(
@@ -308,6 +314,29 @@ fn spawn_retention(
             }
         }
     })
+}
+
+/// Deletes the workspaces whose owners closed them, once their grace period is over, and logs
+/// each one's final report.
+async fn close_due_workspaces(store: &weft_store::Store) {
+    let due = match store.workspaces_due_to_close(chrono::Utc::now()).await {
+        Ok(due) => due,
+        Err(error) => {
+            tracing::warn!(%error, "cannot look for workspaces to delete; trying again");
+            return;
+        }
+    };
+    for workspace in due {
+        match store.delete_workspace(&workspace).await {
+            Ok(Some(report)) => {
+                tracing::info!(%workspace, %report, "a closed workspace was deleted")
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%workspace, %error, "cannot delete a closed workspace; trying again")
+            }
+        }
+    }
 }
 
 /// How often old audit events and ended sessions are deleted.
