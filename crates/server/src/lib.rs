@@ -9,6 +9,7 @@ mod error;
 mod hooks;
 mod jobs;
 mod members;
+pub mod notices;
 mod openapi;
 mod privacy;
 mod recipes;

@@ -31,6 +31,10 @@ pub(crate) mod sql {
     pub const FINISH_JOB: &str = "UPDATE jobs SET status = $2, output = $3, error = $4, finished_at = $5, lease_owner = NULL, \
          lease_until = NULL, trigger = $7, steps = $8 WHERE id = $1 AND lease_owner = $6 AND status = 'running'";
     pub const CLEAR_PROGRESS: &str = "DELETE FROM job_progress WHERE job_id = $1";
+    /// A job that ended failed gets a notice to mail, in the same transaction as its record.
+    pub const NOTE_FAILURE: &str = "INSERT INTO failure_notices (job_id, workspace_id, recipe_id, recipe_name, failed_at) \
+         SELECT id, workspace_id, recipe_id, recipe_name, finished_at FROM jobs WHERE id = $1 AND status = 'failed' \
+         ON CONFLICT (job_id) DO NOTHING";
     /// A job that ended before it had to be written: its one write is its record.
     pub const RECORD_JOB: &str = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after, \
          started_at, finished_at, output, error, steps, called_by, workspace_id) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, $7, $8, $9, $10, $11, $12, $13)";
@@ -806,6 +810,7 @@ impl Store {
                 statements: vec![
                     (sql::FINISH_JOB, finish),
                     (sql::CLEAR_PROGRESS, vec![text(&record.id)]),
+                    (sql::NOTE_FAILURE, vec![text(&record.id)]),
                 ],
                 guarded: true,
             };
@@ -822,6 +827,7 @@ impl Store {
                 return Ok(false);
             }
             sqlx::query(sql::CLEAR_PROGRESS).bind(&record.id).execute(&mut *tx).await?;
+            sqlx::query(sql::NOTE_FAILURE).bind(&record.id).execute(&mut *tx).await?;
             tx.commit().await?;
         });
         Ok(true)
@@ -847,18 +853,32 @@ impl Store {
                 optional(record.called_by.clone()),
                 text(recipe.workspace_id),
             ];
+            let mut statements = vec![(sql::RECORD_JOB, values)];
+            if record.status == JobStatus::Failed {
+                statements.push((sql::NOTE_FAILURE, vec![text(&record.id)]));
+            }
             return writer
-                .write(Write::one(sql::RECORD_JOB, values))
+                .write(Write {
+                    statements,
+                    guarded: false,
+                })
                 .await
                 .map(|_| ());
         }
         let error = record.error.as_ref().map(Json);
-        on_pool!(self, pool => sqlx::query(sql::RECORD_JOB)
-            .bind(&record.id).bind(recipe.id).bind(recipe.name).bind(recipe.version)
-            .bind(status_text(record.status)).bind(Json(&record.trigger)).bind(JobTime(record.started_at))
-            .bind(JobTime(finished_at)).bind(output_or_none(&record.output)).bind(error).bind(Json(StoredSteps(&record.steps)))
-            .bind(&record.called_by).bind(recipe.workspace_id)
-            .execute(pool).await.map(|_| ()))?;
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(sql::RECORD_JOB)
+                .bind(&record.id).bind(recipe.id).bind(recipe.name).bind(recipe.version)
+                .bind(status_text(record.status)).bind(Json(&record.trigger)).bind(JobTime(record.started_at))
+                .bind(JobTime(finished_at)).bind(output_or_none(&record.output)).bind(error).bind(Json(StoredSteps(&record.steps)))
+                .bind(&record.called_by).bind(recipe.workspace_id)
+                .execute(&mut *tx).await?;
+            if record.status == JobStatus::Failed {
+                sqlx::query(sql::NOTE_FAILURE).bind(&record.id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 

@@ -11,6 +11,7 @@ mod db;
 mod job_time;
 mod leases;
 mod masking;
+mod notices;
 mod polls;
 mod profiles;
 pub mod record;
@@ -34,6 +35,7 @@ pub use db::{
     StoreError, StoredRecipe, UnfinishedJobs, User, new_id, parse_status, status_text,
 };
 pub use masking::MaskSettings;
+pub use notices::FailureNotice;
 pub use polls::{PollState, SEEN_KEYS_KEPT};
 pub use profiles::{Member, MembershipChange, Profile};
 pub use record::{ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, StepStatus};

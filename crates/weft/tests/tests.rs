@@ -19,6 +19,7 @@ mod masking;
 mod members;
 mod mqtt;
 mod nats;
+mod notices;
 mod oauth;
 mod openapi;
 mod polls;

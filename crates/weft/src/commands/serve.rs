@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// is deleted.
     #[arg(long, env = "WEFT_WORKSPACE_CLOSE_GRACE", default_value = "30d", value_parser = parse_lease)]
     workspace_close_grace: Duration,
+    /// How often the notices of failed jobs are mailed, one digest per address for all the
+    /// failures since the last (needs --mail-connection).
+    #[arg(long, env = "WEFT_NOTIFY_EVERY", default_value = "1m", value_parser = parse_lease)]
+    notify_every: Duration,
     /// How long the audit log keeps an event; older ones are deleted every hour.
     #[arg(long, env = "WEFT_AUDIT_RETENTION", default_value = "365d", value_parser = parse_lease)]
     audit_retention: Duration,
@@ -223,6 +227,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
 
+    // Mailing notices waits for nothing the workers do: it is not among them at shutdown.
+    let _notices = weft_server::notices::spawn_failure_notices(
+        state.clone(),
+        args.notify_every,
+        stopping.clone(),
+    );
     let mut shutdown = stopping.clone();
     let server = axum::serve(
         listener,
