@@ -2,6 +2,7 @@
 //! and the template and jq languages that recipes are written in. Pure: no I/O, no async.
 
 pub mod compile;
+pub mod detect;
 pub mod duration;
 mod filters;
 pub mod jq;
@@ -11,6 +12,7 @@ pub mod location;
 pub mod lookup;
 pub mod model;
 pub mod node;
+pub mod share;
 pub mod template;
 pub mod text;
 

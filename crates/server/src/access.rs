@@ -15,7 +15,7 @@ use weft_store::{AuditEvent, Role};
 
 use crate::error::ApiError;
 use crate::{
-    AppState, accounts, audit, auth, connections, jobs, members, privacy, recipes, rights,
+    AppState, accounts, audit, auth, connections, jobs, library, members, privacy, recipes, rights,
     sessions, sso, tables, tokens, workspaces,
 };
 
@@ -165,6 +165,14 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route(POST, "/me/password", Viewer, "Change one's password", post(sessions::change_password))
             .audited("account.password").answers(204),
         route(GET, "/me", Viewer, "One's account and profile", get(members::me)),
+        route(GET, "/library", Viewer, "Recipes published on this platform, to import", get(library::list)),
+        route(POST, "/library", Builder, "Publish a recipe without its connections, secrets and personal data", post(library::publish))
+            .audited("library.publish").answers(201),
+        route(GET, "/library/{id}", Viewer, "A published recipe with its shared text", get(library::show)),
+        route(POST, "/library/{id}/import", Builder, "Make a recipe from a published one, its placeholders filled in", post(library::import))
+            .audited("library.import").answers(201),
+        route(DELETE, "/library/{id}", Admin, "Take a recipe this workspace published out of the library", delete(library::unpublish))
+            .audited("library.unpublish").answers(204),
         route(POST, "/workspace/close", Owner, "Close this workspace: delete all of it after the grace period", post(workspaces::close))
             .audited("workspace.close").answers(202),
         route(POST, "/workspace/reopen", Owner, "Keep this closing workspace", post(workspaces::reopen))
@@ -393,7 +401,7 @@ mod tests {
     fn every_route_that_changes_or_exports_is_audited() {
         for route in api_routes() {
             let changes = route.method != Method::GET;
-            let exports = route.path.ends_with("/csv");
+            let exports = route.path.ends_with("/csv") || route.path.ends_with("/export");
             assert_eq!(
                 route.audit.is_some(),
                 changes || exports,

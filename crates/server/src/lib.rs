@@ -8,6 +8,7 @@ mod connections;
 mod error;
 mod hooks;
 mod jobs;
+mod library;
 mod members;
 pub mod notices;
 mod openapi;

@@ -33,7 +33,11 @@ async fn compile(state: &AppState, body: String) -> Result<(Recipe, String), Api
 }
 
 /// A recipe of the caller's workspace, or a 404: another workspace's recipes are not there.
-async fn recipe_in(state: &AppState, workspace: &str, id: &str) -> Result<StoredRecipe, ApiError> {
+pub(crate) async fn recipe_in(
+    state: &AppState,
+    workspace: &str,
+    id: &str,
+) -> Result<StoredRecipe, ApiError> {
     state
         .runtime
         .store()
@@ -64,8 +68,17 @@ pub async fn create(
     CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<Response, ApiError> {
-    crate::workspaces::refuse_if_closing(&state, &caller.workspace_id).await?;
-    let (recipe, source) = compile(&state, body).await?;
+    create_in(&state, &caller, body).await
+}
+
+/// Makes a recipe of the caller's workspace from its text.
+pub(crate) async fn create_in(
+    state: &AppState,
+    caller: &weft_store::Caller,
+    body: String,
+) -> Result<Response, ApiError> {
+    crate::workspaces::refuse_if_closing(state, &caller.workspace_id).await?;
+    let (recipe, source) = compile(state, body).await?;
     let stored = state
         .runtime
         .store()
@@ -76,7 +89,7 @@ pub async fn create(
             recipe.webhook_path(),
         )
         .await?;
-    save_concurrency(&state, &stored.id, &recipe).await?;
+    save_concurrency(state, &stored.id, &recipe).await?;
     state.runtime.poll_soon(&stored.id);
     Ok((
         StatusCode::CREATED,

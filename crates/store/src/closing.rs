@@ -36,6 +36,10 @@ const DELETED_WITH_THE_WORKSPACE: &[(&str, &str)] = &[
         "DELETE FROM connections WHERE workspace_id = $1",
     ),
     ("recipes", "DELETE FROM recipes WHERE workspace_id = $1"),
+    (
+        "library_recipes",
+        "DELETE FROM recipe_library WHERE workspace_id = $1",
+    ),
     ("members", "DELETE FROM memberships WHERE workspace_id = $1"),
     (
         "settings",

@@ -10,6 +10,7 @@ mod connections;
 mod db;
 mod job_time;
 mod leases;
+mod library;
 mod masking;
 mod notices;
 mod polls;
@@ -34,6 +35,7 @@ pub use db::{
     ClaimedJob, Durability, JobFilter, JobSummary, RecipeRef, RecipeVersion, Result, Store,
     StoreError, StoredRecipe, UnfinishedJobs, User, new_id, parse_status, status_text,
 };
+pub use library::LibraryEntry;
 pub use masking::MaskSettings;
 pub use notices::FailureNotice;
 pub use polls::{PollState, SEEN_KEYS_KEPT};

@@ -15,6 +15,7 @@ mod connections;
 mod databases;
 mod email;
 mod http_action;
+mod library;
 mod masking;
 mod members;
 mod mqtt;

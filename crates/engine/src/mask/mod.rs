@@ -7,8 +7,8 @@
 //! ([`WorkspaceMasks`]): fields masked by name anywhere, and values that look like card numbers
 //! or credentials, found by [`detect`].
 
-pub mod detect;
 mod fields;
+pub use weft_recipe::detect;
 
 use serde_json::Value;
 use weft_recipe::model::{MaskPath, RecordLevel};
@@ -16,7 +16,7 @@ use weft_store::{JobRecord, StepRecord};
 
 pub use fields::{DEFAULT_MASKED_FIELDS, MaskBook, WorkspaceMasks};
 
-pub const MASKED: &str = "[masked]";
+pub use detect::MASKED;
 
 /// Values shorter than this are masked at their paths only: scrubbing `"1"` or `"ok"`
 /// everywhere would destroy the record without protecting anything.

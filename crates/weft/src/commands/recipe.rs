@@ -45,6 +45,21 @@ pub enum RecipeCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Print a recipe's text (a recipe of the server by id or name, or a file). With
+    /// --share, in a form fit to share: connection names, secrets, emails, phone numbers,
+    /// people's names and URLs with tokens become placeholders, and what was taken out is
+    /// listed on standard error.
+    Export {
+        recipe: String,
+        #[arg(long)]
+        share: bool,
+        /// The server's base URL (for a recipe of the server).
+        #[arg(long, env = "WEFT_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// An API token (for a recipe of the server).
+        #[arg(long, env = "WEFT_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Forget a poll trigger's cursor and seen items: items seen before make jobs again.
     ResetPoll {
         recipe: String,
@@ -101,6 +116,46 @@ pub async fn run(command: RecipeCommand) -> anyhow::Result<()> {
                 .call(Method::DELETE, &format!("/recipes/{id}"), None)
                 .await?;
             println!("deleted {recipe}");
+            Ok(())
+        }
+        RecipeCommand::Export {
+            recipe,
+            share,
+            server,
+            token,
+        } => {
+            let source = if Path::new(&recipe).is_file() {
+                std::fs::read_to_string(&recipe).with_context(|| format!("cannot read {recipe}"))?
+            } else {
+                let Some(token) = token else {
+                    bail!("{recipe} is no file; to export a recipe of the server, give --token");
+                };
+                let client = Client::new(&ServerArgs { server, token })?;
+                let id = client.recipe_id(&recipe).await?;
+                let shown = client
+                    .call(Method::GET, &format!("/recipes/{id}"), None)
+                    .await?;
+                shown["source"].as_str().unwrap_or_default().to_owned()
+            };
+            if !share {
+                print!("{source}");
+                return Ok(());
+            }
+            let shared = weft_recipe::share::share(&source).map_err(anyhow::Error::msg)?;
+            print!("{}", shared.source);
+            for finding in &shared.findings {
+                let lines: Vec<String> = finding.lines.iter().map(usize::to_string).collect();
+                eprintln!(
+                    "removed: {} `{}` (line {}) -> {}",
+                    finding.kind.as_str(),
+                    finding.value,
+                    lines.join(", "),
+                    finding.placeholder
+                );
+            }
+            if shared.findings.is_empty() {
+                eprintln!("removed: nothing (no connection, secret or personal data found)");
+            }
             Ok(())
         }
         RecipeCommand::ResetPoll { recipe, server } => {

@@ -15,16 +15,16 @@
 
 use std::ops::Range;
 
-use super::MASKED;
+/// What a found value is replaced with in a job record.
+pub const MASKED: &str = "[masked]";
 
-/// `text` with what looks like a card number or a credential replaced by `[masked]`, or `None`
-/// when it holds nothing of the kind.
-pub fn redact(text: &str) -> Option<String> {
+/// Where `text` holds what looks like a card number or a credential, in order.
+pub fn findings(text: &str) -> Vec<Range<usize>> {
     let bytes = text.as_bytes();
-    if bytes.len() < 8 {
-        return None;
-    }
     let mut hits: Vec<Range<usize>> = Vec::new();
+    if bytes.len() < 8 {
+        return hits;
+    }
     let mut at = 0;
     while at < bytes.len() {
         match hit_at(bytes, at) {
@@ -37,6 +37,13 @@ pub fn redact(text: &str) -> Option<String> {
             None => at += 1,
         }
     }
+    hits
+}
+
+/// `text` with what looks like a card number or a credential replaced by `[masked]`, or `None`
+/// when it holds nothing of the kind.
+pub fn redact(text: &str) -> Option<String> {
+    let hits = findings(text);
     if hits.is_empty() {
         return None;
     }
