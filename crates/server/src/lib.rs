@@ -156,6 +156,38 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .with_state(state)
+        .layer(axum::middleware::from_fn(privacy_headers))
+}
+
+/// What every answer tells the browser, for the privacy of whoever uses it: send no
+/// `Referer` (URLs may name jobs and people) to anyone, let no page of Weft load anything from
+/// another site or be framed by one, and take part in no interest tracking. A route that sets
+/// its own policy (a photo) keeps it.
+async fn privacy_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let defaults = [
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ),
+        (
+            header::HeaderName::from_static("permissions-policy"),
+            "browsing-topics=(), interest-cohort=()",
+        ),
+    ];
+    for (name, value) in defaults {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    response
 }
 
 /// After a recipe changes, its webhook path (old or new) is looked up afresh.

@@ -181,3 +181,69 @@ on_both_backends!(
         }
     }
 );
+
+/// What a browser gets from Weft: only the session's cookie, no `Referer` sent on, nothing
+/// loaded from another site, no interest tracking; on every kind of answer.
+#[tokio::test]
+async fn a_browser_gets_only_the_sessions_cookie_and_no_third_party() {
+    let server = Server::start_with(Backend::Sqlite, &[])
+        .await
+        .expect("SQLite is always there");
+    let client = Server::client();
+    let signed_in = client
+        .post(server.url("/api/v1/session"))
+        .body(
+            json!({ "email": "ann@example.com", "password": "a long enough password" }).to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 200);
+    let cookies: Vec<String> = signed_in
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .map(|value| value.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    assert!(cookies[0].starts_with("weft_session="), "{cookies:?}");
+    assert!(cookies[0].contains("HttpOnly"), "{cookies:?}");
+    let session = cookies[0].split(';').next().unwrap().to_owned();
+    let answers = [
+        signed_in,
+        client.get(server.url("/healthz")).send().await.unwrap(),
+        client.get(server.url("/nowhere")).send().await.unwrap(),
+        client
+            .get(server.url("/oauth/callback?state=x&code=y"))
+            .send()
+            .await
+            .unwrap(),
+        client
+            .get(server.url("/api/v1/me"))
+            .header(reqwest::header::COOKIE, &session)
+            .header("dnt", "1")
+            .header("sec-gpc", "1")
+            .send()
+            .await
+            .unwrap(),
+    ];
+    for answer in answers {
+        let url = answer.url().to_string();
+        let headers = answer.headers();
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{url}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{url}");
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        assert!(policy.contains("default-src 'self'"), "{url}: {policy}");
+        assert!(policy.contains("frame-ancestors 'none'"), "{url}: {policy}");
+        assert!(
+            headers["permissions-policy"]
+                .to_str()
+                .unwrap()
+                .contains("browsing-topics=()")
+        );
+        assert!(
+            headers.get_all(reqwest::header::SET_COOKIE).iter().count() <= 1,
+            "{url} sets cookies"
+        );
+    }
+}
