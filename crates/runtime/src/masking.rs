@@ -22,18 +22,6 @@ pub fn workspace_masks(settings: &MaskSettings) -> WorkspaceMasks {
 }
 
 impl Runtime {
-    /// A workspace's masking rules as stored (the defaults when it chose none).
-    pub async fn mask_settings(&self, workspace: &str) -> weft_store::Result<MaskSettings> {
-        Ok(self
-            .store()
-            .mask_settings()
-            .await?
-            .into_iter()
-            .find(|(id, _)| id == workspace)
-            .map(|(_, settings)| settings)
-            .unwrap_or_default())
-    }
-
     /// Saves a workspace's masking rules; this process applies them to the next record it
     /// writes, the others within seconds.
     pub async fn set_mask_settings(

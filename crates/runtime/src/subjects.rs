@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::time::Duration;
-use weft_store::{JobPayloads, StoreError};
+use weft_store::{JobHolding, JobPayloads, Store, StoreError};
 
 use crate::Runtime;
 
@@ -34,6 +34,48 @@ pub struct SubjectJob {
     pub places: Vec<String>,
 }
 
+impl SubjectJob {
+    /// Whether the job has ended (an erasure changes only such jobs).
+    pub fn ended(&self) -> bool {
+        ended(&self.status)
+    }
+}
+
+fn ended(status: &str) -> bool {
+    matches!(status, "succeeded" | "failed")
+}
+
+/// The jobs of a workspace the database finds holding a text, a page at a time.
+struct Candidates<'s> {
+    store: &'s Store,
+    workspace: &'s str,
+    text: String,
+    after: String,
+}
+
+impl<'s> Candidates<'s> {
+    fn new(store: &'s Store, workspace: &'s str, identifier: &str) -> Self {
+        Candidates {
+            store,
+            workspace,
+            text: as_json_text(identifier),
+            after: String::new(),
+        }
+    }
+
+    /// The next page; empty at the end.
+    async fn next_page(&mut self) -> Result<Vec<JobHolding>, StoreError> {
+        let page = self
+            .store
+            .jobs_holding(self.workspace, &self.text, &self.after, PAGE)
+            .await?;
+        if let Some(last) = page.last() {
+            self.after = last.id.clone();
+        }
+        Ok(page)
+    }
+}
+
 /// What an erasure did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Erasure {
@@ -53,21 +95,19 @@ impl Runtime {
         identifier: &str,
     ) -> Result<Vec<SubjectJob>, StoreError> {
         let store = self.store();
-        let text = as_json_text(identifier);
+        let mut candidates = Candidates::new(store, workspace, identifier);
         let mut found = Vec::new();
-        let mut after = String::new();
         loop {
-            let page = store.jobs_holding(workspace, &text, &after, PAGE).await?;
-            let Some(last) = page.last() else {
+            let page = candidates.next_page().await?;
+            if page.is_empty() {
                 break;
-            };
-            after = last.id.clone();
+            }
             for job in page {
                 let Some(payloads) = store.job_payloads(&job.id).await? else {
                     continue;
                 };
                 let mut places = places_in_job(&payloads, identifier);
-                if self.unfinished(&job.status) {
+                if !ended(&job.status) {
                     // A running job's finished steps are stored apart from its row.
                     for (_, step) in store.job_progress(&job.id).await? {
                         let at = format!("steps.{}", step.id);
@@ -98,18 +138,16 @@ impl Runtime {
         identifier: &str,
     ) -> Result<Erasure, StoreError> {
         let store = self.store();
-        let text = as_json_text(identifier);
+        let mut candidates = Candidates::new(store, workspace, identifier);
         let mut erasure = Erasure::default();
-        let mut after = String::new();
         loop {
-            let page = store.jobs_holding(workspace, &text, &after, PAGE).await?;
-            let Some(last) = page.last() else {
+            let page = candidates.next_page().await?;
+            if page.is_empty() {
                 break;
-            };
-            after = last.id.clone();
+            }
             let mut changed = Vec::new();
             for job in page {
-                if self.unfinished(&job.status) {
+                if !ended(&job.status) {
                     erasure.unfinished.push(job.id);
                     continue;
                 }
@@ -129,10 +167,6 @@ impl Runtime {
             store.reclaim_space().await?;
         }
         Ok(erasure)
-    }
-
-    fn unfinished(&self, status: &str) -> bool {
-        !matches!(status, "succeeded" | "failed")
     }
 }
 

@@ -150,7 +150,11 @@ pub async fn masking(
     State(state): State<AppState>,
     CurrentUser(caller): CurrentUser,
 ) -> Result<Json<Value>, ApiError> {
-    let settings = state.runtime.mask_settings(&caller.workspace_id).await?;
+    let settings = state
+        .runtime
+        .store()
+        .mask_settings_of(&caller.workspace_id)
+        .await?;
     Ok(Json(masking_json(&settings)))
 }
 
@@ -196,7 +200,11 @@ pub async fn save_masking(
             )));
         }
     }
-    let before = state.runtime.mask_settings(&caller.workspace_id).await?;
+    let before = state
+        .runtime
+        .store()
+        .mask_settings_of(&caller.workspace_id)
+        .await?;
     let after = MaskSettings {
         fields: request.fields,
         detect: request.detect,
@@ -271,10 +279,7 @@ pub async fn search_subject(
         .runtime
         .search_subject(&caller.workspace_id, &identifier)
         .await?;
-    let unfinished = jobs
-        .iter()
-        .filter(|job| !matches!(job.status.as_str(), "succeeded" | "failed"))
-        .count();
+    let unfinished = jobs.iter().filter(|job| !job.ended()).count();
     let listed: Vec<Value> = jobs
         .iter()
         .take(LISTED_JOBS)
@@ -323,7 +328,7 @@ pub async fn erase_subject(
         .search_subject(&caller.workspace_id, &identifier)
         .await?
         .iter()
-        .filter(|job| matches!(job.status.as_str(), "succeeded" | "failed"))
+        .filter(|job| job.ended())
         .count();
     let answer = json!({
         "identifier": described(&identifier),

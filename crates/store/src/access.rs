@@ -211,9 +211,22 @@ impl Store {
         workspace_id: &str,
         user_id: Option<&str>,
     ) -> Result<Vec<TokenInfo>> {
+        self.tokens_where(Some(workspace_id), user_id).await
+    }
+
+    /// Every token of a person, in every workspace, newest first.
+    pub async fn tokens_of(&self, user_id: &str) -> Result<Vec<TokenInfo>> {
+        self.tokens_where(None, Some(user_id)).await
+    }
+
+    async fn tokens_where(
+        &self,
+        workspace_id: Option<&str>,
+        user_id: Option<&str>,
+    ) -> Result<Vec<TokenInfo>> {
         let sql = "SELECT t.id, t.name, t.user_id, u.email, t.workspace_id, t.role, t.created_at, t.expires_at, t.last_used_at \
                    FROM api_tokens t JOIN users u ON u.id = t.user_id \
-                   WHERE t.workspace_id = $1 AND ($2 IS NULL OR t.user_id = $2) ORDER BY t.created_at DESC, t.id DESC";
+                   WHERE ($1 IS NULL OR t.workspace_id = $1) AND ($2 IS NULL OR t.user_id = $2) ORDER BY t.created_at DESC, t.id DESC";
         on_pool!(self, pool => {
             let rows = sqlx::query(sql).bind(workspace_id).bind(user_id).fetch_all(pool).await?;
             rows.iter().map(|row| Ok(TokenInfo {

@@ -69,15 +69,6 @@ impl Store {
         })).collect())
     }
 
-    /// Every token of a person, in every workspace.
-    pub async fn tokens_of(&self, user_id: &str) -> Result<Vec<crate::TokenInfo>> {
-        let mut all = Vec::new();
-        for workspace in self.workspaces_of(user_id).await? {
-            all.extend(self.tokens(&workspace.id, Some(user_id)).await?);
-        }
-        Ok(all)
-    }
-
     /// When the person's account is to be deleted, if they asked.
     pub async fn deletion_due(&self, user_id: &str) -> Result<Option<DateTime<Utc>>> {
         let sql = "SELECT deletion_due_at FROM users WHERE id = $1";

@@ -806,12 +806,15 @@ impl Store {
                 SqlValue::Text(json_text(&record.trigger)?),
                 SqlValue::Text(json_text(&StoredSteps(&record.steps))?),
             ];
+            let mut statements = vec![
+                (sql::FINISH_JOB, finish),
+                (sql::CLEAR_PROGRESS, vec![text(&record.id)]),
+            ];
+            if record.status == JobStatus::Failed {
+                statements.push((sql::NOTE_FAILURE, vec![text(&record.id)]));
+            }
             let write = Write {
-                statements: vec![
-                    (sql::FINISH_JOB, finish),
-                    (sql::CLEAR_PROGRESS, vec![text(&record.id)]),
-                    (sql::NOTE_FAILURE, vec![text(&record.id)]),
-                ],
+                statements,
                 guarded: true,
             };
             return writer.write(write).await;
@@ -827,7 +830,9 @@ impl Store {
                 return Ok(false);
             }
             sqlx::query(sql::CLEAR_PROGRESS).bind(&record.id).execute(&mut *tx).await?;
-            sqlx::query(sql::NOTE_FAILURE).bind(&record.id).execute(&mut *tx).await?;
+            if record.status == JobStatus::Failed {
+                sqlx::query(sql::NOTE_FAILURE).bind(&record.id).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
         });
         Ok(true)

@@ -25,8 +25,26 @@ impl Default for MaskSettings {
 impl Store {
     /// Every workspace that has chosen its masking rules, with them.
     pub async fn mask_settings(&self) -> Result<Vec<(String, MaskSettings)>> {
-        let sql = "SELECT workspace_id, fields, detect FROM mask_settings ORDER BY workspace_id";
-        on_pool!(self, pool => sqlx::query(sql).fetch_all(pool).await?.iter()
+        self.mask_settings_where(None).await
+    }
+
+    /// A workspace's masking rules as stored (the defaults when it chose none).
+    pub async fn mask_settings_of(&self, workspace_id: &str) -> Result<MaskSettings> {
+        Ok(self
+            .mask_settings_where(Some(workspace_id))
+            .await?
+            .pop()
+            .map(|(_, settings)| settings)
+            .unwrap_or_default())
+    }
+
+    async fn mask_settings_where(
+        &self,
+        workspace_id: Option<&str>,
+    ) -> Result<Vec<(String, MaskSettings)>> {
+        let sql = "SELECT workspace_id, fields, detect FROM mask_settings \
+                   WHERE ($1 IS NULL OR workspace_id = $1) ORDER BY workspace_id";
+        on_pool!(self, pool => sqlx::query(sql).bind(workspace_id).fetch_all(pool).await?.iter()
             .map(|row| {
                 let fields: Option<String> = row.try_get(1)?;
                 Ok((row.try_get(0)?, MaskSettings {

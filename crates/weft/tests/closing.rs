@@ -25,6 +25,17 @@ async fn ended(server: &Server, token: &str, id: &str) {
     panic!("job {id} did not end");
 }
 
+/// Asks to close the caller's workspace, confirming with `confirm`.
+async fn close(server: &Server, token: &str, confirm: &str) -> (u16, Value) {
+    post(
+        server,
+        token,
+        "/api/v1/workspace/close",
+        json!({ "confirm": confirm }),
+    )
+    .await
+}
+
 async fn post(server: &Server, token: &str, path: &str, body: Value) -> (u16, Value) {
     server
         .api_as(token, Method::POST, path, Some(body.to_string()))
@@ -64,39 +75,15 @@ on_both_backends!(
         server.finished_job(kept["job_id"].as_str().unwrap()).await;
 
         // Only an owner closes, with the workspace's id typed again; never `default`.
-        let (status, _) = post(
-            &server,
-            &builder,
-            "/api/v1/workspace/close",
-            json!({ "confirm": "acme" }),
-        )
-        .await;
+        let (status, _) = close(&server, &builder, "acme").await;
         assert_eq!(status, 403);
-        let (status, _) = post(
-            &server,
-            &owner,
-            "/api/v1/workspace/close",
-            json!({ "confirm": "acne" }),
-        )
-        .await;
+        let (status, _) = close(&server, &owner, "acne").await;
         assert_eq!(status, 400);
-        let (status, refused) = post(
-            &server,
-            &server.token,
-            "/api/v1/workspace/close",
-            json!({ "confirm": "default" }),
-        )
-        .await;
+        let (status, refused) = close(&server, &server.token, "default").await;
         assert_eq!(status, 409, "{refused}");
 
         // Closed: its recipes stop and stay stopped; reopened, it stays.
-        let (status, closed) = post(
-            &server,
-            &owner,
-            "/api/v1/workspace/close",
-            json!({ "confirm": "acme" }),
-        )
-        .await;
+        let (status, closed) = close(&server, &owner, "acme").await;
         assert_eq!(status, 202, "{closed}");
         assert_eq!(closed["recipes_disabled"], 1, "{closed}");
         let (status, refused) = post(
@@ -123,13 +110,7 @@ on_both_backends!(
             "a reopened workspace stays"
         );
 
-        let (status, _) = post(
-            &server,
-            &owner,
-            "/api/v1/workspace/close",
-            json!({ "confirm": "acme" }),
-        )
-        .await;
+        let (status, _) = close(&server, &owner, "acme").await;
         assert_eq!(status, 202);
         let mut stored = server.everything_stored();
         for _ in 0..100 {
@@ -193,13 +174,7 @@ async fn a_closing_workspace_no_longer_holds_its_owners_account() {
         )
         .await;
     assert_eq!(status, 409);
-    let (status, _) = post(
-        &server,
-        &solo,
-        "/api/v1/workspace/close",
-        json!({ "confirm": "solo" }),
-    )
-    .await;
+    let (status, _) = close(&server, &solo, "solo").await;
     assert_eq!(status, 202);
     let (status, asked) = server
         .api_as(

@@ -49,32 +49,24 @@ pub fn protect_record(
     also_scrub: Vec<Value>,
     max_value_bytes: usize,
 ) {
+    let workspace = rules.workspace();
     let mut found = also_scrub;
     for mask in rules.paths {
         apply_mask(record, mask, &mut found);
     }
-    if let Some(workspace) = rules.workspace() {
+    if let Some(workspace) = workspace {
         for_each_value(record, |value| workspace.mask_fields(value, &mut found));
     }
     let needles = scrub_list(found);
     if !needles.is_empty() {
         for_each_value(record, |value| scrub(value, &needles));
     }
-    let workspace = rules.workspace();
-    let protect_message = |message: &mut String| {
-        if !needles.is_empty() {
-            *message = scrub_text(message, &needles);
-        }
-        if let Some(workspace) = workspace {
-            *message = workspace.text(message);
-        }
-    };
     if let Some(error) = &mut record.error {
-        protect_message(&mut error.message);
+        protect_message(&mut error.message, &needles, workspace);
     }
     for step in &mut record.steps {
         if let Some(error) = &mut step.error {
-            protect_message(&mut error.message);
+            protect_message(&mut error.message, &needles, workspace);
         }
     }
     if let Some(workspace) = workspace {
@@ -84,6 +76,17 @@ pub fn protect_record(
         for_each_value(record, |value| *value = Value::Null);
     }
     for_each_value(record, |value| cut_if_large(value, max_value_bytes));
+}
+
+/// An error message as it may be stored: the values masked elsewhere scrubbed from it, then
+/// what the workspace's detector finds.
+fn protect_message(message: &mut String, needles: &[String], workspace: Option<&WorkspaceMasks>) {
+    if !needles.is_empty() {
+        *message = scrub_text(message, needles);
+    }
+    if let Some(workspace) = workspace {
+        *message = workspace.text(message);
+    }
 }
 
 /// Largest payload stored for one value of a record (a step's input or output, a trigger),
@@ -272,16 +275,13 @@ impl StepMasker {
         if !needles.is_empty() {
             scrub(&mut record.input, &needles);
             scrub(&mut record.output, &needles);
-            if let Some(error) = &mut record.error {
-                error.message = scrub_text(&error.message, &needles);
-            }
+        }
+        if let Some(error) = &mut record.error {
+            protect_message(&mut error.message, &needles, workspace);
         }
         if let Some(workspace) = workspace {
             workspace.detect_in(&mut record.input);
             workspace.detect_in(&mut record.output);
-            if let Some(error) = &mut record.error {
-                error.message = workspace.text(&error.message);
-            }
         }
         if self.level == RecordLevel::Metadata {
             record.input = Value::Null;
@@ -486,10 +486,19 @@ mod tests {
         also: Vec<Value>,
         level: RecordLevel,
     ) {
-        let workspace = WorkspaceMasks::new(Vec::<String>::new(), false);
+        protect_in(&WorkspaceMasks::none(), record, masks, also, level);
+    }
+
+    fn protect_in(
+        workspace: &WorkspaceMasks,
+        record: &mut JobRecord,
+        masks: &[MaskPath],
+        also: Vec<Value>,
+        level: RecordLevel,
+    ) {
         let rules = MaskRules {
             paths: masks,
-            workspace: &workspace,
+            workspace,
             level,
         };
         protect_record(record, &rules, also, MAX_STORED_VALUE_BYTES);
@@ -560,7 +569,7 @@ mod tests {
         let whole = record();
         let masker = StepMasker::new(
             &masks,
-            std::sync::Arc::new(WorkspaceMasks::new(Vec::<String>::new(), false)),
+            std::sync::Arc::new(WorkspaceMasks::none()),
             RecordLevel::Masked,
             MAX_STORED_VALUE_BYTES,
             &whole.trigger,
@@ -607,13 +616,7 @@ mod tests {
     }
 
     fn protect_in_default_workspace(record: &mut JobRecord, level: RecordLevel) {
-        let workspace = WorkspaceMasks::default();
-        let rules = MaskRules {
-            paths: &[],
-            workspace: &workspace,
-            level,
-        };
-        protect_record(record, &rules, Vec::new(), MAX_STORED_VALUE_BYTES);
+        protect_in(&WorkspaceMasks::default(), record, &[], Vec::new(), level);
     }
 
     #[test]
