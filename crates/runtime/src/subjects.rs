@@ -131,22 +131,28 @@ impl Runtime {
     }
 
     /// Replaces `identifier` with `[erased]` in every ended job of the workspace that holds
-    /// it; jobs not ended yet are listed, not changed.
+    /// it, or in the first `max_jobs` of them; jobs not ended yet are listed, not changed.
     pub async fn erase_subject(
         &self,
         workspace: &str,
         identifier: &str,
+        max_jobs: Option<u64>,
     ) -> Result<Erasure, StoreError> {
         let store = self.store();
         let mut candidates = Candidates::new(store, workspace, identifier);
         let mut erasure = Erasure::default();
-        loop {
+        let mut enough = false;
+        while !enough {
             let page = candidates.next_page().await?;
             if page.is_empty() {
                 break;
             }
             let mut changed = Vec::new();
             for job in page {
+                if max_jobs.is_some_and(|max| erasure.jobs + changed.len() as u64 >= max) {
+                    enough = true;
+                    break;
+                }
                 if !ended(&job.status) {
                     erasure.unfinished.push(job.id);
                     continue;
@@ -161,7 +167,9 @@ impl Runtime {
                 }
             }
             erasure.jobs += store.rewrite_ended_jobs(&changed).await?;
-            tokio::time::sleep(BETWEEN_PAGES).await;
+            if !enough {
+                tokio::time::sleep(BETWEEN_PAGES).await;
+            }
         }
         if erasure.jobs > 0 {
             store.reclaim_space().await?;

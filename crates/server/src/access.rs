@@ -15,8 +15,8 @@ use weft_store::{AuditEvent, Role};
 
 use crate::error::ApiError;
 use crate::{
-    AppState, accounts, audit, auth, connections, jobs, library, members, privacy, recipes, rights,
-    sessions, sso, tables, tokens, workspaces,
+    AppState, accounts, audit, auth, connections, dashboard, jobs, library, members, privacy,
+    recipes, rights, sessions, sso, tables, tokens, workspaces,
 };
 
 /// One route: its method and path (under `/api/v1`), the least role that may call it, what
@@ -105,6 +105,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
     const PATCH: Method = Method::PATCH;
     vec![
         route(GET, "/recipes", Viewer, "List recipes", get(recipes::list)),
+        route(POST, "/recipes/check", Viewer, "Check a recipe's text without saving it: its problems, or its flow", post(recipes::check)),
         route(POST, "/recipes", Builder, "Create a recipe (YAML or JSON)", post(recipes::create))
             .audited("recipe.create").answers(201),
         route(GET, "/recipes/{id}", Viewer, "Show a recipe with its text", get(recipes::show)),
@@ -121,6 +122,8 @@ pub fn api_routes() -> Vec<ApiRoute> {
             .audited("recipe.run").answers(202),
         route(POST, "/recipes/{id}/poll/reset", Builder, "Forget a poll's cursor and seen keys", post(recipes::reset_poll))
             .audited("recipe.poll_reset"),
+        route(GET, "/connectors", Viewer, "Every connector with its connection fields, actions and triggers", get(connections::connectors)),
+        route(GET, "/dashboard", Viewer, "Jobs per hour, the recipes failing most, and the queue", get(dashboard::show)),
         route(GET, "/connections", Viewer, "List connections", get(connections::list)),
         route(POST, "/connections", Builder, "Create a connection", post(connections::create))
             .audited("connection.create").answers(201),
@@ -266,6 +269,7 @@ fn public_routes(state: &AppState) -> Router<AppState> {
             same_origin_only,
         ))
         .route("/openapi.json", get(crate::openapi::serve))
+        .route("/sign-in/options", get(sessions::sign_in_options))
         .route("/sso/start", get(sso::start))
 }
 
@@ -400,7 +404,9 @@ mod tests {
     #[test]
     fn every_route_that_changes_or_exports_is_audited() {
         for route in api_routes() {
-            let changes = route.method != Method::GET;
+            // Checking a recipe only compiles the text the caller sent: nothing changes.
+            let only_reads = route.path == "/recipes/check";
+            let changes = route.method != Method::GET && !only_reads;
             let exports = route.path.ends_with("/csv") || route.path.ends_with("/export");
             assert_eq!(
                 route.audit.is_some(),

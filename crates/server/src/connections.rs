@@ -90,6 +90,17 @@ pub async fn list(
     ))
 }
 
+/// `GET /api/v1/connectors`: every connector with its connection fields, actions and
+/// triggers and their schemas: what the web app builds its forms from.
+pub async fn connectors(State(state): State<AppState>, _caller: CurrentUser) -> Json<Value> {
+    let registry = state.runtime.recipes().registry();
+    let described: Vec<Value> = registry
+        .iter()
+        .map(|connector| weft_connectors::docs::describe(connector.as_ref()))
+        .collect();
+    Json(json!({ "connectors": described }))
+}
+
 pub async fn show(
     State(state): State<AppState>,
     CurrentUser(caller): CurrentUser,

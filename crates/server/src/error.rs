@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 use weft_recipe::Problems;
 use weft_store::StoreError;
 
@@ -98,15 +98,20 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// A recipe's problems as the API gives them: line, column and message each.
+pub fn problems_json(problems: &Problems) -> Value {
+    problems
+        .0
+        .iter()
+        .map(|problem| json!({ "line": problem.span.line, "column": problem.span.col, "message": problem.message }))
+        .collect()
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut error = json!({ "code": self.code, "message": self.message });
         if let Some(problems) = self.problems {
-            error["problems"] = problems
-                .0
-                .iter()
-                .map(|problem| json!({ "line": problem.span.line, "column": problem.span.col, "message": problem.message }))
-                .collect();
+            error["problems"] = problems_json(&problems);
         }
         let mut response = (self.status, Json(json!({ "error": error }))).into_response();
         if self.status == StatusCode::UNAUTHORIZED && self.code == "unauthorized" {

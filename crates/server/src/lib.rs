@@ -5,7 +5,9 @@ pub mod accounts;
 mod audit;
 pub mod auth;
 mod connections;
+mod dashboard;
 mod error;
+mod flow;
 mod hooks;
 mod jobs;
 mod library;
@@ -19,6 +21,7 @@ pub mod sessions;
 mod sso;
 mod tables;
 mod tokens;
+mod web;
 mod workspaces;
 
 use axum::Router;
@@ -147,7 +150,14 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics_text))
-        .fallback(|| async { ApiError::not_found("route here") })
+        .route("/assets/{*file}", get(web::asset))
+        .fallback(
+            |method: axum::http::Method, uri: axum::http::Uri, headers: axum::http::HeaderMap| async move {
+                use axum::response::IntoResponse as _;
+                web::page_for(&method, uri.path(), &headers)
+                    .unwrap_or_else(|| ApiError::not_found("route here").into_response())
+            },
+        )
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -201,7 +211,8 @@ async fn forget_webhooks_after(
     let path = path.strip_prefix("/api/v1").unwrap_or(path);
     let changes_recipes = request.method() != axum::http::Method::GET
         && path.starts_with("/recipes")
-        && !path.ends_with("/run");
+        && !path.ends_with("/run")
+        && path != "/recipes/check";
     let response = next.run(request).await;
     if changes_recipes {
         state.runtime.recipes().forget_webhooks();

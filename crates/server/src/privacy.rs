@@ -224,6 +224,9 @@ pub async fn save_masking(
 struct SubjectRequest {
     /// An email, a phone number or any text, as the jobs hold it.
     identifier: String,
+    /// Erasure only: erase at most this many jobs in this call, so that a caller can show
+    /// how far a long erasure is by calling again until none are left.
+    max_jobs: Option<u64>,
 }
 
 const MAX_IDENTIFIER_CHARS: usize = 1000;
@@ -231,6 +234,10 @@ const MAX_IDENTIFIER_CHARS: usize = 1000;
 const LISTED_JOBS: usize = 1000;
 
 fn subject_identifier(body: &str) -> Result<String, ApiError> {
+    subject_request(body).map(|(identifier, _)| identifier)
+}
+
+fn subject_request(body: &str) -> Result<(String, Option<u64>), ApiError> {
     let request: SubjectRequest = serde_json::from_str(body).map_err(|error| {
         ApiError::bad_request(format!(
             "the body must be {{\"identifier\": \"an email, a phone number or any text\"}}: {error}"
@@ -243,7 +250,10 @@ fn subject_identifier(body: &str) -> Result<String, ApiError> {
             "`identifier` must be {MIN_IDENTIFIER_CHARS} to {MAX_IDENTIFIER_CHARS} characters, not {length}"
         )));
     }
-    Ok(identifier)
+    if request.max_jobs == Some(0) {
+        return Err(ApiError::bad_request("`max_jobs` must be 1 or more"));
+    }
+    Ok((identifier, request.max_jobs))
 }
 
 /// What the audit log and the answers say of an identifier: its kind and length, never it.
@@ -316,11 +326,11 @@ pub async fn erase_subject(
     CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<(Extension<AuditNote>, Json<Value>), ApiError> {
-    let identifier = subject_identifier(&body)?;
+    let (identifier, max_jobs) = subject_request(&body)?;
     let started = Instant::now();
     let erasure = state
         .runtime
-        .erase_subject(&caller.workspace_id, &identifier)
+        .erase_subject(&caller.workspace_id, &identifier, max_jobs)
         .await?;
     let took_ms = elapsed_ms(started);
     let still_held = state

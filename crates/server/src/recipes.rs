@@ -14,11 +14,13 @@ use crate::access::AuditNote;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, TextBody};
 
-/// Compiles a recipe's text for saving; every problem goes back to the caller.
-async fn compile(state: &AppState, body: String) -> Result<(Recipe, String), ApiError> {
+/// Compiles a recipe's text off the async threads (a large recipe takes a while).
+async fn compiled_text(
+    state: &AppState,
+    body: String,
+) -> Result<Result<Recipe, weft_recipe::Problems>, ApiError> {
     let registry = state.runtime.recipes().registry().clone();
-    let source = body.clone();
-    let compiled = tokio::task::spawn_blocking(move || compile_recipe(&source, &registry))
+    tokio::task::spawn_blocking(move || compile_recipe(&body, &registry))
         .await
         .map_err(|_| {
             ApiError::new(
@@ -26,10 +28,35 @@ async fn compile(state: &AppState, body: String) -> Result<(Recipe, String), Api
                 "internal",
                 "the recipe compiler failed",
             )
-        })?;
-    compiled
+        })
+}
+
+/// Compiles a recipe's text for saving; every problem goes back to the caller.
+async fn compile(state: &AppState, body: String) -> Result<(Recipe, String), ApiError> {
+    compiled_text(state, body.clone())
+        .await?
         .map(|recipe| (recipe, body))
         .map_err(ApiError::invalid_recipe)
+}
+
+/// `POST /api/v1/recipes/check`: what saving this text would say, without saving it: every
+/// problem at its line and column, or the flow of the valid recipe. The editor calls it as
+/// people type, so a recipe with problems is an answer, not an error.
+pub async fn check(
+    State(state): State<AppState>,
+    _caller: CurrentUser,
+    TextBody(body): TextBody,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(match compiled_text(&state, body).await? {
+        Ok(recipe) => {
+            json!({ "valid": true, "problems": [], "flow": crate::flow::outline(&recipe) })
+        }
+        Err(problems) => json!({
+            "valid": false,
+            "problems": crate::error::problems_json(&problems),
+            "flow": null,
+        }),
+    }))
 }
 
 /// A recipe of the caller's workspace, or a 404: another workspace's recipes are not there.
@@ -144,14 +171,25 @@ pub async fn list(
     State(state): State<AppState>,
     CurrentUser(caller): CurrentUser,
 ) -> Result<Json<Value>, ApiError> {
-    let recipes = state
-        .runtime
-        .store()
-        .recipes_in(&caller.workspace_id)
-        .await?;
-    Ok(Json(
-        json!({ "recipes": recipes.iter().map(|recipe| recipe_json(recipe, false)).collect::<Vec<_>>() }),
-    ))
+    let store = state.runtime.store();
+    let recipes = store.recipes_in(&caller.workspace_id).await?;
+    let mut last_jobs: std::collections::HashMap<String, weft_store::LastJob> = store
+        .last_jobs(&caller.workspace_id)
+        .await?
+        .into_iter()
+        .map(|last| (last.recipe_id.clone(), last))
+        .collect();
+    let listed: Vec<Value> = recipes
+        .iter()
+        .map(|recipe| {
+            let mut value = recipe_json(recipe, false);
+            value["last_job"] = last_jobs.remove(&recipe.id).map_or(Value::Null, |last| {
+                json!({ "id": last.job_id, "status": last.status, "created_at": last.created_at })
+            });
+            value
+        })
+        .collect();
+    Ok(Json(json!({ "recipes": listed })))
 }
 
 pub async fn show(

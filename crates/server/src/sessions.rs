@@ -446,3 +446,17 @@ pub async fn change_password(
         StatusCode::NO_CONTENT,
     ))
 }
+
+/// `GET /api/v1/sign-in/options`: what the sign-in page offers: first-run setup (nobody can
+/// sign in yet), signing up, and single sign-on into the default workspace (other
+/// workspaces' people name their workspace).
+pub async fn sign_in_options(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let store = state.runtime.store();
+    let needs_setup = store.user_count().await? == 0;
+    let default_sso = store.sso(weft_store::DEFAULT_WORKSPACE).await?.is_some();
+    Ok(Json(json!({
+        "needs_setup": needs_setup,
+        "sign_up": state.settings.sign_up,
+        "default_sso": default_sso,
+    })))
+}

@@ -1191,24 +1191,17 @@ impl Store {
     /// How many jobs have not ended, by status, and since when the oldest queued one has
     /// waited: for metrics.
     pub async fn unfinished_jobs(&self) -> Result<UnfinishedJobs> {
-        let mut unfinished = UnfinishedJobs::default();
-        on_pool!(self, pool => {
-            for row in sqlx::query(UNFINISHED_JOBS).fetch_all(pool).await? {
-                let status: String = row.try_get(0)?;
-                let count: i64 = row.try_get(1)?;
-                let oldest: JobTime = row.try_get(2)?;
-                match status_from(&status)? {
-                    JobStatus::Queued => {
-                        unfinished.queued = count;
-                        unfinished.oldest_queued = Some(oldest.into());
-                    }
-                    JobStatus::Running => unfinished.running = count,
-                    JobStatus::Waiting => unfinished.waiting = count,
-                    JobStatus::Succeeded | JobStatus::Failed => {}
-                }
-            }
-        });
-        Ok(unfinished)
+        on_pool!(self, pool => unfinished_from(sqlx::query(UNFINISHED_JOBS).fetch_all(pool).await?))
+    }
+
+    /// The jobs of one workspace that have not ended, by status.
+    pub async fn unfinished_jobs_in(&self, workspace_id: &str) -> Result<UnfinishedJobs> {
+        const SQL: &str = concat!(
+            "SELECT status, COUNT(*), MIN(created_at) FROM jobs WHERE workspace_id = $1 AND ",
+            unfinished!(),
+            " GROUP BY status"
+        );
+        on_pool!(self, pool => unfinished_from(sqlx::query(SQL).bind(workspace_id).fetch_all(pool).await?))
     }
 }
 
@@ -1298,7 +1291,33 @@ pub fn parse_status(text: &str) -> Option<JobStatus> {
     })
 }
 
-fn status_from(text: &str) -> Result<JobStatus> {
+/// Counts by status, from rows of status, count and oldest creation time.
+fn unfinished_from<R: Row>(rows: Vec<R>) -> Result<UnfinishedJobs>
+where
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> JobTime: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    let mut unfinished = UnfinishedJobs::default();
+    for row in rows {
+        let status: String = row.try_get(0)?;
+        let count: i64 = row.try_get(1)?;
+        let oldest: JobTime = row.try_get(2)?;
+        match status_from(&status)? {
+            JobStatus::Queued => {
+                unfinished.queued = count;
+                unfinished.oldest_queued = Some(oldest.into());
+            }
+            JobStatus::Running => unfinished.running = count,
+            JobStatus::Waiting => unfinished.waiting = count,
+            JobStatus::Succeeded | JobStatus::Failed => {}
+        }
+    }
+    Ok(unfinished)
+}
+
+pub(crate) fn status_from(text: &str) -> Result<JobStatus> {
     parse_status(text).ok_or_else(|| StoreError::Corrupt(format!("unknown job status `{text}`")))
 }
 
