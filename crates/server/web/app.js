@@ -103,7 +103,9 @@ async function render() {
       session.csrf = null;
       await drawHeader(null);
       const page = await import('./pages/sign-in.js');
-      await page.render(main, { path, params, signedIn: loadSession });
+      const view = h('div');
+      main.replaceChildren(view);
+      await page.render(view, { path, params, signedIn: loadSession });
       return;
     }
     if (!session.user && !(await loadSession())) {
@@ -118,9 +120,14 @@ async function render() {
       return;
     }
     const page = await route[1]();
-    main.replaceChildren(h('p', { class: 'loading' }, 'Loading…'));
-    await page.render(main, { path, params, id: path.match(route[0]).groups?.id ? decodeURIComponent(path.match(route[0]).groups.id) : null });
+    // Each visit draws into an element of its own: a page still loading when its user moves
+    // on draws into a detached element, never into the next page.
+    const view = h('div', null, h('p', { class: 'loading' }, 'Loading…'));
+    main.replaceChildren(view);
+    const id = path.match(route[0]).groups?.id;
+    await page.render(view, { path, params, id: id ? decodeURIComponent(id) : null });
   } catch (error) {
+    if (location.pathname !== path) return;
     main.replaceChildren(h('h1', null, 'Something went wrong'), message('error', explain(error)));
   }
 }

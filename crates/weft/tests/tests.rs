@@ -38,5 +38,6 @@ mod stripe;
 mod subjects;
 mod subscriptions;
 mod tables;
+mod web_app;
 mod webhook_signatures;
 mod workspaces;

@@ -111,7 +111,8 @@ function row(event) {
     h('code', null, event.action),
     target,
     event.details === null || event.details === undefined ? '—' : jsonTree(event.details, { label: 'details', open: false }),
-    [event.ip || '—', event.user_agent ? h('br') : null, event.user_agent ? h('small', null, event.user_agent) : null],
+    // The browser's name is long and seldom wanted: it is one keystroke away.
+    event.user_agent ? h('details', null, h('summary', null, event.ip || 'unknown address'), h('small', null, event.user_agent)) : event.ip || '—',
   ].map((cell) => h('td', null, cell)));
 }
 

@@ -194,7 +194,7 @@ function drawFound(results, identifier, found, search) {
     await erase(identifier, ended, outcome, search);
   }, { class: 'danger' });
   results.replaceChildren(...[
-    message('info', `${found.jobs_found} job${found.jobs_found === 1 ? '' : 's'} hold “${identifier}”${found.listed < found.jobs_found ? `; the first ${found.listed} are listed` : ''}. Open each to read what it holds.`),
+    message('info', `${found.jobs_found} job${found.jobs_found === 1 ? ' holds' : 's hold'} “${identifier}”${found.listed < found.jobs_found ? `; the first ${found.listed} are listed` : ''}. Open each to read what it holds.`),
     table(`Jobs that hold “${identifier}”, and where`, ['Job', 'Recipe', 'Status', 'Started', 'Where'], rows),
     found.unfinished ? message('warn', `${found.unfinished} of them have not ended: erasing leaves them as they are. Erase again once they end, or cancel them first.`) : null,
     ended > 0 ? h('div', { class: 'actions' }, eraseButton) : null,
@@ -215,18 +215,25 @@ async function erase(identifier, expected, outcome, search) {
   const unfinished = new Set();
   bar.set(0, total, `0 of ${total} jobs erased`);
   const failure = h('div');
+  const again = button('Search again', async () => {
+    try { await search(identifier); } catch (error) { say(failure, 'error', explain(error)); }
+  }, { class: 'secondary' });
   outcome.replaceChildren(bar.node, failure);
+  // The erase button is gone: keyboard focus moves to the bar that replaces it.
+  bar.node.tabIndex = -1;
+  bar.node.focus();
   for (;;) {
     let answer;
     try {
       answer = await api('POST', '/privacy/subjects/erase', pagedErasure ? { identifier, max_jobs: 200 } : { identifier });
     } catch (error) {
       // A server without paged erasure refuses the field: it erases everything in one call.
-      if (pagedErasure && error instanceof ApiFailure && error.status === 400 && error.message.includes('max_jobs')) {
+      if (pagedErasure && error instanceof ApiFailure && error.status === 400 && /unknown field `max_jobs`/.test(error.message)) {
         pagedErasure = false;
         continue;
       }
       say(failure, 'error', `${explain(error)} ${erased} of ${total} jobs were erased before it stopped.`);
+      outcome.append(h('div', { class: 'actions' }, again));
       return;
     }
     erased += answer.jobs_erased;
@@ -237,21 +244,17 @@ async function erase(identifier, expected, outcome, search) {
     bar.set(erased, total, `${erased} of ${total} jobs erased`);
     if (!pagedErasure || still === 0 || answer.jobs_erased === 0) break;
   }
-  const again = button('Search again', async () => {
-    try { await search(identifier); } catch (error) { say(failure, 'error', explain(error)); }
-  }, { class: 'secondary' });
   const summary = `Erased ${values} value${values === 1 ? '' : 's'} in ${erased} job${erased === 1 ? '' : 's'}.`;
   announce(summary);
   outcome.append(...[
     still === 0
       ? message('ok', `${summary} Searched again: no ended job holds it any more.`)
-      : message('warn', `${summary} ${still} ended job${still === 1 ? '' : 's'} still hold it; erase again.`),
+      : message('warn', `${summary} ${still} ended job${still === 1 ? ' still holds' : 's still hold'} it: search again, then erase.`),
     unfinished.size ? h('div', null,
       h('p', null, 'Left as they are, since they had not ended:'),
       h('ul', null, [...unfinished].map((id) => h('li', null, link(`/jobs/${encodeURIComponent(id)}`, h('code', null, id)))))) : null,
     h('div', { class: 'actions' }, again),
   ].filter(Boolean));
-  // The erase button is gone: keyboard focus goes on to what comes next.
   again.focus();
 }
 
