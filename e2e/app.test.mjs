@@ -243,6 +243,33 @@ test('a new user sets Weft up, builds a recipe, watches it run, reruns it and er
     await checkNarrow('06-recipe-flow');
   });
 
+  await step('a second version is saved and compared with the first', async () => {
+    await page.getByRole('link', { name: 'Edit' }).click();
+    const editor = page.getByLabel('Recipe (YAML)');
+    await editor.waitFor();
+    await editor.fill((await editor.inputValue()).replace('"Hello, {{', '"Welcome, {{'));
+    await page.getByText('The recipe is valid.').waitFor();
+    await page.getByRole('button', { name: 'Save a new version' }).click();
+    await page.getByText('version 2 ·').waitFor();
+    await page.getByRole('link', { name: 'Versions' }).click();
+    await page.getByRole('heading', { name: 'Changes from version 1 to 2' }).waitFor();
+    const diff = page.getByRole('region', { name: 'Difference' });
+    await diff.locator('del', { hasText: '"Hello, {{' }).waitFor();
+    await diff.locator('ins', { hasText: '"Welcome, {{' }).waitFor();
+    assert.equal(await diff.locator('ins, del').count(), 2, 'one line changed: one removed, one added');
+    await shot('06-versions-diff');
+  });
+
+  await step('a test run with a sample event shows its job step by step', async () => {
+    await page.getByRole('link', { name: 'Test run' }).click();
+    await page.getByLabel('Sample event (JSON)').fill(JSON.stringify({ body: { name: 'Ada', lines: [{ qty: 1, price: 3 }] } }));
+    await page.getByRole('button', { name: 'Run with this event' }).click();
+    await page.locator('.badge.succeeded').first().waitFor({ timeout: 20000 });
+    await page.locator('ol.steps > li').filter({ hasText: 'greet' }).first().getByText('Output', { exact: true }).click();
+    await page.getByText('"Welcome, Ada"').first().waitFor();
+    await shot('06-test-run');
+  });
+
   let jobId;
   await step('its webhook fires and the job page follows the job live until it finishes', async () => {
     const answer = await fetch(`${BASE}/hooks/welcome`, {
@@ -265,7 +292,7 @@ test('a new user sets Weft up, builds a recipe, watches it run, reruns it and er
     assert.ok(await steps.count() >= 5, 'greet, pause, two loop iterations, big and note are listed');
     const greet = steps.filter({ hasText: 'greet' }).first();
     await greet.getByText('Output', { exact: true }).click();
-    await greet.getByText('"Hello, Grace"').first().waitFor();
+    await greet.getByText('"Welcome, Grace"').first().waitFor();
     await shot('08-job-steps');
     await checkNarrow('08-job-steps');
   });
@@ -278,9 +305,9 @@ test('a new user sets Weft up, builds a recipe, watches it run, reruns it and er
     await shot('09-rerun');
   });
 
-  await step('the jobs list and the dashboard show both jobs', async () => {
+  await step('the jobs list and the dashboard show the three jobs', async () => {
     await visit('/jobs', 'Jobs');
-    assert.equal(await page.locator('tbody tr').filter({ hasText: 'welcome' }).count(), 2);
+    assert.equal(await page.locator('tbody tr').filter({ hasText: 'welcome' }).count(), 3);
     await shot('10-jobs');
     await visit('/?days=1', 'Dashboard');
     await page.getByText('Jobs per hour, last 24 hours').first().waitFor();
@@ -301,5 +328,14 @@ test('a new user sets Weft up, builds a recipe, watches it run, reruns it and er
     const record = await page.evaluate(async (id) => (await fetch(`/api/v1/jobs/${id}`)).text(), jobId);
     assert.ok(!record.includes(SUBJECT), 'the job no longer holds the address');
     assert.ok(record.includes('[erased]'));
+  });
+
+  await step('every job of the recipe is rerun at once, with its progress shown', async () => {
+    const recipeId = new URL(recipeUrl).pathname.split('/').pop();
+    await visit(`/jobs?recipe=${recipeId}`, 'Jobs');
+    await page.getByRole('button', { name: 'Rerun them' }).click();
+    await page.getByText('3 of 3 jobs: 3 rerun, 0 skipped').waitFor({ timeout: 20000 });
+    await page.getByText('3 rerun, 0 skipped.').waitFor();
+    await shot('14-bulk-rerun');
   });
 });

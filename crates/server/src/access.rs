@@ -171,6 +171,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route(GET, "/library", Viewer, "Recipes published on this platform, to import", get(library::list)),
         route(POST, "/library", Builder, "Publish a recipe without its connections, secrets and personal data", post(library::publish))
             .audited("library.publish").answers(201),
+        route(POST, "/library/check", Builder, "What publishing a recipe would share, without publishing it", post(library::check)),
         route(GET, "/library/{id}", Viewer, "A published recipe with its shared text", get(library::show)),
         route(POST, "/library/{id}/import", Builder, "Make a recipe from a published one, its placeholders filled in", post(library::import))
             .audited("library.import").answers(201),
@@ -405,7 +406,7 @@ mod tests {
     fn every_route_that_changes_or_exports_is_audited() {
         for route in api_routes() {
             // Checking a recipe only compiles the text the caller sent: nothing changes.
-            let only_reads = route.path == "/recipes/check";
+            let only_reads = ["/recipes/check", "/library/check"].contains(&route.path);
             let changes = route.method != Method::GET && !only_reads;
             let exports = route.path.ends_with("/csv") || route.path.ends_with("/export");
             assert_eq!(

@@ -187,7 +187,7 @@ pub async fn oauth_callback(
         outcome => outcome?,
     };
     Ok(axum::response::Html(format!(
-        "<!doctype html><title>Connected</title><p>The connection <b>{}</b> is connected to its account. You can close this page.</p>",
+        "<!doctype html><title>Connected</title><p>The connection <b>{}</b> is connected to its account.</p><p><a href=\"/connections\">Back to the connections</a></p>",
         html_escape(&name)
     )))
 }

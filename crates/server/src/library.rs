@@ -41,6 +41,52 @@ struct PublishRequest {
     description: String,
 }
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckRequest {
+    /// The id of a recipe of the caller's workspace.
+    recipe: String,
+}
+
+/// `POST /api/v1/library/check`: what publishing a recipe would share, without publishing
+/// it: the shared text, its placeholders and the values taken out, for the publisher to read
+/// first. Nothing is stored.
+pub async fn check(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+    TextBody(body): TextBody,
+) -> Result<Json<Value>, ApiError> {
+    let request: CheckRequest = serde_json::from_str(&body).map_err(|error| {
+        ApiError::bad_request(format!(
+            "the body must be {{\"recipe\": \"its id\"}}: {error}"
+        ))
+    })?;
+    let stored = recipe_in(&state, &caller.workspace_id, &request.recipe).await?;
+    let shared = weft_recipe::share::share(&stored.source).map_err(ApiError::bad_request)?;
+    Ok(Json(json!({
+        "name": stored.name,
+        "source": shared.source,
+        "placeholders": shared.placeholders(),
+        "removed": removed_json(&shared),
+    })))
+}
+
+/// What the sharing check took out, values included: for the publisher's eyes only.
+fn removed_json(shared: &weft_recipe::share::Shared) -> Vec<Value> {
+    shared
+        .findings
+        .iter()
+        .map(|finding| {
+            json!({
+                "placeholder": finding.placeholder,
+                "kind": finding.kind.as_str(),
+                "value": finding.value,
+                "lines": finding.lines,
+            })
+        })
+        .collect()
+}
+
 /// `POST /api/v1/library`: publishes a recipe of the workspace in its shared form. The answer
 /// shows the publisher what was taken out (the values, this once); the library keeps only the
 /// placeholders.
@@ -75,20 +121,8 @@ pub async fn publish(
         .store()
         .publish_recipe(&entry, &caller.user.id)
         .await?;
-    let removed: Vec<Value> = shared
-        .findings
-        .iter()
-        .map(|finding| {
-            json!({
-                "placeholder": finding.placeholder,
-                "kind": finding.kind.as_str(),
-                "value": finding.value,
-                "lines": finding.lines,
-            })
-        })
-        .collect();
     let mut answer = entry_json(&entry, true);
-    answer["removed"] = json!(removed);
+    answer["removed"] = json!(removed_json(&shared));
     let note = AuditNote::created(
         &entry.id,
         json!({

@@ -166,6 +166,32 @@ export function field(label, input, hint) {
   return h('div', { class: 'field' }, parts);
 }
 
+/**
+ * A form whose submit runs `action(data, slot, form)` with its FormData; what goes wrong is
+ * shown in `slot`, under the submit button, with a recipe's problems at their lines.
+ */
+export function form(children, submitText, action, submitAttrs = {}) {
+  const slot = h('div', { class: 'form-message' });
+  const submit = h('button', { type: 'submit', ...submitAttrs }, submitText);
+  const node = h('form', null, children, h('div', { class: 'actions' }, submit), slot);
+  node.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    submit.disabled = true;
+    slot.replaceChildren();
+    try {
+      await action(new FormData(node), slot, node);
+    } catch (error) {
+      say(slot, 'error', explain(error));
+      if (error instanceof ApiFailure && error.problems.length) {
+        slot.append(h('ul', null, error.problems.map((problem) => h('li', null, `Line ${problem.line}, column ${problem.column}: ${problem.message}`))));
+      }
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return node;
+}
+
 /** A button that runs `action`, disabled while it does. */
 export function button(text, action, attrs = {}) {
   const node = h('button', { type: 'button', ...attrs }, text);

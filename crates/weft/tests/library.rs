@@ -211,3 +211,31 @@ async fn a_recipe_that_is_not_one_cannot_be_published() {
         .await;
     assert_eq!(status, 404, "{refused}");
 }
+
+#[tokio::test]
+async fn the_check_shows_what_publishing_would_share_and_publishes_nothing() {
+    let server = Server::start_with(Backend::Sqlite, &[])
+        .await
+        .expect("SQLite is always there");
+    let recipe = server.save_recipe(WELCOME).await;
+    let (status, checked) = server
+        .api(
+            Method::POST,
+            "/api/v1/library/check",
+            Some(json!({ "recipe": recipe["id"] }).to_string()),
+        )
+        .await;
+    assert_eq!(status, 200, "{checked}");
+    let shared = checked["source"].as_str().unwrap();
+    for value in PRIVATE {
+        assert!(!shared.contains(value), "{value} is in {shared}");
+    }
+    let connection = placeholder_of(&checked["removed"], "connection");
+    assert!(shared.contains(&connection), "{shared}");
+    let (_, listed) = server.api(Method::GET, "/api/v1/library", None).await;
+    assert_eq!(listed["recipes"], json!([]), "nothing is published");
+    let (_, audited) = server
+        .api(Method::GET, "/api/v1/audit?action=library.publish", None)
+        .await;
+    assert_eq!(audited["events"], json!([]), "{audited}");
+}

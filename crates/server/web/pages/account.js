@@ -1,7 +1,7 @@
 // One's own account: profile, password, the mail one agrees to, a copy of everything held
 // about oneself, signing out everywhere, and deleting the account (or keeping it after all).
 
-import { h, api, session, field, button, message, say, explain, heading, fmtTime, download } from '../lib.js';
+import { h, api, session, field, button, message, say, explain, heading, fmtTime, download, form } from '../lib.js';
 
 const COMPANY_SIZES = ['1-10', '11-50', '51-200', '201-1000', '1001+'];
 
@@ -22,24 +22,6 @@ export async function render(main, { path }) {
     deleteSection(deletion));
 }
 
-/** A form whose submit runs `action`; its problems are shown just under its button. */
-function form(children, submitText, action, submitAttrs = {}) {
-  const slot = h('div');
-  const submit = h('button', { type: 'submit', ...submitAttrs }, submitText);
-  const node = h('form', null, children, h('div', { class: 'actions' }, submit), slot);
-  node.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    submit.disabled = true;
-    try {
-      await action(new FormData(node), slot, node);
-    } catch (error) {
-      say(slot, 'error', explain(error));
-    } finally {
-      submit.disabled = false;
-    }
-  });
-  return node;
-}
 
 function section(id, title, ...children) {
   return h('section', { id, 'aria-labelledby': `${id}-title` }, h('h2', { id: `${id}-title` }, title), children);

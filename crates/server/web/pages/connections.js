@@ -2,7 +2,7 @@
 // connector's own list of fields, so a new connector needs nothing here. Secrets are
 // write-only: the API shows them as "********", and a replace that leaves one out keeps it.
 
-import { h, api, go, can, field, button, table, message, say, explain, heading, link, time, announce } from '../lib.js';
+import { h, api, go, can, field, button, table, message, say, explain, heading, link, time, announce, form } from '../lib.js';
 
 /** Like replaceChildren, leaving out what is absent (it would write `null`). */
 const fill = (node, ...parts) => node.replaceChildren(...parts.flat(Infinity).filter(Boolean));
@@ -147,18 +147,6 @@ function editForm(main, connection, schema, connectors) {
 }
 
 /** A form whose submit runs `action`; what goes wrong is shown above its button. */
-function form(children, submitText, action) {
-  const slot = h('div');
-  const submit = h('button', { type: 'submit' }, submitText);
-  const node = h('form', null, children, slot, h('div', { class: 'actions' }, submit));
-  node.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    submit.disabled = true;
-    slot.replaceChildren();
-    try { await action(); } catch (error) { say(slot, 'error', explain(error)); } finally { submit.disabled = false; }
-  });
-  return node;
-}
 
 function nameInput(value) {
   return h('input', { name: 'name', required: true, maxlength: 200, autocomplete: 'off', value });

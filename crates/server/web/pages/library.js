@@ -1,7 +1,7 @@
 // The recipe library: recipes the workspaces of this platform published in their shared form
 // (connections, secrets and personal data replaced by placeholders), to read and to import.
 
-import { h, api, can, session, field, button, table, message, say, explain, heading, link, time, go, ApiFailure } from '../lib.js';
+import { h, api, can, session, field, button, table, message, say, explain, heading, link, time, go, ApiFailure, form } from '../lib.js';
 
 export async function render(main, { path, id }) {
   return id ? entryPage(main, path, id) : listPage(main, path);
@@ -18,26 +18,6 @@ const KINDS = {
 };
 
 /** A form whose submit runs `action`; its problems, a recipe's too, are shown under its button. */
-function form(children, submitText, action) {
-  const slot = h('div');
-  const submit = h('button', { type: 'submit' }, submitText);
-  const node = h('form', null, children, h('div', { class: 'actions' }, submit), slot);
-  node.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    submit.disabled = true;
-    try {
-      await action(new FormData(node), slot);
-    } catch (error) {
-      slot.replaceChildren(message('error', explain(error)));
-      if (error instanceof ApiFailure && error.problems.length) {
-        slot.append(h('ul', null, error.problems.map((problem) => h('li', null, `Line ${problem.line}, column ${problem.column}: ${problem.message}`))));
-      }
-    } finally {
-      submit.disabled = false;
-    }
-  });
-  return node;
-}
 
 /** A recipe's shared text with line numbers (the check names lines) and its placeholders marked. */
 function sharedText(source, label) {
@@ -85,7 +65,7 @@ function publishSection(recipes, refresh) {
   const result = h('div');
   const section = h('section', { id: 'publish', 'aria-labelledby': 'publish-title' },
     h('h2', { id: 'publish-title' }, 'Publish a recipe'),
-    h('p', null, 'Every workspace of this platform will see it. The check replaces connection names, secrets, emails, phone numbers, URLs that carry a token and people’s names with placeholders, and shows you what it took out. What it cannot know, such as a customer id or a name in free text, is for you to find in the shared text it shows you; unpublish it if need be.'));
+    h('p', null, 'Every workspace of this platform will see it. The check replaces connection names, secrets, emails, phone numbers, URLs that carry a token and people’s names with placeholders, and shows you what it would take out before anything is published. What it cannot know, such as a customer id or a name in free text, is for you to find in the shared text it shows you; unpublish it if need be.'));
   if (recipes.length === 0) {
     section.append(h('p', null, 'This workspace has no recipe to publish yet.'));
     return section;
@@ -97,15 +77,43 @@ function publishSection(recipes, refresh) {
         recipes.map((recipe) => h('option', { value: recipe.id }, recipe.name)))),
       field('Description', h('textarea', { name: 'description', rows: 3, maxlength: 2000 }),
         'What it does and what it needs. It is published as you write it: the check does not read it, so leave out names, addresses and ids.'),
-    ], 'Publish', async (values, slot) => {
-      slot.replaceChildren();
-      const published = await api('POST', '/library', { recipe: values.get('recipe'), description: String(values.get('description')).trim() });
-      await refresh();
-      drawPublished(result, published, refresh);
+    ], 'Check what would be shared', async (values) => {
+      const recipe = values.get('recipe');
+      const description = String(values.get('description')).trim();
+      const checked = await api('POST', '/library/check', { recipe });
+      drawChecked(result, checked, async () => {
+        const published = await api('POST', '/library', { recipe, description });
+        await refresh();
+        drawPublished(result, published, refresh);
+        result.querySelector('h3')?.focus();
+      });
       result.querySelector('h3')?.focus();
     }),
     result);
   return section;
+}
+
+/** What the check took out, as a table: the values are shown to the publisher alone. */
+function removedTable(removed) {
+  return removed.length
+    ? table('Values replaced by placeholders, shown to you alone', ['Placeholder', 'Kind', 'Value taken out', 'On lines'], removed.map((finding) => [
+      h('code', null, finding.placeholder), finding.kind, h('code', null, finding.value), finding.lines.join(', '),
+    ]))
+    : h('p', null, 'The check found nothing to take out.');
+}
+
+/** The check's findings and shared text, read before anything is published. */
+function drawChecked(result, checked, publish) {
+  const slot = h('div');
+  result.replaceChildren(
+    h('h3', { tabindex: -1 }, `What the check would take out of “${checked.name}”`),
+    removedTable(checked.removed || []),
+    h('h3', null, 'The shared text, as every workspace would see it'),
+    sharedText(checked.source, 'The shared text'),
+    h('div', { class: 'actions' }, button('Publish it', async () => {
+      try { await publish(); } catch (error) { say(slot, 'error', explain(error)); }
+    })),
+    slot);
 }
 
 function drawPublished(result, published, refresh) {
@@ -114,11 +122,7 @@ function drawPublished(result, published, refresh) {
   result.replaceChildren(...[
     message('ok', `Published “${published.name}”.`),
     h('h3', { tabindex: -1 }, 'What the check took out'),
-    removed.length
-      ? table('Values replaced by placeholders, shown to you this once', ['Placeholder', 'Kind', 'Value taken out', 'On lines'], removed.map((finding) => [
-        h('code', null, finding.placeholder), finding.kind, h('code', null, finding.value), finding.lines.join(', '),
-      ]))
-      : h('p', null, 'The check found nothing to take out.'),
+    removedTable(removed),
     h('h3', null, 'The shared text, as every workspace sees it'),
     sharedText(published.source, 'The shared text'),
     h('div', { class: 'actions' },

@@ -3,8 +3,7 @@
 
 import {
   h, api, can, session, field, button, table, message, say, explain, heading, link, time,
-  fmtTime, progress, badge, announce, ApiFailure,
-} from '../lib.js';
+  fmtTime, progress, badge, announce, ApiFailure, form } from '../lib.js';
 
 export async function render(main, { path }) {
   if (!can('admin')) {
@@ -28,24 +27,6 @@ export async function render(main, { path }) {
   ].filter(Boolean));
 }
 
-/** A form whose submit runs `action`; its problems are shown just under its button. */
-function form(children, submitText, action, submitAttrs = {}) {
-  const slot = h('div');
-  const submit = h('button', { type: 'submit', ...submitAttrs }, submitText);
-  const node = h('form', null, children, h('div', { class: 'actions' }, submit), slot);
-  node.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    submit.disabled = true;
-    try {
-      await action(new FormData(node), slot);
-    } catch (error) {
-      say(slot, 'error', explain(error));
-    } finally {
-      submit.disabled = false;
-    }
-  });
-  return node;
-}
 
 function checkbox(label, attrs, hint) {
   const input = h('input', { type: 'checkbox', ...attrs });

@@ -1,7 +1,7 @@
 // Signing in, and the pages of the links Weft mails: first-run setup, joining a workspace,
 // resetting a password, confirming an email. Also signing up, when the server allows it.
 
-import { h, api, go, field, say, explain, heading, message } from '../lib.js';
+import { h, api, go, field, say, explain, heading, message, form } from '../lib.js';
 
 export async function render(main, { path, params, signedIn }) {
   const token = params.get('token') || '';
@@ -16,24 +16,6 @@ export async function render(main, { path, params, signedIn }) {
   await pages[path](main, { token, params, signedIn });
 }
 
-/** A form whose submit calls `action` with its values; problems are shown in it. */
-function form(fields, submitText, action) {
-  const slot = h('div', { class: 'form-message' });
-  const node = h('form', { novalidate: false }, slot, fields, h('div', { class: 'actions' }, h('button', { type: 'submit' }, submitText)));
-  node.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    const submit = node.querySelector('button[type="submit"]');
-    submit.disabled = true;
-    try {
-      await action(Object.fromEntries(new FormData(node)), slot);
-    } catch (error) {
-      say(slot, 'error', explain(error));
-    } finally {
-      submit.disabled = false;
-    }
-  });
-  return node;
-}
 
 function input(name, type, attrs = {}) {
   return h('input', { name, type, required: true, ...attrs });
@@ -58,7 +40,8 @@ async function signIn(main, { params, signedIn }) {
     form([
       field('Email', input('email', 'email', { autocomplete: 'username' })),
       field('Password', input('password', 'password', { autocomplete: 'current-password' })),
-    ], 'Sign in', async (values) => {
+    ], 'Sign in', async (data) => {
+      const values = Object.fromEntries(data);
       await api('POST', '/session', { email: values.email, password: values.password });
       await afterSignIn(signedIn, params);
     }),
@@ -75,7 +58,8 @@ async function setup(main, { token, params, signedIn }) {
       field('Your name', input('name', 'text', { autocomplete: 'name' })),
       field('Email', input('email', 'email', { autocomplete: 'username' })),
       field('Password', input('password', 'password', { autocomplete: 'new-password', minlength: 8 }), 'At least 8 characters.'),
-    ], 'Create the owner account', async (values) => {
+    ], 'Create the owner account', async (data) => {
+      const values = Object.fromEntries(data);
       await api('POST', '/setup', { token, ...values });
       await api('POST', '/session', { email: values.email, password: values.password });
       await afterSignIn(signedIn, params);
@@ -90,7 +74,8 @@ async function join(main, { token, params, signedIn }) {
       field('Your name', h('input', { name: 'name', type: 'text', autocomplete: 'name' }), 'Leave empty if you have an account here.'),
       field('Email of your account or invitation', input('email', 'email', { autocomplete: 'username' })),
       field('Password', input('password', 'password', { autocomplete: 'new-password' })),
-    ], 'Join', async (values) => {
+    ], 'Join', async (data) => {
+      const values = Object.fromEntries(data);
       await api('POST', '/invitations/accept', { token, name: values.name || null, password: values.password });
       await api('POST', '/session', { email: values.email, password: values.password });
       await afterSignIn(signedIn, params);
@@ -100,7 +85,8 @@ async function join(main, { token, params, signedIn }) {
 async function requestReset(main) {
   main.replaceChildren(
     heading('Reset your password'),
-    form([field('Email', input('email', 'email', { autocomplete: 'username' }))], 'Mail me a link', async (values, slot) => {
+    form([field('Email', input('email', 'email', { autocomplete: 'username' }))], 'Mail me a link', async (data, slot) => {
+      const values = Object.fromEntries(data);
       await api('POST', '/password-reset', { email: values.email });
       say(slot, 'ok', 'If an account has this address, a link to reset its password is on its way.');
     }));
@@ -109,7 +95,8 @@ async function requestReset(main) {
 async function resetPassword(main, { token }) {
   main.replaceChildren(
     heading('Choose a new password'),
-    form([field('New password', input('new_password', 'password', { autocomplete: 'new-password', minlength: 8 }))], 'Set the password', async (values, slot) => {
+    form([field('New password', input('new_password', 'password', { autocomplete: 'new-password', minlength: 8 }))], 'Set the password', async (data, slot) => {
+      const values = Object.fromEntries(data);
       await api('POST', '/password-reset/confirm', { token, new_password: values.new_password });
       slot.replaceChildren(message('ok', 'Your password is changed; every session of yours has ended.'), h('a', { href: '/sign-in' }, 'Sign in'));
     }));
@@ -134,7 +121,8 @@ async function signUp(main, { params, signedIn }) {
       field('Password', input('password', 'password', { autocomplete: 'new-password', minlength: 8 })),
       field('Workspace name', input('workspace_name', 'text')),
       field('Workspace id', input('workspace_id', 'text', { pattern: '[a-z0-9][a-z0-9-]*' }), 'Lower-case letters, digits and dashes.'),
-    ], 'Sign up', async (values) => {
+    ], 'Sign up', async (data) => {
+      const values = Object.fromEntries(data);
       await api('POST', '/sign-up', {
         email: values.email, name: values.name, password: values.password,
         workspace: { id: values.workspace_id, name: values.workspace_name },
