@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Data-subject requests on a large history: 100,000 jobs, of which one in 1,000 holds the
-# subject's email (in the event, in a step's output, in the job's output, and in a note in
-# upper case). Times POST /api/v1/privacy/subjects/search and …/erase, checks that the search
+# Data-subject requests, and the web app's reads, on a large history: 100,000 jobs, of which
+# one in 1,000 holds the subject's email (in the event, in a step's output, in the job's
+# output, and in a note in upper case). Times the dashboard's figures, the recipe list and a
+# page of jobs; times POST /api/v1/privacy/subjects/search and …/erase, checks that the search
 # found exactly the jobs that hold it, and then searches the whole database (the SQLite file
 # and its WAL, or a pg_dump of the schema) for the email.
 #
@@ -66,6 +67,16 @@ else
   bytes=$(psql "$WEFT_BENCH_DATABASE" -tAc "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '$schema' AND c.relkind = 'r'")
 fi
 echo "database: $((bytes / 1024 / 1024)) MB"
+
+# What the web app reads over this history: the dashboard's week (jobs per hour, the recipes
+# failing most, the queue), the recipe list with each one's last job, a page of jobs.
+for page in "dashboard?days=7" "dashboard?days=1" "recipes" "jobs?limit=50"; do
+  times=""
+  for run in 1 2 3; do
+    times+=" $(api -o /dev/null -w '%{time_total}' http://127.0.0.1:$port/api/v1/$page)"
+  done
+  echo "GET /api/v1/$page (3 runs, s):$times"
+done
 
 body="{\"identifier\": \"$subject\"}"
 for run in 1 2 3; do

@@ -256,7 +256,9 @@ test('a new user sets Weft up, builds a recipe, watches it run, reruns it and er
     const diff = page.getByRole('region', { name: 'Difference' });
     await diff.locator('del', { hasText: '"Hello, {{' }).waitFor();
     await diff.locator('ins', { hasText: '"Welcome, {{' }).waitFor();
-    assert.equal(await diff.locator('ins, del').count(), 2, 'one line changed: one removed, one added');
+    assert.deepEqual(await diff.locator('ins, del').evaluateAll((lines) => lines.map((line) => line.tagName)), ['DEL', 'INS'],
+      'one line changed: the old one removed, then the new one added');
+    await page.getByText('1 line(s) removed, 1 added.').waitFor();
     await shot('06-versions-diff');
   });
 

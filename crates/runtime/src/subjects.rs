@@ -85,6 +85,8 @@ pub struct Erasure {
     pub values: u64,
     /// Jobs not ended yet, left as they are: erase again when they end (or cancel them).
     pub unfinished: Vec<String>,
+    /// The call stopped at its `max_jobs`: more jobs may hold the identifier.
+    pub more: bool,
 }
 
 impl Runtime {
@@ -171,7 +173,9 @@ impl Runtime {
                 tokio::time::sleep(BETWEEN_PAGES).await;
             }
         }
-        if erasure.jobs > 0 {
+        erasure.more = enough;
+        // Space is reclaimed once, when the last part of an erasure is done.
+        if erasure.jobs > 0 && !enough {
             store.reclaim_space().await?;
         }
         Ok(erasure)

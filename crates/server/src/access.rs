@@ -160,6 +160,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route(DELETE, "/tokens/{id}", Viewer, "Revoke an API token", delete(tokens::revoke))
             .audited("token.revoke"),
         route(GET, "/audit", Admin, "Read the audit log", get(audit::list)),
+        route(GET, "/audit/actions", Admin, "The actions the audit log holds", get(audit::actions)),
         route(GET, "/session", Viewer, "The browser session: who, and its CSRF token", get(sessions::current)),
         route(DELETE, "/session", Viewer, "Sign this session out", delete(sessions::sign_out))
             .audited("session.sign_out"),

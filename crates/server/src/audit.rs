@@ -39,6 +39,20 @@ pub(crate) fn event_json(event: &AuditEvent) -> Value {
 }
 
 /// Events, newest first. `next` is the cursor of the following page, if there is one.
+/// `GET /api/v1/audit/actions`: the actions the workspace's log holds, for a filter to
+/// offer.
+pub async fn actions(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+) -> Result<Json<Value>, ApiError> {
+    let actions = state
+        .runtime
+        .store()
+        .audit_actions(&caller.workspace_id)
+        .await?;
+    Ok(Json(json!({ "actions": actions })))
+}
+
 pub async fn list(
     State(state): State<AppState>,
     CurrentUser(caller): CurrentUser,

@@ -17,8 +17,10 @@ pub fn outline(recipe: &Recipe) -> Value {
 
 fn trigger(trigger: &Trigger) -> Value {
     let summary = match trigger {
+        // The path alone: the URL depends on the workspace (`/w/{id}/hooks/…` outside
+        // `default`), which the page knows.
         Trigger::Webhook(webhook) => format!(
-            "{} /hooks/{}{}",
+            "{} webhook {}{}",
             webhook.method,
             webhook.path.trim_start_matches('/'),
             match webhook.mode {

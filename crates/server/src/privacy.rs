@@ -233,8 +233,14 @@ const MAX_IDENTIFIER_CHARS: usize = 1000;
 /// Most jobs a search lists; it counts them all.
 const LISTED_JOBS: usize = 1000;
 
+/// A search's identifier; `max_jobs` belongs to erasure alone.
 fn subject_identifier(body: &str) -> Result<String, ApiError> {
-    subject_request(body).map(|(identifier, _)| identifier)
+    match subject_request(body)? {
+        (identifier, None) => Ok(identifier),
+        (_, Some(_)) => Err(ApiError::bad_request(
+            "`max_jobs` is for erasure: a search finds every job",
+        )),
+    }
 }
 
 fn subject_request(body: &str) -> Result<(String, Option<u64>), ApiError> {
@@ -333,18 +339,27 @@ pub async fn erase_subject(
         .erase_subject(&caller.workspace_id, &identifier, max_jobs)
         .await?;
     let took_ms = elapsed_ms(started);
-    let still_held = state
-        .runtime
-        .search_subject(&caller.workspace_id, &identifier)
-        .await?
-        .iter()
-        .filter(|job| job.ended())
-        .count();
+    // The proof is searched for once, when nothing more is left to erase: a long erasure in
+    // parts does not search the whole history at each part.
+    let still_held = if erasure.more {
+        None
+    } else {
+        Some(
+            state
+                .runtime
+                .search_subject(&caller.workspace_id, &identifier)
+                .await?
+                .iter()
+                .filter(|job| job.ended())
+                .count(),
+        )
+    };
     let answer = json!({
         "identifier": described(&identifier),
         "jobs_erased": erasure.jobs,
         "values_erased": erasure.values,
         "unfinished": erasure.unfinished,
+        "more": erasure.more,
         "ended_jobs_still_holding": still_held,
         "took_ms": took_ms,
     });

@@ -90,9 +90,13 @@ pub fn page_for(method: &Method, path: &str, headers: &HeaderMap) -> Option<Resp
     let outside_api = !["/api/", "/hooks/", "/w/", "/assets/"]
         .iter()
         .any(|prefix| path.starts_with(prefix));
-    (matches!(*method, Method::GET | Method::HEAD) && wants_html && outside_api)
+    let mut page = (matches!(*method, Method::GET | Method::HEAD) && wants_html && outside_api)
         .then(|| serve("index.html", headers))
-        .flatten()
+        .flatten()?;
+    // The same path answers JSON to a program: caches must keep the two apart.
+    page.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept"));
+    Some(page)
 }
 
 fn serve(name: &str, headers: &HeaderMap) -> Option<Response> {
@@ -161,10 +165,13 @@ mod tests {
         // A page module missing from the list would load in development and fail in a build.
         for asset in ASSETS.iter().filter(|asset| asset.name.ends_with(".js")) {
             let text = std::str::from_utf8(asset.bytes).unwrap_or_default();
-            for line in text.lines() {
-                let Some(spec) = imported_module(line) else {
-                    continue;
-                };
+            let imports = imported_modules(text);
+            assert!(
+                asset.name == "lib.js" || !imports.is_empty(),
+                "{} imports nothing: the scan is broken",
+                asset.name
+            );
+            for spec in imports {
                 let base = asset.name.rsplit_once('/').map_or("", |(dir, _)| dir);
                 let resolved = resolve(base, spec);
                 assert!(
@@ -176,15 +183,26 @@ mod tests {
         }
     }
 
-    fn imported_module(line: &str) -> Option<&str> {
-        let line = line.trim();
-        let rest = line
-            .strip_prefix("import ")
-            .map(|rest| rest.rsplit_once(" from ").map_or(rest, |(_, from)| from))
-            .or_else(|| line.split_once("import(").map(|(_, rest)| rest))?;
-        let rest = rest.trim_start_matches(['\'', '"', '`']);
-        let end = rest.find(['\'', '"', '`'])?;
-        Some(&rest[..end])
+    /// The modules a file imports: `from '…'` (an import over several lines ends so) and
+    /// `import('…')`.
+    fn imported_modules(text: &str) -> Vec<&str> {
+        let quoted = |rest: &str| -> Option<usize> {
+            rest.starts_with(['\'', '"'])
+                .then(|| rest[1..].find(['\'', '"']))
+                .flatten()
+        };
+        let mut found = Vec::new();
+        for marker in [" from ", "import("] {
+            for (at, _) in text.match_indices(marker) {
+                let rest = &text[at + marker.len()..];
+                if let Some(end) = quoted(rest)
+                    && rest[1..].starts_with('.')
+                {
+                    found.push(&rest[1..=end]);
+                }
+            }
+        }
+        found
     }
 
     fn resolve(base: &str, spec: &str) -> String {

@@ -35,6 +35,13 @@ const NAV = [
 const main = document.getElementById('main');
 const top = document.getElementById('top');
 let workspaces = null;
+/** Counts visits: a visit whose user has moved on stops drawing. */
+let visit = 0;
+
+function forgetSession() {
+  Object.assign(session, { user: null, workspace: null, role: null, csrf: null });
+  workspaces = null;
+}
 
 async function loadSession() {
   try {
@@ -55,9 +62,16 @@ async function drawHeader(section) {
   if (!workspaces) {
     try { workspaces = (await api('GET', '/workspaces')).workspaces; } catch { workspaces = []; }
   }
-  const switcher = h('select', { id: 'workspace-switcher', 'aria-label': 'Workspace' },
+  const switcher = h('select', { id: 'workspace-switcher' },
     workspaces.map((one) => h('option', { value: one.id, selected: one.id === session.workspace }, `${one.name} (${one.role})`)));
-  switcher.addEventListener('change', async () => {
+  // Switched by a button, not on change: arrow keys move through a closed list one choice at
+  // a time, and must not switch at each.
+  const switchForm = h('form', { class: 'switcher' },
+    h('label', { for: 'workspace-switcher' }, 'Workspace'), switcher,
+    h('button', { type: 'submit', class: 'secondary' }, 'Switch'));
+  switchForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (switcher.value === session.workspace) return;
     try {
       await api('PUT', '/session/workspace', { workspace: switcher.value });
       workspaces = null;
@@ -80,8 +94,7 @@ async function drawHeader(section) {
   const signOut = h('button', { type: 'button', class: 'link-button' }, 'Sign out');
   signOut.addEventListener('click', async () => {
     try { await api('DELETE', '/session'); } catch { /* signed out already */ }
-    Object.assign(session, { user: null, workspace: null, role: null, csrf: null });
-    workspaces = null;
+    forgetSession();
     go('/sign-in');
   });
   top.replaceChildren(
@@ -89,8 +102,7 @@ async function drawHeader(section) {
     toggle,
     menu,
     h('div', { class: 'who' },
-      h('label', { class: 'visually-hidden', for: 'workspace-switcher' }, 'Workspace'),
-      switcher,
+      switchForm,
       h('a', { href: '/account', 'aria-current': section === 'Account' ? 'page' : null }, session.user.name || session.user.email),
       signOut));
 }
@@ -98,28 +110,33 @@ async function drawHeader(section) {
 async function render() {
   const path = location.pathname;
   const params = new URLSearchParams(location.search);
+  const mine = ++visit;
+  const current = () => mine === visit;
   try {
     if (PUBLIC.includes(path)) {
-      session.csrf = null;
+      forgetSession();
       await drawHeader(null);
       const page = await import('./pages/sign-in.js');
+      if (!current()) return;
       const view = h('div');
       main.replaceChildren(view);
       await page.render(view, { path, params, signedIn: loadSession });
       return;
     }
     if (!session.user && !(await loadSession())) {
-      go(`/sign-in?next=${encodeURIComponent(path + location.search)}`);
+      if (current()) go(`/sign-in?next=${encodeURIComponent(path + location.search)}`);
       return;
     }
     const route = ROUTES.find(([pattern]) => pattern.test(path));
     await drawHeader(route ? route[2] : null);
+    if (!current()) return;
     if (!route) {
       document.title = 'Not found · Weft';
       main.replaceChildren(h('h1', null, 'Not found'), h('p', null, 'There is no page here. ', h('a', { href: '/' }, 'Back to the dashboard')));
       return;
     }
     const page = await route[1]();
+    if (!current()) return;
     // Each visit draws into an element of its own: a page still loading when its user moves
     // on draws into a detached element, never into the next page.
     const view = h('div', null, h('p', { class: 'loading' }, 'Loading…'));
@@ -127,7 +144,7 @@ async function render() {
     const id = path.match(route[0]).groups?.id;
     await page.render(view, { path, params, id: id ? decodeURIComponent(id) : null });
   } catch (error) {
-    if (location.pathname !== path) return;
+    if (!current()) return;
     main.replaceChildren(h('h1', null, 'Something went wrong'), message('error', explain(error)));
   }
 }

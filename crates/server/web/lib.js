@@ -66,9 +66,25 @@ export async function api(method, path, body, { raw = false } = {}) {
 }
 
 /** The roles from least to most: a page shows a control only to those who may use it. */
-const ROLES = ['viewer', 'operator', 'builder', 'admin', 'owner'];
+export const ROLES = ['viewer', 'operator', 'builder', 'admin', 'owner'];
 export function can(role) {
   return ROLES.indexOf(session.role) >= ROLES.indexOf(role);
+}
+
+/** The roles one may give (to a member, a token): none above one's own. */
+export function grantable() {
+  return ROLES.slice(0, ROLES.indexOf(session.role) + 1);
+}
+
+/** Like replaceChildren, leaving out what is absent (it would write `null`). */
+export function fill(node, ...parts) {
+  node.replaceChildren(...parts.flat(Infinity).filter(Boolean));
+}
+
+/** A job's id, linked to its page for those who may open it (operators and up). */
+export function jobLink(id, text = id.slice(0, 13)) {
+  const label = h('code', null, text);
+  return can('operator') ? h('a', { href: `/jobs/${encodeURIComponent(id)}` }, label) : label;
 }
 
 /** Moves to another page of the app without reloading it. */
@@ -99,6 +115,13 @@ export function message(kind, text) {
 /** Shows a message in `slot`, replacing what was there. */
 export function say(slot, kind, text) {
   slot.replaceChildren(message(kind, text));
+}
+
+/** Moves keyboard focus to what `slot` shows: after an action whose control was redrawn away. */
+export function focusOn(slot) {
+  const shown = slot.firstElementChild || slot;
+  shown.tabIndex = -1;
+  shown.focus();
 }
 
 /** What went wrong with a call, for a person. */
@@ -239,22 +262,23 @@ export function barChart({ title, bars, series, max: fixedMax = null }) {
   return h('figure', { class: 'chart-figure' }, h('figcaption', null, title), chart, legend, figures);
 }
 
-/** Runs `refresh` every `ms` until it returns false or the page changes. */
-export function every(ms, refresh) {
-  const page = location.pathname;
+/** Runs `refresh` every `ms` until it returns false or `node` leaves the page. */
+export function every(ms, node, refresh) {
   const tick = async () => {
-    if (location.pathname !== page) return;
+    if (!node.isConnected) return;
     let again = true;
     try { again = await refresh(); } catch { again = true; }
-    if (again !== false && location.pathname === page) setTimeout(tick, ms);
+    if (again !== false && node.isConnected) setTimeout(tick, ms);
   };
   setTimeout(tick, ms);
 }
 
-/** Sets the page's title and heading; returns the heading. */
+/** The page's heading; the window's title follows it once it is on the page. */
 export function heading(text) {
-  document.title = `${text} · Weft`;
-  return h('h1', null, text);
+  const node = h('h1', null, text);
+  // Set when drawn, so that a page its user has left does not rename the window.
+  queueMicrotask(() => { if (node.isConnected) document.title = `${text} · Weft`; });
+  return node;
 }
 
 /** A download of `text` as a file. */
@@ -269,7 +293,7 @@ export function download(name, text, type = 'application/json') {
 
 /** A progress bar with its figures in words. */
 export function progress(label) {
-  const bar = h('progress', { max: 1, value: 0 });
+  const bar = h('progress', { max: 1, value: 0, 'aria-label': label });
   const words = h('span', { class: 'progress-words' }, '');
   const node = h('div', { class: 'progress', role: 'group', 'aria-label': label }, bar, words);
   return {

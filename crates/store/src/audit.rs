@@ -76,6 +76,13 @@ impl Store {
         })
     }
 
+    /// The actions a workspace's log holds, in order: what its filter can ask for.
+    pub async fn audit_actions(&self, workspace_id: &str) -> Result<Vec<String>> {
+        let sql =
+            "SELECT DISTINCT action FROM audit_events WHERE workspace_id = $1 ORDER BY action";
+        on_pool!(self, pool => Ok(sqlx::query_scalar(sql).bind(workspace_id).fetch_all(pool).await?))
+    }
+
     /// A workspace's events, newest first.
     pub async fn audit_events(
         &self,

@@ -125,7 +125,8 @@ impl Store {
     pub async fn last_jobs(&self, workspace_id: &str) -> Result<Vec<LastJob>> {
         let sql = "SELECT j.recipe_id, j.id, j.status, j.created_at FROM recipes r \
                    JOIN jobs j ON j.id = (SELECT id FROM jobs WHERE recipe_id = r.id \
-                   ORDER BY created_at DESC, id DESC LIMIT 1) WHERE r.workspace_id = $1";
+                   AND workspace_id = r.workspace_id ORDER BY created_at DESC, id DESC LIMIT 1) \
+                   WHERE r.workspace_id = $1";
         on_pool!(self, pool => sqlx::query(sql)
             .bind(workspace_id)
             .fetch_all(pool)

@@ -200,3 +200,28 @@ async fn behind_a_trusted_proxy_the_clients_address_is_recorded() {
         "the address the proxy saw, not what the client wrote"
     );
 }
+
+#[tokio::test]
+async fn the_log_names_the_actions_it_holds_for_its_filter() {
+    let server = Server::start_with(Backend::Sqlite, &[])
+        .await
+        .expect("SQLite is always there");
+    server
+        .save_recipe("name: Listed\ntrigger:\n  webhook: { path: listed }\nsteps:\n  - id: echo\n    transform: .trigger.body\n")
+        .await;
+    let (status, listed) = server.api(Method::GET, "/api/v1/audit/actions", None).await;
+    assert_eq!(status, 200, "{listed}");
+    let listed: Vec<&str> = listed["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|action| action.as_str().unwrap())
+        .collect();
+    // The test server's person and token were made with `weft admin`; the recipe by its API.
+    assert!(listed.contains(&"recipe.create"), "{listed:?}");
+    assert!(listed.contains(&"member.create"), "{listed:?}");
+    let mut sorted = listed.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(listed, sorted, "each once, in order");
+}

@@ -196,3 +196,50 @@ on_both_backends!(
         }
     }
 );
+
+#[tokio::test]
+async fn a_long_erasure_goes_in_parts_and_proves_itself_at_the_end() {
+    let server = Server::start_with(Backend::Sqlite, &[])
+        .await
+        .expect("SQLite is always there");
+    server.save_recipe(CRM).await;
+    for name in ["Ann", "Bo", "Cy"] {
+        finished(
+            &server,
+            "/hooks/crm",
+            json!({ "email": SUBJECT, "name": name }),
+        )
+        .await;
+    }
+    let erase_part = || async {
+        let (status, answer) = server
+            .api(
+                Method::POST,
+                "/api/v1/privacy/subjects/erase",
+                Some(json!({ "identifier": SUBJECT, "max_jobs": 2 }).to_string()),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        answer
+    };
+    let first = erase_part().await;
+    assert_eq!(first["jobs_erased"], 2, "{first}");
+    assert_eq!(first["more"], true, "{first}");
+    assert_eq!(first["ended_jobs_still_holding"], Value::Null, "{first}");
+    let last = erase_part().await;
+    assert_eq!(last["jobs_erased"], 1, "{last}");
+    assert_eq!(last["more"], false, "{last}");
+    assert_eq!(last["ended_jobs_still_holding"], 0, "{last}");
+    assert_eq!(
+        ask(&server, &server.token, "search", SUBJECT).await["jobs_found"],
+        0
+    );
+    let (status, refused) = server
+        .api(
+            Method::POST,
+            "/api/v1/privacy/subjects/search",
+            Some(json!({ "identifier": SUBJECT, "max_jobs": 2 }).to_string()),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+}

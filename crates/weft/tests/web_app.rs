@@ -116,7 +116,7 @@ async fn api_clients_still_get_json_errors_outside_the_app() {
     assert_eq!(answer.status(), 404);
     assert!(answer.text().await.unwrap().contains("not_found"));
     let missing = Server::client()
-        .get(server.url("/assets/../Cargo.toml"))
+        .get(server.url("/assets/%2e%2e/Cargo.toml"))
         .send()
         .await
         .unwrap();

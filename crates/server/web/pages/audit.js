@@ -3,22 +3,6 @@
 
 import { h, api, can, field, button, table, message, say, explain, heading, time, jsonTree, link, announce } from '../lib.js';
 
-/** Every action the server writes, for the action field's suggestions. */
-const ACTIONS = [
-  'account.consent', 'account.delete_cancel', 'account.delete_request', 'account.email_check', 'account.export',
-  'account.password', 'account.photo', 'account.photo_removed', 'account.profile',
-  'connection.create', 'connection.delete', 'connection.oauth_start', 'connection.test', 'connection.update',
-  'job.cancel', 'job.rerun', 'job.rerun_many',
-  'library.import', 'library.publish', 'library.unpublish',
-  'member.create', 'member.invite', 'member.remove', 'member.role',
-  'privacy.masking', 'privacy.retention', 'privacy.subject_erase', 'privacy.subject_search',
-  'recipe.create', 'recipe.delete', 'recipe.disable', 'recipe.enable', 'recipe.poll_reset', 'recipe.run', 'recipe.update',
-  'session.sign_in', 'session.sign_in_failed', 'session.sign_out', 'session.sign_out_everywhere', 'session.switch',
-  'sso.delete', 'sso.update',
-  'table.create', 'table.delete', 'table.export', 'table.import',
-  'token.create', 'token.revoke',
-  'workspace.close', 'workspace.create', 'workspace.reopen',
-];
 
 const FILTERS = ['action', 'actor', 'target', 'since', 'until'];
 
@@ -33,6 +17,9 @@ export async function render(main, { path, params }) {
   // Members' emails are suggestions for the actor field; the log reads well without them.
   let members = [];
   try { members = (await api('GET', '/members')).members; } catch { members = []; }
+  // The actions this log holds, from the server: a list kept here would fall behind.
+  let actions = [];
+  try { actions = (await api('GET', '/audit/actions')).actions; } catch { actions = []; }
   if (location.pathname !== path) return;
 
   const values = Object.fromEntries(FILTERS.map((name) => [name, params.get(name) || '']));
@@ -46,7 +33,7 @@ export async function render(main, { path, params }) {
       field('From', h('input', { name: 'since', type: 'datetime-local', value: values.since }), 'Events at or after this time.'),
       field('Until', h('input', { name: 'until', type: 'datetime-local', value: values.until }), 'Events before this time.')),
     field('Target id', h('input', { name: 'target', value: values.target, autocomplete: 'off', spellcheck: 'false' }), 'The id of what the event is about (a lookup table’s name).'),
-    h('datalist', { id: 'audit-actions' }, ACTIONS.map((action) => h('option', { value: action }))),
+    h('datalist', { id: 'audit-actions' }, actions.map((action) => h('option', { value: action }))),
     h('datalist', { id: 'audit-actors' }, [...members.map((member) => member.email), 'weft admin'].map((actor) => h('option', { value: actor }))),
     h('div', { class: 'actions' },
       h('button', { type: 'submit' }, 'Show events'),

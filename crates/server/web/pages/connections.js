@@ -2,10 +2,7 @@
 // connector's own list of fields, so a new connector needs nothing here. Secrets are
 // write-only: the API shows them as "********", and a replace that leaves one out keeps it.
 
-import { h, api, go, can, field, button, table, message, say, explain, heading, link, time, announce, form } from '../lib.js';
-
-/** Like replaceChildren, leaving out what is absent (it would write `null`). */
-const fill = (node, ...parts) => node.replaceChildren(...parts.flat(Infinity).filter(Boolean));
+import { h, api, fill, go, can, field, button, table, message, say, explain, heading, link, time, announce, form } from '../lib.js';
 
 const HIDDEN = '********';
 /** A message for the next page drawn, such as "created" after moving to the new connection. */

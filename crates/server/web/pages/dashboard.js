@@ -20,7 +20,7 @@ export async function render(main, { params }) {
     }
   };
   await draw();
-  every(30000, draw);
+  every(30000, body, draw);
 }
 
 function figures(data, days) {
@@ -52,7 +52,7 @@ function figures(data, days) {
           String(one.failed),
           String(one.total),
           `${((100 * one.failed) / one.total).toFixed(1)} %`,
-          link(`/jobs?recipe=${encodeURIComponent(one.recipe_id)}&status=failed`, 'failed jobs'),
+          link(`/jobs?recipe=${encodeURIComponent(one.recipe_id)}&status=failed&since=${encodeURIComponent(data.since)}`, 'failed jobs'),
         ]))
       : h('p', null, 'No job failed in this period.'),
   ];

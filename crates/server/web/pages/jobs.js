@@ -2,7 +2,7 @@
 // and a job's page: each step's status, timing, input and output, updated live until the
 // job ends, with rerun and cancel.
 
-import { h, api, heading, table, link, badge, time, message, say, explain, button, field, can, go, jsonTree, fmtDuration, between, UNFINISHED, progress, announce } from '../lib.js';
+import { h, api, jobLink, heading, table, link, badge, time, message, say, explain, button, field, can, go, jsonTree, fmtDuration, between, UNFINISHED, progress, announce } from '../lib.js';
 
 const STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'failed'];
 /** Reruns asked for in one call: small enough that the progress bar moves. */
@@ -35,20 +35,34 @@ async function list(main, params) {
       h('thead', null, h('tr', null, ['Job', 'Recipe', 'Status', 'Created', 'Took'].map((text) => h('th', { scope: 'col' }, text)))),
       rows)),
     more, bulk);
+  const failure = h('div');
+  more.after(failure);
   const load = async (before) => {
     const query = new URLSearchParams({ ...filter, limit: '50' });
     if (before) query.set('before', before);
-    const page = await api('GET', `/jobs?${query}`);
+    let page;
+    try {
+      page = await api('GET', `/jobs?${query}`);
+    } catch (error) {
+      say(failure, 'error', explain(error));
+      return;
+    }
     for (const job of page.jobs) {
       rows.append(h('tr', null,
-        h('td', null, link(`/jobs/${encodeURIComponent(job.id)}`, h('code', null, job.id.slice(0, 13)))),
+        h('td', null, jobLink(job.id)),
         h('td', null, link(`/recipes/${encodeURIComponent(job.recipe_id)}`, job.recipe), ` v${job.recipe_version}`),
         h('td', null, badge(job.status), job.rerun_of ? ' rerun' : null),
         h('td', null, time(job.created_at)),
         h('td', null, fmtDuration(job.finished_at ? between(job.created_at, job.finished_at) : null))));
     }
     if (!rows.children.length) rows.append(h('tr', null, h('td', { colspan: 5 }, 'No jobs match.')));
-    more.replaceChildren(page.next ? button('Load more', async () => load(page.next), { class: 'secondary' }) : null);
+    more.replaceChildren(page.next ? button('Load more', async () => {
+      const before = rows.children.length;
+      await load(page.next);
+      // The button is replaced: focus goes on to the first of the rows it brought.
+      const cell = rows.children[before]?.querySelector('td');
+      if (cell) { cell.tabIndex = -1; cell.focus(); }
+    }, { class: 'secondary' }) : null);
   };
   await load(null);
   if (can('operator') && Object.keys(filter).length) bulk.append(bulkRerun(filter));
@@ -91,7 +105,15 @@ function bulkRerun(filter) {
     h('h2', { id: 'bulk-heading' }, 'Rerun these jobs'),
     h('p', null, 'Reruns every ended job this filter selects (up to 1,000), each as a new job.'),
     h('div', { class: 'actions' }, field('Start from', from), button('Rerun them', async () => {
-      const ids = await selectedIds(filter);
+      // Bounded in time: jobs that arrive while this runs (reruns included) are not taken.
+      const bounded = { ...filter, until: filter.until || new Date().toISOString() };
+      let ids;
+      try {
+        ids = await selectedIds(bounded);
+      } catch (error) {
+        say(status, 'error', explain(error));
+        return;
+      }
       if (!ids.length) { say(status, 'info', 'The filter selects no jobs.'); return; }
       if (!confirm(`Rerun ${ids.length} job(s)?`)) return;
       const bar = progress('Rerun progress');
@@ -99,7 +121,7 @@ function bulkRerun(filter) {
       let started = 0;
       const skipped = [];
       for (let index = 0; index < ids.length; index += RERUN_BATCH) {
-        const request = { ...filter, limit: RERUN_BATCH };
+        const request = { ...bounded, limit: RERUN_BATCH };
         if (index > 0) request.before = ids[index - 1];
         if (from.value) request.from = from.value;
         try {
@@ -115,7 +137,7 @@ function bulkRerun(filter) {
       }
       announce(`${started} jobs rerun`);
       status.append(message(skipped.length ? 'warn' : 'ok', `${started} rerun, ${skipped.length} skipped.`),
-        skipped.length ? h('ul', null, skipped.slice(0, 20).map((one) => h('li', null, link(`/jobs/${encodeURIComponent(one.job_id)}`, one.job_id.slice(0, 13)), `: ${one.reason}`))) : null);
+        skipped.length ? h('ul', null, skipped.slice(0, 20).map((one) => h('li', null, jobLink(one.job_id), `: ${one.reason}`))) : null);
     }, { class: 'secondary' })),
     status);
   return section;
@@ -148,7 +170,6 @@ async function jobPage(main, id) {
  * ends. Returns when it has ended (or the page changed).
  */
 export async function watchJob(node, id, { withActions = false } = {}) {
-  const page = location.pathname + location.search;
   let last = null;
   for (;;) {
     let record;
@@ -160,25 +181,37 @@ export async function watchJob(node, id, { withActions = false } = {}) {
     }
     const key = JSON.stringify(record);
     if (key !== last) {
-      node.replaceChildren(...jobView(record, withActions).filter(Boolean));
+      redraw(node, jobView(record, withActions).filter(Boolean));
       if (last !== null && !UNFINISHED.includes(record.status)) announce(`The job ${record.status}`);
       last = key;
     }
-    if (!UNFINISHED.includes(record.status) || location.pathname + location.search !== page) return record;
+    if (!UNFINISHED.includes(record.status) || !node.isConnected) return record;
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
+}
+
+/**
+ * Replaces a live job's view, keeping what its reader had open and where their focus was:
+ * parts are matched by their `data-key`.
+ */
+function redraw(node, parts) {
+  const open = new Set([...node.querySelectorAll('details[data-key]')].filter((one) => one.open).map((one) => one.dataset.key));
+  const focused = node.contains(document.activeElement) ? document.activeElement.closest('[data-key]')?.dataset.key : null;
+  node.replaceChildren(...parts);
+  for (const details of node.querySelectorAll('details[data-key]')) if (open.has(details.dataset.key)) details.open = true;
+  if (focused) node.querySelector(`[data-key="${CSS.escape(focused)}"]`)?.focus();
 }
 
 function jobView(record, withActions) {
   const running = UNFINISHED.includes(record.status);
   const status = h('div', { class: 'form-message' });
   const actions = withActions ? h('div', { class: 'actions' },
-    can('operator') && record.status === 'failed' ? button('Rerun from the failed step', () => rerun(record, {}, status)) : null,
-    can('operator') && !running ? button(record.status === 'failed' ? 'Rerun from the start' : 'Rerun', () => rerun(record, { from: 'start' }, status), { class: 'secondary' }) : null,
+    can('operator') && record.status === 'failed' ? button('Rerun from the failed step', () => rerun(record, {}, status), { 'data-key': 'rerun-failed' }) : null,
+    can('operator') && !running ? button(record.status === 'failed' ? 'Rerun from the start' : 'Rerun', () => rerun(record, { from: 'start' }, status), { class: 'secondary', 'data-key': 'rerun' }) : null,
     can('operator') && running ? button('Cancel', async () => {
       if (!confirm('Cancel this job? Steps that ran stay done.')) return;
       try { await api('POST', `/jobs/${encodeURIComponent(record.id)}/cancel`); announce('Cancel asked'); } catch (error) { say(status, 'error', explain(error)); }
-    }, { class: 'danger' }) : null) : null;
+    }, { class: 'danger', 'data-key': 'cancel' }) : null) : null;
   return [
     h('p', { 'aria-live': 'polite' }, badge(record.status), running ? ' updating live…' : null),
     h('dl', { class: 'facts' },
@@ -212,8 +245,8 @@ function stepView(step) {
       step.attempts > 1 ? h('span', null, `${step.attempts} attempts`) : null,
       h('span', { class: 'hint' }, fmtDuration(between(step.started_at, step.finished_at)))),
     step.error ? h('p', { class: 'error-text' }, `${step.error.kind}: ${step.error.message}`) : null,
-    h('details', null, h('summary', null, 'Input'), jsonTree(step.input, { label: 'input' })),
-    h('details', { open: failed ? true : null }, h('summary', null, 'Output'), jsonTree(step.output, { label: 'output' })));
+    h('details', { 'data-key': `${step.path || step.id}/input` }, h('summary', null, 'Input'), jsonTree(step.input, { label: 'input' })),
+    h('details', { 'data-key': `${step.path || step.id}/output`, open: failed ? true : null }, h('summary', null, 'Output'), jsonTree(step.output, { label: 'output' })));
 }
 
 async function rerun(record, request, status) {

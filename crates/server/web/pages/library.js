@@ -77,11 +77,12 @@ function publishSection(recipes, refresh) {
         recipes.map((recipe) => h('option', { value: recipe.id }, recipe.name)))),
       field('Description', h('textarea', { name: 'description', rows: 3, maxlength: 2000 }),
         'What it does and what it needs. It is published as you write it: the check does not read it, so leave out names, addresses and ids.'),
-    ], 'Check what would be shared', async (values) => {
+    ], 'Check what would be shared', async (values, slot, node) => {
       const recipe = values.get('recipe');
-      const description = String(values.get('description')).trim();
       const checked = await api('POST', '/library/check', { recipe });
       drawChecked(result, checked, async () => {
+        // The description as it is when publishing: it may have been edited since the check.
+        const description = String(node.querySelector('[name="description"]').value).trim();
         const published = await api('POST', '/library', { recipe, description });
         await refresh();
         drawPublished(result, published, refresh);

@@ -2,14 +2,9 @@
 // invite; anyone may leave. The server decides (no role above one's own, the last owner
 // stays): the page offers only what it would allow, and shows its refusals.
 
-import { h, api, can, session, field, button, table, message, say, explain, heading, time, fmtTime, announce } from '../lib.js';
+import { h, api, fill, focusOn, ROLES, grantable, can, session, field, button, table, message, say, explain, heading, time, fmtTime, announce } from '../lib.js';
 
-/** Like replaceChildren, leaving out what is absent (it would write `null`). */
-const fill = (node, ...parts) => node.replaceChildren(...parts.flat(Infinity).filter(Boolean));
-
-const ROLES = ['viewer', 'operator', 'builder', 'admin', 'owner'];
 const mine = () => ROLES.indexOf(session.role);
-const grantable = () => ROLES.slice(0, mine() + 1);
 const who = (member) => member.name || member.email;
 
 export async function render(main) {
@@ -44,6 +39,7 @@ function role(member, slot, redraw) {
       if (me) { location.reload(); return; }
       say(slot, 'ok', `${who(member)} is now ${select.value}.`);
       await redraw();
+      focusOn(slot);
     } catch (error) {
       say(slot, 'error', explain(error));
       select.value = member.role;
@@ -66,6 +62,7 @@ function actions(member, slot, redraw) {
       if (me) { location.assign('/'); return; }
       say(slot, 'ok', `${who(member)} is no longer a member.`);
       await redraw();
+      focusOn(slot);
     } catch (error) {
       say(slot, 'error', explain(error));
     }

@@ -2,8 +2,8 @@
 // person's data found and erased in the history, and (owners) closing the workspace.
 
 import {
-  h, api, can, session, field, button, table, message, say, explain, heading, link, time,
-  fmtTime, progress, badge, announce, ApiFailure, form } from '../lib.js';
+  h, api, can, session, field, button, table, message, say, explain, heading, link, time, fmtTime, progress, badge, announce, form, jobLink,
+} from '../lib.js';
 
 export async function render(main, { path }) {
   if (!can('admin')) {
@@ -162,7 +162,7 @@ function drawFound(results, identifier, found, search) {
   }
   const ended = found.jobs_found - found.unfinished;
   const rows = found.jobs.map((job) => [
-    link(`/jobs/${encodeURIComponent(job.id)}`, h('code', null, job.id)),
+    jobLink(job.id, job.id),
     job.recipe || '—',
     badge(job.status),
     time(job.created_at),
@@ -182,9 +182,6 @@ function drawFound(results, identifier, found, search) {
     outcome,
   ].filter(Boolean));
 }
-
-/** False once the server refused `max_jobs`: it is not asked again while the app runs. */
-let pagedErasure = true;
 
 /** Erases in calls of at most 200 jobs, so that the bar moves and no call runs for minutes. */
 async function erase(identifier, expected, outcome, search) {
@@ -206,24 +203,22 @@ async function erase(identifier, expected, outcome, search) {
   for (;;) {
     let answer;
     try {
-      answer = await api('POST', '/privacy/subjects/erase', pagedErasure ? { identifier, max_jobs: 200 } : { identifier });
+      answer = await api('POST', '/privacy/subjects/erase', { identifier, max_jobs: 200 });
     } catch (error) {
-      // A server without paged erasure refuses the field: it erases everything in one call.
-      if (pagedErasure && error instanceof ApiFailure && error.status === 400 && /unknown field `max_jobs`/.test(error.message)) {
-        pagedErasure = false;
-        continue;
-      }
       say(failure, 'error', `${explain(error)} ${erased} of ${total} jobs were erased before it stopped.`);
       outcome.append(h('div', { class: 'actions' }, again));
       return;
     }
     erased += answer.jobs_erased;
     values += answer.values_erased;
-    still = answer.ended_jobs_still_holding;
     answer.unfinished.forEach((id) => unfinished.add(id));
-    total = Math.max(total, erased + still);
+    total = Math.max(total, erased);
     bar.set(erased, total, `${erased} of ${total} jobs erased`);
-    if (!pagedErasure || still === 0 || answer.jobs_erased === 0) break;
+    // The last call (nothing more to erase) searches again, and says what is left.
+    if (!answer.more) {
+      still = answer.ended_jobs_still_holding;
+      break;
+    }
   }
   const summary = `Erased ${values} value${values === 1 ? '' : 's'} in ${erased} job${erased === 1 ? '' : 's'}.`;
   announce(summary);
@@ -233,7 +228,7 @@ async function erase(identifier, expected, outcome, search) {
       : message('warn', `${summary} ${still} ended job${still === 1 ? ' still holds' : 's still hold'} it: search again, then erase.`),
     unfinished.size ? h('div', null,
       h('p', null, 'Left as they are, since they had not ended:'),
-      h('ul', null, [...unfinished].map((id) => h('li', null, link(`/jobs/${encodeURIComponent(id)}`, h('code', null, id)))))) : null,
+      h('ul', null, [...unfinished].map((id) => h('li', null, jobLink(id, id))))) : null,
     h('div', { class: 'actions' }, again),
   ].filter(Boolean));
   again.focus();

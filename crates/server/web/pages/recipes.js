@@ -2,7 +2,7 @@
 // the YAML as it is typed, its versions with a diff between two, and a test run whose job is
 // shown step by step as it runs.
 
-import { h, api, heading, table, link, badge, time, message, say, explain, button, field, can, go, announce } from '../lib.js';
+import { h, api, jobLink, session, heading, table, link, badge, time, message, say, explain, button, field, can, go, announce } from '../lib.js';
 import { watchJob } from './jobs.js';
 
 const STARTER = `name: my-recipe
@@ -35,7 +35,7 @@ async function list(main) {
         badge(recipe.enabled ? 'enabled' : 'disabled'),
         String(recipe.version),
         recipe.last_job
-          ? h('span', null, link(`/jobs/${encodeURIComponent(recipe.last_job.id)}`, badge(recipe.last_job.status)), ' ', time(recipe.last_job.created_at))
+          ? h('span', null, badge(recipe.last_job.status), ' ', time(recipe.last_job.created_at), ' ', jobLink(recipe.last_job.id))
           : badge(null),
         time(recipe.updated_at),
       ]))
@@ -65,7 +65,7 @@ async function recipePage(main, recipe, tab) {
   main.replaceChildren(
     heading(recipe.name),
     h('p', null, badge(recipe.enabled ? 'enabled' : 'disabled'), ` version ${recipe.version}`,
-      recipe.webhook_path ? [' · webhook ', h('code', null, `${location.origin}/hooks/${recipe.webhook_path.replace(/^\//, '')}`)] : null),
+      recipe.webhook_path ? [' · webhook ', h('code', null, webhookUrl(recipe.webhook_path))] : null),
     h('div', { class: 'actions' }, toggle, link(`/jobs?recipe=${encodeURIComponent(recipe.id)}`, 'Its jobs'), remove),
     status,
     h('nav', { class: 'tabs', 'aria-label': 'Recipe' }, TABS.map(([key, label]) =>
@@ -77,6 +77,12 @@ async function recipePage(main, recipe, tab) {
   if (tab === 'test') return testRun(body, recipe);
   const checked = await api('POST', '/recipes/check', recipe.source);
   body.append(checked.flow ? flowDiagram(checked.flow) : message('error', 'This version no longer compiles.'), h('h2', null, 'Text'), h('pre', null, h('code', null, recipe.source)));
+}
+
+/** Where a recipe's webhook listens: the default workspace's under /hooks, others' under /w/{id}/hooks. */
+function webhookUrl(path) {
+  const prefix = session.workspace === 'default' ? '' : `/w/${encodeURIComponent(session.workspace)}`;
+  return `${location.origin}${prefix}/hooks/${path.replace(/^\//, '')}`;
 }
 
 async function editorPage(main) {
@@ -169,25 +175,21 @@ function goTo(text, line, column) {
 }
 
 /** A recipe's flow: the trigger, then each step; branches and loop bodies nested beside. */
-export function flowDiagram(flow, statuses = null) {
+export function flowDiagram(flow) {
   const trigger = h('li', null, h('div', { class: 'node trigger' },
     h('span', { class: 'kind' }, `trigger · ${flow.trigger.kind}`), flow.trigger.summary));
-  return h('ol', { class: 'flow', 'aria-label': `Flow of ${flow.name}` }, trigger, steps(flow.steps, statuses));
+  return h('ol', { class: 'flow', 'aria-label': `Flow of ${flow.name}` }, trigger, steps(flow.steps));
 }
 
-function steps(list, statuses) {
-  return list.map((step) => {
-    const status = statuses?.get(step.id);
-    return h('li', null,
-      h('div', { class: `node ${status || ''}` },
+function steps(list) {
+  return list.map((step) => h('li', null,
+      h('div', { class: 'node' },
         h('span', { class: 'kind' }, `${step.kind} · line ${step.line}`),
-        h('strong', null, step.id), ' ', step.summary,
-        status ? [' ', badge(status)] : null),
+        h('strong', null, step.id), ' ', step.summary),
       step.branches.length ? h('div', { class: 'branches' }, step.branches.map((branch) =>
         h('div', { class: `branch${branch.loop ? ' loop' : ''}` },
           h('span', { class: 'branch-label' }, branch.loop ? `↻ ${branch.label}` : branch.label),
-          branch.steps.length ? h('ol', null, steps(branch.steps, statuses)) : h('p', { class: 'empty' }, 'no steps')))) : null);
-  });
+          branch.steps.length ? h('ol', null, steps(branch.steps)) : h('p', { class: 'empty' }, 'no steps')))) : null));
 }
 
 async function versions(body, recipe) {
@@ -230,17 +232,19 @@ export function diffLines(before, after) {
   let j = 0;
   while (i < a.length || j < b.length) {
     if (i < a.length && j < b.length && a[i] === b[j]) { out.push([' ', a[i]]); i++; j++; }
-    else if (j < b.length && (i === a.length || lengths[i][j + 1] >= lengths[i + 1][j])) { out.push(['+', b[j]]); j++; }
-    else { out.push(['-', a[i]]); i++; }
+    // Removals before additions, as diffs are read.
+    else if (i < a.length && (j === b.length || lengths[i + 1][j] >= lengths[i][j + 1])) { out.push(['-', a[i]]); i++; }
+    else { out.push(['+', b[j]]); j++; }
   }
   return out;
 }
 
 function diffView(before, after) {
   const lines = diffLines(before, after);
-  const changed = lines.filter(([kind]) => kind !== ' ').length;
+  const removed = lines.filter(([kind]) => kind === '-').length;
+  const added = lines.filter(([kind]) => kind === '+').length;
   return h('div', null,
-    h('p', null, changed ? `${changed} line(s) changed.` : 'The two versions are the same.'),
+    h('p', null, removed + added ? `${removed} line(s) removed, ${added} added.` : 'The two versions are the same.'),
     h('div', { class: 'diff', role: 'region', 'aria-label': 'Difference' }, lines.map(([kind, line]) =>
       kind === '+' ? h('ins', null, `+ ${line}`) : kind === '-' ? h('del', null, `- ${line}`) : h('span', null, `  ${line}`))));
 }

@@ -30,10 +30,17 @@ async function afterSignIn(signedIn, params) {
 async function signIn(main, { params, signedIn }) {
   let options = { needs_setup: false, sign_up: false, default_sso: false };
   try { options = await api('GET', '/sign-in/options'); } catch { /* the form still works */ }
-  const sso = h('form', { action: '/api/v1/sso/start', method: 'get', class: 'sso' },
+  const sso = h('form', { class: 'sso' },
     h('h2', null, 'Single sign-on'),
     field('Workspace', h('input', { name: 'workspace', value: 'default', autocomplete: 'organization' }), 'The id of the workspace whose identity provider you sign in with.'),
     h('button', { type: 'submit', class: 'secondary' }, 'Sign in with single sign-on'));
+  // A navigation, not a form's submission: the provider's address is another site, which the
+  // page's form-action policy would refuse as a form's target.
+  sso.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const workspace = new FormData(sso).get('workspace') || 'default';
+    location.assign(`/api/v1/sso/start?workspace=${encodeURIComponent(workspace)}`);
+  });
   main.replaceChildren(
     heading('Sign in'),
     options.needs_setup ? message('info', 'Nobody can sign in yet: open the setup link that `weft serve` printed when it started.') : null,
@@ -72,12 +79,12 @@ async function join(main, { token, params, signedIn }) {
     h('p', null, 'New to this server? Give your name and choose a password. Have an account? Give its password.'),
     form([
       field('Your name', h('input', { name: 'name', type: 'text', autocomplete: 'name' }), 'Leave empty if you have an account here.'),
-      field('Email of your account or invitation', input('email', 'email', { autocomplete: 'username' })),
       field('Password', input('password', 'password', { autocomplete: 'new-password' })),
     ], 'Join', async (data) => {
       const values = Object.fromEntries(data);
-      await api('POST', '/invitations/accept', { token, name: values.name || null, password: values.password });
-      await api('POST', '/session', { email: values.email, password: values.password });
+      const joined = await api('POST', '/invitations/accept', { token, name: values.name || null, password: values.password });
+      // Signed in to the workspace just joined, as the account the invitation was for.
+      await api('POST', '/session', { email: joined.user.email, password: values.password, workspace: joined.workspace });
       await afterSignIn(signedIn, params);
     }));
 }

@@ -2,12 +2,8 @@
 // The server keeps only a hash, so a token is shown once, when it is made. Admins and owners
 // see and revoke every token of the workspace; others their own.
 
-import { h, api, can, session, field, button, table, message, say, explain, heading, time, announce } from '../lib.js';
+import { h, api, fill, focusOn, grantable, can, session, field, button, table, message, say, explain, heading, time, announce } from '../lib.js';
 
-/** Like replaceChildren, leaving out what is absent (it would write `null`). */
-const fill = (node, ...parts) => node.replaceChildren(...parts.flat(Infinity).filter(Boolean));
-
-const ROLES = ['viewer', 'operator', 'builder', 'admin', 'owner'];
 const LASTS = [['', 'Until revoked'], ['1d', '1 day'], ['7d', '7 days'], ['30d', '30 days'], ['90d', '90 days'], ['365d', '1 year']];
 
 export async function render(main) {
@@ -45,6 +41,7 @@ async function drawList(page) {
           say(slot, 'ok', `The token ${token.name} is revoked.`);
           if (shown.firstChild?.dataset.id === token.id) shown.replaceChildren();
           await drawList(page);
+          focusOn(slot);
         } catch (error) {
           say(slot, 'error', explain(error));
         }
@@ -54,7 +51,7 @@ async function drawList(page) {
 
 function makeForm(page) {
   const name = h('input', { name: 'name', required: true, maxlength: 100, autocomplete: 'off' });
-  const role = h('select', { name: 'role' }, ROLES.slice(0, ROLES.indexOf(session.role) + 1)
+  const role = h('select', { name: 'role' }, grantable()
     .map((one) => h('option', { value: one, selected: one === session.role }, one)));
   const lasts = h('select', { name: 'expires_in' }, LASTS.map(([value, text]) => h('option', { value }, text)));
   const slot = h('div');
