@@ -17,7 +17,7 @@ use weft_store::{AccountLink, AuditEvent, DEFAULT_WORKSPACE, LinkPurpose, Role, 
 use crate::AppState;
 use crate::access::AuditNote;
 use crate::auth::{ClientMeta, CurrentUser, hash_password, new_secret, token_hash};
-use crate::error::{ApiError, TextBody};
+use crate::error::{ApiError, TextBody, parse_body};
 use crate::sessions::password_problem;
 
 /// How long each kind of link lasts.
@@ -31,11 +31,6 @@ const RESETS_PER_ACCOUNT: usize = 3;
 const RESETS_PER_ADDRESS: usize = 20;
 /// Longest a mail may take to send.
 const MAIL_TIME: Duration = Duration::from_secs(30);
-
-fn parse<T: serde::de::DeserializeOwned>(body: &str, shape: &str) -> Result<T, ApiError> {
-    serde_json::from_str(body)
-        .map_err(|error| ApiError::bad_request(format!("the body must be {shape}: {error}")))
-}
 
 fn link_refused() -> ApiError {
     ApiError::new(
@@ -181,7 +176,7 @@ pub async fn setup(
     client: ClientMeta,
     TextBody(body): TextBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let request: Setup = parse(&body, "{\"token\", \"email\", \"name\", \"password\"}")?;
+    let request: Setup = parse_body(&body, "{\"token\", \"email\", \"name\", \"password\"}")?;
     let store = state.runtime.store();
     if store.user_count().await? > 0 {
         return Err(ApiError::new(
@@ -255,7 +250,7 @@ pub async fn invite(
     CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<(StatusCode, Extension<AuditNote>, Json<Value>), ApiError> {
-    let request: Invite = parse(&body, "{\"email\", \"role\"}")?;
+    let request: Invite = parse_body(&body, "{\"email\", \"role\"}")?;
     let email = request.email.trim().to_lowercase();
     if !email.contains('@') {
         return Err(ApiError::bad_request(format!(
@@ -314,7 +309,7 @@ pub async fn accept(
     client: ClientMeta,
     TextBody(body): TextBody,
 ) -> Result<Json<Value>, ApiError> {
-    let request: Accept = parse(&body, "{\"token\", \"name\"?, \"password\"}")?;
+    let request: Accept = parse_body(&body, "{\"token\", \"name\"?, \"password\"}")?;
     let store = state.runtime.store();
     let link = store
         .take_account_link(&token_hash(&request.token), LinkPurpose::Invitation)
@@ -394,7 +389,7 @@ pub async fn request_reset(
     TextBody(body): TextBody,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse as _;
-    let request: ResetRequest = parse(&body, "{\"email\"}")?;
+    let request: ResetRequest = parse_body(&body, "{\"email\"}")?;
     let email = request.email.trim().to_lowercase();
     if email.len() > crate::sessions::MAX_EMAIL_BYTES || !email.contains('@') {
         return Err(ApiError::bad_request(format!(
@@ -468,7 +463,7 @@ pub async fn confirm_reset(
     client: ClientMeta,
     TextBody(body): TextBody,
 ) -> Result<StatusCode, ApiError> {
-    let request: Reset = parse(&body, "{\"token\", \"new_password\"}")?;
+    let request: Reset = parse_body(&body, "{\"token\", \"new_password\"}")?;
     // A password refused for its length spends no link.
     if let Some(problem) = password_problem(&request.new_password, "") {
         return Err(ApiError::bad_request(problem));
@@ -532,7 +527,7 @@ pub async fn confirm_email(
     client: ClientMeta,
     TextBody(body): TextBody,
 ) -> Result<StatusCode, ApiError> {
-    let request: Confirm = parse(&body, "{\"token\"}")?;
+    let request: Confirm = parse_body(&body, "{\"token\"}")?;
     let store = state.runtime.store();
     let link = store
         .take_account_link(&token_hash(&request.token), LinkPurpose::EmailCheck)
@@ -575,7 +570,7 @@ pub async fn sign_up(
             "this server takes new people by invitation only",
         ));
     }
-    let request: SignUp = parse(
+    let request: SignUp = parse_body(
         &body,
         "{\"email\", \"name\", \"password\", \"workspace\": {\"id\", \"name\"}}",
     )?;

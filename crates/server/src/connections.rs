@@ -10,7 +10,7 @@ use weft_runtime::{ConnectionError, ConnectionInput};
 use crate::AppState;
 use crate::access::AuditNote;
 use crate::auth::CurrentUser;
-use crate::error::{ApiError, TextBody};
+use crate::error::{ApiError, TextBody, parse_body};
 
 impl From<ConnectionError> for ApiError {
     fn from(error: ConnectionError) -> ApiError {
@@ -39,12 +39,8 @@ impl From<ConnectionError> for ApiError {
 
 /// The body of a create or replace: `{name, connector, fields}`.
 fn parse_input(body: &str) -> Result<ConnectionInput, ApiError> {
-    serde_json::from_str(body).map_err(|error| {
-        // serde's message names the field and position, never the values.
-        ApiError::bad_request(format!(
-            "the body must be a JSON object with `name`, `connector` and `fields`: {error}"
-        ))
-    })
+    // serde's message names the field and position, never the values.
+    parse_body(body, "a JSON object with `name`, `connector` and `fields`")
 }
 
 pub async fn create(

@@ -98,6 +98,16 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// A JSON request body as `T`, or a `400` saying the shape it must have (such as
+/// `{"email", "password"}`) and what was wrong.
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(
+    body: &str,
+    shape: &str,
+) -> Result<T, ApiError> {
+    serde_json::from_str(body)
+        .map_err(|error| ApiError::bad_request(format!("the body must be {shape}: {error}")))
+}
+
 /// A recipe's problems as the API gives them: line, column and message each.
 pub fn problems_json(problems: &Problems) -> Value {
     problems

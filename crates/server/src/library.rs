@@ -14,7 +14,7 @@ use weft_store::LibraryEntry;
 use crate::AppState;
 use crate::access::AuditNote;
 use crate::auth::CurrentUser;
-use crate::error::{ApiError, TextBody};
+use crate::error::{ApiError, TextBody, parse_body};
 use crate::recipes::{create_in, recipe_in};
 
 fn entry_json(entry: &LibraryEntry, with_source: bool) -> Value {
@@ -56,11 +56,7 @@ pub async fn check(
     CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<Json<Value>, ApiError> {
-    let request: CheckRequest = serde_json::from_str(&body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "the body must be {{\"recipe\": \"its id\"}}: {error}"
-        ))
-    })?;
+    let request: CheckRequest = parse_body(&body, "{\"recipe\": \"its id\"}")?;
     let stored = recipe_in(&state, &caller.workspace_id, &request.recipe).await?;
     let shared = weft_recipe::share::share(&stored.source).map_err(ApiError::bad_request)?;
     Ok(Json(json!({
@@ -95,11 +91,8 @@ pub async fn publish(
     CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<(Extension<AuditNote>, (StatusCode, Json<Value>)), ApiError> {
-    let request: PublishRequest = serde_json::from_str(&body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "the body must be {{\"recipe\": \"its id\", \"description\": \"…\"}}: {error}"
-        ))
-    })?;
+    let request: PublishRequest =
+        parse_body(&body, "{\"recipe\": \"its id\", \"description\": \"…\"}")?;
     if request.description.chars().count() > 2_000 {
         return Err(ApiError::bad_request(
             "`description` must be at most 2,000 characters",
@@ -180,11 +173,7 @@ pub async fn import(
     Path(id): Path<String>,
     TextBody(body): TextBody,
 ) -> Result<Response, ApiError> {
-    let request: ImportRequest = serde_json::from_str(&body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "the body must be {{\"values\": {{\"__share_…__\": \"value\"}}}}: {error}"
-        ))
-    })?;
+    let request: ImportRequest = parse_body(&body, "{\"values\": {\"__share_…__\": \"value\"}}")?;
     let entry = state
         .runtime
         .store()

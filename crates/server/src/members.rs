@@ -12,7 +12,7 @@ use weft_store::{Member, MembershipChange, Profile, Role};
 use crate::AppState;
 use crate::access::AuditNote;
 use crate::auth::CurrentUser;
-use crate::error::{ApiError, TextBody};
+use crate::error::{ApiError, TextBody, parse_body};
 
 /// Largest profile photo accepted.
 pub const MAX_PHOTO_BYTES: usize = 512 * 1024;
@@ -130,11 +130,7 @@ pub async fn change_profile(
     CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<(Extension<AuditNote>, Json<Value>), ApiError> {
-    let change: ProfileChange = serde_json::from_str(&body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "the body must be an object of profile fields: {error}"
-        ))
-    })?;
+    let change: ProfileChange = parse_body(&body, "an object of profile fields")?;
     let store = state.runtime.store();
     let before = store.profile(&caller.user.id).await?;
     let mut after = before.clone();
@@ -322,9 +318,7 @@ pub async fn change_role(
     Path(user_id): Path<String>,
     TextBody(body): TextBody,
 ) -> Result<(Extension<AuditNote>, Json<Value>), ApiError> {
-    let change: RoleChange = serde_json::from_str(&body).map_err(|error| {
-        ApiError::bad_request(format!("the body must be {{\"role\"}}: {error}"))
-    })?;
+    let change: RoleChange = parse_body(&body, "{\"role\"}")?;
     let role = Role::parse(&change.role).ok_or_else(|| {
         ApiError::bad_request("`role` must be viewer, operator, builder, admin or owner")
     })?;

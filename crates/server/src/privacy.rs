@@ -13,7 +13,7 @@ use weft_store::{MaskSettings, RetentionSettings};
 use crate::AppState;
 use crate::access::AuditNote;
 use crate::auth::CurrentUser;
-use crate::error::{ApiError, TextBody};
+use crate::error::{ApiError, TextBody, parse_body};
 
 fn record_name(level: RecordLevel) -> &'static str {
     match level {
@@ -97,11 +97,7 @@ pub async fn save(
     CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<(Extension<AuditNote>, Json<Value>), ApiError> {
-    let request: RetentionRequest = serde_json::from_str(&body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "the body must be {{\"keep\", \"max_history_bytes\"}}: {error}"
-        ))
-    })?;
+    let request: RetentionRequest = parse_body(&body, "{\"keep\", \"max_history_bytes\"}")?;
     let keep = match request.keep.as_deref() {
         None => None,
         Some(text) => Some(
@@ -179,11 +175,10 @@ pub async fn save_masking(
     CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<(Extension<AuditNote>, Json<Value>), ApiError> {
-    let request: MaskingRequest = serde_json::from_str(&body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "the body must be {{\"fields\": [names] or null, \"detect\": true or false}}: {error}"
-        ))
-    })?;
+    let request: MaskingRequest = parse_body(
+        &body,
+        "{\"fields\": [names] or null, \"detect\": true or false}",
+    )?;
     if let Some(fields) = &request.fields {
         if fields.len() > MAX_MASKED_FIELDS {
             return Err(ApiError::bad_request(format!(
@@ -244,11 +239,10 @@ fn subject_identifier(body: &str) -> Result<String, ApiError> {
 }
 
 fn subject_request(body: &str) -> Result<(String, Option<u64>), ApiError> {
-    let request: SubjectRequest = serde_json::from_str(body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "the body must be {{\"identifier\": \"an email, a phone number or any text\"}}: {error}"
-        ))
-    })?;
+    let request: SubjectRequest = parse_body(
+        body,
+        "{\"identifier\": \"an email, a phone number or any text\"}",
+    )?;
     let identifier = request.identifier.trim().to_owned();
     let length = identifier.chars().count();
     if !(MIN_IDENTIFIER_CHARS..=MAX_IDENTIFIER_CHARS).contains(&length) {

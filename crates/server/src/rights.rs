@@ -14,7 +14,7 @@ use crate::AppState;
 use crate::access::AuditNote;
 use crate::audit::event_json;
 use crate::auth::CurrentUser;
-use crate::error::{ApiError, TextBody};
+use crate::error::{ApiError, TextBody, parse_body};
 use crate::sessions::check_current_password;
 
 /// Most audit events an export carries, newest first.
@@ -146,11 +146,10 @@ pub async fn set_consent(
     CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<(Extension<AuditNote>, Json<Value>), ApiError> {
-    let request: ConsentRequest = serde_json::from_str(&body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "the body must be {{\"marketing\": true or false, \"product_news\": true or false}}: {error}"
-        ))
-    })?;
+    let request: ConsentRequest = parse_body(
+        &body,
+        "{\"marketing\": true or false, \"product_news\": true or false}",
+    )?;
     let store = state.runtime.store();
     let before = consent_json(&store.consent(&caller.user.id).await?);
     let after = consent_json(
@@ -175,11 +174,7 @@ pub async fn request_deletion(
     CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<(Extension<AuditNote>, (StatusCode, Json<Value>)), ApiError> {
-    let request: DeletionRequest = serde_json::from_str(&body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "the body must be {{\"password\": \"your password\"}}: {error}"
-        ))
-    })?;
+    let request: DeletionRequest = parse_body(&body, "{\"password\": \"your password\"}")?;
     check_current_password(&state, &caller, request.password).await?;
     let store = state.runtime.store();
     let blocking = store.workspaces_needing(&caller.user.id).await?;

@@ -19,7 +19,7 @@ use crate::access::AuditNote;
 use crate::auth::{
     ClientMeta, CurrentUser, hash_password, new_secret, token_hash, verify_password,
 };
-use crate::error::{ApiError, TextBody};
+use crate::error::{ApiError, TextBody, parse_body};
 
 /// The cookie that holds a session.
 pub const SESSION_COOKIE: &str = "weft_session";
@@ -147,11 +147,7 @@ pub async fn sign_in(
     client: ClientMeta,
     TextBody(body): TextBody,
 ) -> Result<Response, ApiError> {
-    let request: SignIn = serde_json::from_str(&body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "the body must be {{\"email\", \"password\"}}: {error}"
-        ))
-    })?;
+    let request: SignIn = parse_body(&body, "{\"email\", \"password\"}")?;
     let email = request.email.trim().to_lowercase();
     let address_key = format!("address {}", client.ip.as_deref().unwrap_or("unknown"));
     let account_key = format!("account {email}");
@@ -418,11 +414,7 @@ pub async fn change_password(
     CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<(Extension<AuditNote>, StatusCode), ApiError> {
-    let request: PasswordChange = serde_json::from_str(&body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "the body must be {{\"current_password\", \"new_password\"}}: {error}"
-        ))
-    })?;
+    let request: PasswordChange = parse_body(&body, "{\"current_password\", \"new_password\"}")?;
     check_current_password(&state, &caller, request.current_password).await?;
     if let Some(problem) = password_problem(&request.new_password, &caller.user.email) {
         return Err(ApiError::bad_request(problem));

@@ -23,7 +23,7 @@ use weft_store::{AuditEvent, DEFAULT_WORKSPACE, SsoSettings, sso_row, sso_sign_i
 use crate::AppState;
 use crate::access::AuditNote;
 use crate::auth::{ClientMeta, CurrentUser};
-use crate::error::{ApiError, TextBody};
+use crate::error::{ApiError, TextBody, parse_body};
 
 /// How long a person has to sign in at the provider.
 const SIGN_IN_LASTS: Duration = Duration::from_secs(600);
@@ -182,11 +182,10 @@ pub async fn save(
     CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<(Extension<AuditNote>, Json<Value>), ApiError> {
-    let request: SsoRequest = serde_json::from_str(&body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "the body must be {{\"provider\", \"client_id\", \"client_secret\", \"issuer\"?, \"tenant\"?, \"required\"?}}: {error}"
-        ))
-    })?;
+    let request: SsoRequest = parse_body(
+        &body,
+        "{\"provider\", \"client_id\", \"client_secret\", \"issuer\"?, \"tenant\"?, \"required\"?}",
+    )?;
     let issuer = match preset_issuer(&request.provider, request.tenant.as_deref())? {
         Some(issuer) => issuer,
         None => request

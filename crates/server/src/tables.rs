@@ -9,7 +9,7 @@ use weft_runtime::tables::TableError;
 
 use crate::AppState;
 use crate::auth::CurrentUser;
-use crate::error::{ApiError, TextBody};
+use crate::error::{ApiError, TextBody, parse_body};
 
 impl From<TableError> for ApiError {
     fn from(error: TableError) -> ApiError {
@@ -35,11 +35,7 @@ pub async fn create(
     CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let table: NewTable = serde_json::from_str(&body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "the body must be {{\"name\", \"columns\": [...]}}: {error}"
-        ))
-    })?;
+    let table: NewTable = parse_body(&body, "{\"name\", \"columns\": [...]}")?;
     let created = state
         .tables
         .create(&caller.workspace_id, &table.name, &table.columns)

@@ -12,7 +12,7 @@ use weft_store::{NewToken, Role, TokenInfo};
 use crate::AppState;
 use crate::access::AuditNote;
 use crate::auth::{CurrentUser, new_token, token_hash};
-use crate::error::{ApiError, TextBody};
+use crate::error::{ApiError, TextBody, parse_body};
 
 /// Longest name of a token.
 const MAX_NAME_CHARS: usize = 100;
@@ -55,11 +55,7 @@ pub async fn create(
     CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<(StatusCode, Extension<AuditNote>, Json<Value>), ApiError> {
-    let request: TokenRequest = serde_json::from_str(&body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "the body must be {{\"name\", \"role\"?, \"expires_in\"?}}: {error}"
-        ))
-    })?;
+    let request: TokenRequest = parse_body(&body, "{\"name\", \"role\"?, \"expires_in\"?}")?;
     let name = request.name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
         return Err(ApiError::bad_request(format!(

@@ -10,7 +10,7 @@ use weft_store::{Credential, Role};
 use crate::AppState;
 use crate::access::AuditNote;
 use crate::auth::CurrentUser;
-use crate::error::{ApiError, TextBody};
+use crate::error::{ApiError, TextBody, parse_body};
 
 /// `GET /api/v1/workspaces`: the workspaces the caller belongs to, with their role in each.
 pub async fn list(
@@ -76,9 +76,7 @@ pub async fn create(
     CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<(StatusCode, Extension<AuditNote>, Json<Value>), ApiError> {
-    let request: NewWorkspace = serde_json::from_str(&body).map_err(|error| {
-        ApiError::bad_request(format!("the body must be {{\"id\", \"name\"}}: {error}"))
-    })?;
+    let request: NewWorkspace = parse_body(&body, "{\"id\", \"name\"}")?;
     let name = request.checked()?;
     state
         .runtime
@@ -106,9 +104,7 @@ pub async fn switch(
     CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<(Extension<AuditNote>, Json<Value>), ApiError> {
-    let request: Switch = serde_json::from_str(&body).map_err(|error| {
-        ApiError::bad_request(format!("the body must be {{\"workspace\"}}: {error}"))
-    })?;
+    let request: Switch = parse_body(&body, "{\"workspace\"}")?;
     let Credential::Session { id, .. } = &caller.credential else {
         return Err(ApiError::bad_request(
             "an API token belongs to the workspace it was made in: make one in the other workspace",
@@ -174,11 +170,7 @@ pub async fn close(
     CurrentUser(caller): CurrentUser,
     TextBody(body): TextBody,
 ) -> Result<(Extension<AuditNote>, (StatusCode, Json<Value>)), ApiError> {
-    let request: CloseRequest = serde_json::from_str(&body).map_err(|error| {
-        ApiError::bad_request(format!(
-            "the body must be {{\"confirm\": \"the workspace's id\"}}: {error}"
-        ))
-    })?;
+    let request: CloseRequest = parse_body(&body, "{\"confirm\": \"the workspace's id\"}")?;
     if request.confirm != caller.workspace_id {
         return Err(ApiError::bad_request(format!(
             "`confirm` must be this workspace's id, `{}`",

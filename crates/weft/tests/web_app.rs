@@ -247,3 +247,100 @@ fn a_new_user_goes_from_setup_to_erasure_in_a_real_browser() {
         );
     }
 }
+
+/// Fails when its event says so: for the dashboard's counts.
+const SORTER: &str = "name: Sorter\ntrigger:\n  webhook: { path: sorter }\nsteps:\n  - id: check\n    if: trigger.body.bad\n    then:\n      - id: refuse\n        stop: { status: failed, reason: bad }\n  - id: each\n    for_each: trigger.body.items\n    steps:\n      - id: keep\n        set: { kept: true }\n";
+
+on_both_backends!(
+    the_pages_read_what_they_draw_from_the_api,
+    |server: Server| async move {
+        let recipe = server.save_recipe(SORTER).await;
+        let mut last = String::new();
+        for bad in [false, true, false] {
+            let accepted = server
+                .hook(
+                    "/hooks/sorter",
+                    serde_json::json!({ "bad": bad, "items": [1, 2] }),
+                )
+                .await;
+            last = accepted["job_id"].as_str().unwrap().to_owned();
+            server.finished_job(&last).await;
+        }
+        // The dashboard: the day's jobs by hour and outcome, and the recipe failing most.
+        let (status, day) = server
+            .api(reqwest::Method::GET, "/api/v1/dashboard?days=1", None)
+            .await;
+        assert_eq!(status, 200, "{day}");
+        assert_eq!(day["totals"], serde_json::json!({ "jobs": 3, "failed": 1 }));
+        let hours = day["hours"].as_array().unwrap();
+        let succeeded: i64 = hours
+            .iter()
+            .map(|hour| hour["succeeded"].as_i64().unwrap())
+            .sum();
+        assert_eq!(succeeded, 2, "{day}");
+        assert_eq!(day["failing"][0]["recipe_id"], recipe["id"], "{day}");
+        assert_eq!(day["failing"][0]["failed"], 1);
+        assert_eq!(day["failing"][0]["total"], 3);
+        let (status, _) = server
+            .api(reqwest::Method::GET, "/api/v1/dashboard?days=30", None)
+            .await;
+        assert_eq!(status, 400);
+        // The recipe list: each recipe's last job.
+        let (_, listed) = server
+            .api(reqwest::Method::GET, "/api/v1/recipes", None)
+            .await;
+        assert_eq!(
+            listed["recipes"][0]["last_job"]["id"],
+            last.as_str(),
+            "{listed}"
+        );
+        assert_eq!(listed["recipes"][0]["last_job"]["status"], "succeeded");
+        // The flow the diagram draws: branches and the loop's body, with their lines.
+        let (status, checked) = server
+            .api(
+                reqwest::Method::POST,
+                "/api/v1/recipes/check",
+                Some(SORTER.to_owned()),
+            )
+            .await;
+        assert_eq!(status, 200, "{checked}");
+        let steps = &checked["flow"]["steps"];
+        assert_eq!(steps[0]["id"], "check");
+        assert_eq!(steps[0]["branches"][0]["label"], "then");
+        assert_eq!(steps[0]["branches"][0]["steps"][0]["id"], "refuse");
+        assert_eq!(steps[1]["branches"][0]["loop"], true);
+        assert_eq!(steps[1]["branches"][0]["steps"][0]["line"], 13);
+        // A text with problems is an answer too: each at its line and column.
+        let broken = SORTER.replace("set: {", "sett: {");
+        let (status, checked) = server
+            .api(reqwest::Method::POST, "/api/v1/recipes/check", Some(broken))
+            .await;
+        assert_eq!(status, 200, "{checked}");
+        assert_eq!(checked["valid"], false);
+        assert!(
+            checked["problems"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|problem| problem["line"] == 14),
+            "{checked}"
+        );
+        // The connection forms: each connector's fields, secrets marked.
+        let (_, connectors) = server
+            .api(reqwest::Method::GET, "/api/v1/connectors", None)
+            .await;
+        let http = connectors["connectors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|connector| connector["name"] == "http")
+            .expect("the http connector");
+        let token = http["connection_fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|field| field["name"] == "token")
+            .expect("its token field");
+        assert_eq!(token["secret"], true);
+    }
+);

@@ -563,22 +563,31 @@ mod tests {
         assert_eq!(record.output["text"], "key [masked] for [masked] (Ann)");
     }
 
-    #[test]
-    fn steps_masked_one_at_a_time_lose_what_the_whole_record_would() {
-        let masks = paths(&["trigger.body.card_number", "steps.*.output.token"]);
-        let whole = record();
+    /// The record's steps masked one at a time, as they are written during a job.
+    fn each_step_masked(
+        masks: &[MaskPath],
+        workspace: WorkspaceMasks,
+        whole: &JobRecord,
+    ) -> Vec<StepRecord> {
         let masker = StepMasker::new(
-            &masks,
-            std::sync::Arc::new(WorkspaceMasks::none()),
+            masks,
+            std::sync::Arc::new(workspace),
             RecordLevel::Masked,
             MAX_STORED_VALUE_BYTES,
             &whole.trigger,
         );
-        let one_by_one: Vec<StepRecord> = whole
+        whole
             .steps
             .iter()
             .map(|step| masker.protect(step))
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn steps_masked_one_at_a_time_lose_what_the_whole_record_would() {
+        let masks = paths(&["trigger.body.card_number", "steps.*.output.token"]);
+        let whole = record();
+        let one_by_one = each_step_masked(&masks, WorkspaceMasks::none(), &whole);
         let mut protected = whole.clone();
         protect_with(&mut protected, &masks, Vec::new(), RecordLevel::Masked);
         assert_eq!(one_by_one, protected.steps);
@@ -662,18 +671,7 @@ mod tests {
         let mut whole = record();
         whole.trigger = json!({"body": {"password": "hunter2-horse"}});
         whole.steps[0].input = json!({"echo": "hunter2-horse", "card": "4111111111111111"});
-        let masker = StepMasker::new(
-            &[],
-            std::sync::Arc::new(WorkspaceMasks::default()),
-            RecordLevel::Masked,
-            MAX_STORED_VALUE_BYTES,
-            &whole.trigger,
-        );
-        let one_by_one: Vec<StepRecord> = whole
-            .steps
-            .iter()
-            .map(|step| masker.protect(step))
-            .collect();
+        let one_by_one = each_step_masked(&[], WorkspaceMasks::default(), &whole);
         protect_in_default_workspace(&mut whole, RecordLevel::Masked);
         assert_eq!(one_by_one, whole.steps);
         assert_eq!(one_by_one[0].input, json!({"echo": MASKED, "card": MASKED}));
