@@ -16,12 +16,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::{Notify, Semaphore, oneshot, watch};
 use weft_engine::{Engine, JobOutcome, StepLog};
 use weft_recipe::Recipe;
 use weft_store::{
-    ClaimedJob, ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, Store, StoredRecipe,
+    ClaimedJob, ErrorKind, JobRecord, JobStatus, PlatformEvent, RecordError, StepRecord, Store,
+    StoredRecipe,
 };
 
 pub use connections::{ConnectionBook, ConnectionError, ConnectionInput};
@@ -32,8 +34,13 @@ pub use recipes::{RecipeCache, StoreLibrary};
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// How often a process renews its membership and counts the live processes.
 const MEMBERSHIP_EVERY: Duration = Duration::from_secs(1);
-/// The store's lease of the process that runs the schedules and the polls.
-const SCHEDULER_LEASE: &str = "scheduler";
+/// The work one process at a time does: schedules, polls, and the platform's housekeeping.
+const SCHEDULER: &str = "scheduler";
+/// How often the process that leads deletes the answers nobody took.
+const FORGET_ANSWERS_EVERY: Duration = Duration::from_secs(60);
+/// An answer left for a waiting caller is taken within a second; one this old has nobody
+/// waiting for it.
+const ANSWER_KEPT: Duration = Duration::from_secs(60);
 /// How often an idle worker looks at the queue when nothing woke it.
 const POLL_EVERY: Duration = Duration::from_millis(500);
 /// How long a caller that waits for its job's answer waits for a free slot before its job
@@ -55,7 +62,13 @@ struct Inner {
     /// How far back the scheduler fires ticks it missed while the process was down.
     catch_up: Duration,
     wake: Notify,
-    waiting: Mutex<HashMap<String, oneshot::Sender<Answer>>>,
+    waiting: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
+    /// True once this process takes jobs from the queue (its role runs jobs).
+    runs_jobs: AtomicBool,
+    /// Whether this process leads: runs the schedules, polls and housekeeping.
+    leading: watch::Sender<bool>,
+    /// The live processes of the platform that run jobs, this one included.
+    processes: AtomicUsize,
     /// One permit per job this process may run at once; none until workers are started.
     slots: Arc<Semaphore>,
     /// The jobs running in this process, from the moment they are accepted or claimed.
@@ -75,6 +88,9 @@ impl Runtime {
                 catch_up: schedule::CATCH_UP,
                 wake: Notify::new(),
                 waiting: Mutex::new(HashMap::new()),
+                runs_jobs: AtomicBool::new(false),
+                leading: watch::Sender::new(false),
+                processes: AtomicUsize::new(1),
                 slots: Arc::new(Semaphore::new(0)),
                 running: Mutex::new(HashMap::new()),
                 polls: poll::PollClock::default(),
@@ -98,6 +114,11 @@ impl Runtime {
             inner.catch_up = window;
         }
         self
+    }
+
+    /// The live processes of the platform that run jobs, this one included.
+    pub(crate) fn processes(&self) -> usize {
+        self.inner.processes.load(Ordering::Relaxed)
     }
 
     pub(crate) fn catch_up(&self) -> Duration {
@@ -165,14 +186,15 @@ impl Runtime {
         Ok(had)
     }
 
-    /// Tells an idle worker that a job was queued.
+    /// Tells an idle worker, here or in another process, that a job was queued.
     pub fn job_queued(&self) {
         self.inner.wake.notify_one();
+        self.inner.store.announce_jobs();
     }
 
-    /// Registers interest in a job before it is queued: the receiver gets the outcome when a
-    /// worker of this process finishes it.
-    pub fn wait_for(&self, job_id: &str) -> oneshot::Receiver<Answer> {
+    /// Registers interest in a job before it is queued: the receiver gets its answer (its
+    /// first `respond` step, or how it ended) when it has one, whichever process runs it.
+    pub fn wait_for(&self, job_id: &str) -> oneshot::Receiver<Reply> {
         let (sender, receiver) = oneshot::channel();
         if let Ok(mut waiting) = self.inner.waiting.lock() {
             waiting.insert(job_id.to_owned(), sender);
@@ -200,16 +222,108 @@ impl Runtime {
             .and_then(|running| running.get(job_id)?.cancel_reason.clone())
     }
 
-    /// Hands a job's answer to the caller waiting for it, if one is.
-    fn answer(&self, job_id: &str, answer: Answer) {
+    /// Hands a job's answer to the caller waiting for it: here, or in another process that
+    /// took the job's event (a sync webhook) and is told through the store.
+    fn answer(&self, job_id: &str, reply: Reply) {
+        if self.hand_over(job_id, reply.clone()) {
+            return;
+        }
+        let post = self
+            .inner
+            .running
+            .lock()
+            .ok()
+            .and_then(|mut running| {
+                let job = running.get_mut(job_id)?;
+                // One answer per run: a `respond` step's, or else the job's end.
+                Some(std::mem::take(&mut job.answers_elsewhere))
+            })
+            .unwrap_or(false);
+        if post {
+            let store = self.inner.store.clone();
+            let job_id = job_id.to_owned();
+            tokio::spawn(async move {
+                let posted = until_store_is_back(Patience::For(ANSWER_KEPT), || {
+                    store.post_answer(&job_id, &reply)
+                })
+                .await;
+                if let Err(error) = posted {
+                    tracing::warn!(%error, job = %job_id, "cannot leave a job's answer for its caller, who gets a 202 instead");
+                }
+            });
+        }
+    }
+
+    /// Notes that a job's caller may wait in another process: a sync webhook's job that a
+    /// worker of a platform on PostgreSQL took from the queue.
+    fn note_caller_elsewhere(&self, job_id: &str, recipe: &Recipe) {
+        let sync_webhook = matches!(
+            &recipe.trigger,
+            weft_recipe::model::Trigger::Webhook(webhook)
+                if matches!(webhook.mode, weft_recipe::model::WebhookMode::Sync)
+        );
+        if !sync_webhook || !self.inner.store.is_shared() {
+            return;
+        }
+        let waits_here = self
+            .inner
+            .waiting
+            .lock()
+            .is_ok_and(|waiting| waiting.contains_key(job_id));
+        if let Ok(mut running) = self.inner.running.lock()
+            && let Some(job) = running.get_mut(job_id)
+        {
+            job.answers_elsewhere = !waits_here;
+        }
+    }
+
+    /// Hands an answer to a caller waiting here; false when none is.
+    fn hand_over(&self, job_id: &str, reply: Reply) -> bool {
         let waiter = self
             .inner
             .waiting
             .lock()
             .ok()
             .and_then(|mut waiting| waiting.remove(job_id));
-        if let Some(waiter) = waiter {
-            let _ = waiter.send(answer);
+        match waiter {
+            Some(waiter) => {
+                let _ = waiter.send(reply);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Takes the answer another process left for a caller waiting here.
+    async fn take_answer(&self, job_id: &str) {
+        let waits_here = self
+            .inner
+            .waiting
+            .lock()
+            .is_ok_and(|waiting| waiting.contains_key(job_id));
+        if !waits_here {
+            return;
+        }
+        match self.inner.store.take_answer(job_id).await {
+            Ok(Some(reply)) => {
+                self.hand_over(job_id, reply);
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, job = %job_id, "cannot read a job's answer"),
+        }
+    }
+
+    /// Looks for the answers of every caller waiting here, after notifications may have been
+    /// missed.
+    async fn take_all_answers(&self) {
+        let waiting: Vec<String> = self
+            .inner
+            .waiting
+            .lock()
+            .map(|waiting| waiting.keys().cloned().collect())
+            .unwrap_or_default();
+        for job_id in waiting {
+            self.take_answer(&job_id).await;
         }
     }
 
@@ -309,6 +423,10 @@ impl Runtime {
     /// answer waits a moment for one: under steady load a slot frees within milliseconds,
     /// and the queue would make the job wait for one all the same, after two more writes.
     async fn free_slot(&self, acceptance: Acceptance) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if !self.inner.runs_jobs.load(Ordering::Acquire) {
+            // A process that runs no jobs (`--role web`) queues every event for the workers.
+            return None;
+        }
         let slots = Arc::clone(&self.inner.slots);
         match acceptance {
             Acceptance::Committed => slots.try_acquire_owned().ok(),
@@ -328,6 +446,7 @@ impl Runtime {
         shutdown: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         self.inner.slots.add_permits(count);
+        self.inner.runs_jobs.store(true, Ordering::Release);
         let runtime = self.clone();
         tokio::spawn(async move {
             let renewing = runtime.keep_leases();
@@ -346,10 +465,12 @@ impl Runtime {
 
     /// Starts the scheduler: it fires schedule triggers and polls poll triggers until
     /// `shutdown` turns true. On a platform of several processes, one process at a time does
-    /// this: the holder of the store's lease `scheduler`, which it renews at every look and
-    /// gives up when it stops; when it dies, another process takes over once the lease has
-    /// run out. (Each tick and each poll would make its jobs once anyway; the lease spares
-    /// the other processes the work and the remote ends the extra calls.)
+    /// this: the one that leads (on PostgreSQL, the holder of an advisory lock, which
+    /// PostgreSQL lets go the moment its process dies; on SQLite, the holder of the store's
+    /// lease `scheduler`). The others try for the lead at every look and take over within a
+    /// look once it is free. Each tick and each poll would make its jobs once anyway; the
+    /// lead spares the other processes the work and the remote ends the extra calls.
+    /// [`Runtime::leading`] tells the platform's other once-only work when this process leads.
     pub fn spawn_scheduler(
         &self,
         mut shutdown: watch::Receiver<bool>,
@@ -357,45 +478,84 @@ impl Runtime {
         let runtime = self.clone();
         tokio::spawn(async move {
             let (holder, lease) = runtime.lease_holder();
-            let holder = holder.to_owned();
-            let mut holding = false;
+            let mut leadership = runtime.store().leadership(SCHEDULER, holder, lease);
+            let mut answers_forgotten = tokio::time::Instant::now();
             while !*shutdown.borrow() {
-                let held = match runtime
-                    .store()
-                    .take_lease(SCHEDULER_LEASE, &holder, lease)
-                    .await
-                {
-                    Ok(held) => held,
+                let leads = match leadership.hold().await {
+                    Ok(leads) => leads,
                     Err(error) => {
-                        tracing::warn!(%error, "the scheduler cannot renew its lease; trying again");
+                        tracing::warn!(%error, "the scheduler cannot reach the store; trying again");
                         false
                     }
                 };
-                if held != holding {
-                    holding = held;
-                    if held {
-                        tracing::info!("this process runs the schedules and polls now");
-                    } else {
-                        tracing::info!("another process runs the schedules and polls now");
+                runtime.inner.leading.send_if_modified(|leading| {
+                    let changed = *leading != leads;
+                    if changed && leads {
+                        tracing::info!(
+                            "this process runs the schedules, polls and housekeeping now"
+                        );
+                    } else if changed {
+                        tracing::info!(
+                            "another process runs the schedules, polls and housekeeping now"
+                        );
                     }
-                }
-                if held {
+                    *leading = leads;
+                    changed
+                });
+                if leads {
                     runtime.look_at_triggers().await;
+                    if answers_forgotten.elapsed() >= FORGET_ANSWERS_EVERY {
+                        answers_forgotten = tokio::time::Instant::now();
+                        if let Err(error) =
+                            runtime.store().forget_answers_older_than(ANSWER_KEPT).await
+                        {
+                            tracing::warn!(%error, "cannot delete the answers nobody took");
+                        }
+                    }
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(schedule::LOOK_EVERY) => {}
                     _ = shutdown.changed() => {}
                 }
             }
-            if holding
-                && let Err(error) = runtime
-                    .store()
-                    .release_lease(SCHEDULER_LEASE, &holder)
-                    .await
-            {
-                tracing::warn!(%error, "cannot give the scheduler's lease up; it runs out by itself");
-            }
+            runtime.inner.leading.send_replace(false);
+            leadership.give_up().await;
         })
+    }
+
+    /// Whether this process leads the platform's once-only work (schedules, polls, retention,
+    /// housekeeping, mailing notices), as it changes.
+    pub fn leading(&self) -> watch::Receiver<bool> {
+        self.inner.leading.subscribe()
+    }
+
+    /// Listens to the other processes of a platform on PostgreSQL until `shutdown`: wakes
+    /// this process's workers when jobs are queued elsewhere (when it runs jobs), and hands
+    /// over the answers left for callers waiting here (when it takes events). Nothing to
+    /// listen to on SQLite; workers look at the queue on a timer all the same.
+    pub fn spawn_listener(
+        &self,
+        listening: weft_store::Listening,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let mut events = self.inner.store.platform_events(listening)?;
+        let runtime = self.clone();
+        Some(tokio::spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    event = events.next() => event,
+                    _ = shutdown.changed() => return,
+                };
+                match event {
+                    PlatformEvent::JobsQueued => runtime.inner.wake.notify_one(),
+                    PlatformEvent::Answered(job_id) => runtime.take_answer(&job_id).await,
+                    PlatformEvent::Resumed => {
+                        runtime.inner.wake.notify_one();
+                        runtime.take_all_answers().await;
+                    }
+                }
+            }
+        }))
     }
 
     /// One look of the scheduler: fires due schedule ticks and starts due polls.
@@ -436,6 +596,7 @@ impl Runtime {
                             counted = processes;
                         }
                         runtime.engine().share_budgets_among(processes);
+                        runtime.inner.processes.store(processes, Ordering::Relaxed);
                     }
                     Err(error) => {
                         tracing::warn!(%error, "cannot count the live processes; trying again");
@@ -509,6 +670,7 @@ impl Runtime {
             let job = RunningJob {
                 cancel_reason: None,
                 log: log.clone(),
+                answers_elsewhere: false,
             };
             running.insert(job_id.to_owned(), job);
         }
@@ -527,6 +689,7 @@ impl Runtime {
         let store = &self.inner.store;
         let mut outcome = match self.prepare(&job, progress).await {
             Ok((recipe, finished)) => {
+                self.note_caller_elsewhere(&job.id, &recipe);
                 let log: Arc<dyn StepLog> = log.clone();
                 self.inner
                     .engine
@@ -548,7 +711,7 @@ impl Runtime {
         };
         // Going to sleep or to another attempt needs the job's row: write it first.
         if (outcome.resume_at.is_some() || outcome.record.status == JobStatus::Failed)
-            && let Err(error) = log.before_effect(&job.id).await
+            && let Err(error) = log.write_now(&job.id, Patience::UntilBack).await
         {
             tracing::error!(%error, job = %job.id, "cannot write a job; its outcome is lost");
             return;
@@ -562,19 +725,33 @@ impl Runtime {
             stop(&mut outcome, reason);
         }
         if let Some(run_after) = self.retry_at(&job, &outcome).await {
-            match store.retry_job(&job.id, &self.inner.owner, run_after).await {
+            let owner = &self.inner.owner;
+            match until_store_is_back(Patience::UntilBack, || {
+                store.retry_job(&job.id, owner, run_after)
+            })
+            .await
+            {
                 Ok(_) => return,
                 Err(error) => {
                     tracing::error!(%error, job = %job.id, "cannot queue a job's next attempt; recording its failure")
                 }
             }
         }
+        // The outcome is known: it is kept until the store takes it, through an outage.
         let written = match &unwritten {
-            Some(unwritten) if outcome.record.status != JobStatus::Failed => store
-                .record_job(unwritten.stored.as_ref().into(), &outcome.record)
+            Some(unwritten) if outcome.record.status != JobStatus::Failed => {
+                until_store_is_back(Patience::UntilBack, || {
+                    store.record_job(unwritten.stored.as_ref().into(), &outcome.record)
+                })
                 .await
-                .map(|()| true),
-            _ => store.finish_job(&outcome.record, &self.inner.owner).await,
+                .map(|()| true)
+            }
+            _ => {
+                until_store_is_back(Patience::UntilBack, || {
+                    store.finish_job(&outcome.record, &self.inner.owner)
+                })
+                .await
+            }
         };
         match written {
             Ok(true) => {}
@@ -589,7 +766,7 @@ impl Runtime {
             }
         }
         record_metrics(&outcome.record);
-        self.answer(&job.id, Answer::Finished(Box::new(outcome)));
+        self.answer(&job.id, finished_reply(&outcome));
     }
 
     /// Puts a job to sleep in the store; or, when it was asked to stop meanwhile (here, or
@@ -605,9 +782,10 @@ impl Runtime {
         }
         let store = &self.inner.store;
         let owner = &self.inner.owner;
-        match store
-            .suspend_job(job_id, owner, until, &outcome.record.steps)
-            .await
+        match until_store_is_back(Patience::UntilBack, || {
+            store.suspend_job(job_id, owner, until, &outcome.record.steps)
+        })
+        .await
         {
             Ok(true) => None,
             Ok(false) => match store.cancel_reason(job_id, owner).await {
@@ -759,13 +937,32 @@ enum Progress {
     Stored,
 }
 
-/// What a caller waiting for a job gets.
-#[derive(Debug)]
-pub enum Answer {
-    /// The job's first `respond` step; the job goes on.
-    Responded(serde_json::Value),
-    /// The job ended without responding.
-    Finished(Box<JobOutcome>),
+/// What a caller waiting for a job gets, in the shape of a `respond` step's value:
+/// `{status, body, headers}`. The job's first `respond` step, or else how it ended (see
+/// [`finished_reply`]). One shape, so that it crosses from the process that ran the job to the
+/// one whose caller waits.
+pub type Reply = Value;
+
+/// The reply of a job that ended without a `respond` step: its output (`200`), or its failure
+/// (`500`, with the job's id to look it up).
+pub fn finished_reply(outcome: &JobOutcome) -> Reply {
+    if let Some(response) = &outcome.response {
+        return response.clone();
+    }
+    match outcome.record.status {
+        JobStatus::Succeeded => json!({ "status": 200, "body": outcome.record.output }),
+        _ => {
+            let message = outcome
+                .record
+                .error
+                .as_ref()
+                .map_or("the job failed", |error| error.message.as_str());
+            json!({
+                "status": 500,
+                "body": { "error": { "code": "job_failed", "message": message, "job_id": outcome.record.id } },
+            })
+        }
+    }
 }
 
 /// A job running in this process.
@@ -773,6 +970,54 @@ struct RunningJob {
     /// Why it was asked to stop, once it was.
     cancel_reason: Option<String>,
     log: Arc<StoreStepLog>,
+    /// True while its answer is still to be left in the store for a caller waiting in
+    /// another process (a sync webhook's).
+    answers_elsewhere: bool,
+}
+
+/// How long a write of a job waits for a store that is out of reach.
+#[derive(Clone, Copy)]
+enum Patience {
+    /// Until the store is back: what the write keeps is known only here.
+    UntilBack,
+    /// At most this long: a caller waits for the write.
+    For(Duration),
+}
+
+/// The longest pause between two tries of a write while the store is out of reach.
+const LONGEST_STORE_PAUSE: Duration = Duration::from_secs(2);
+/// How long a job accepted for a waiting caller waits for the store to write it.
+const WRITE_FOR_CALLER: Duration = Duration::from_secs(10);
+
+/// Runs a store write, and again while the store is out of reach (restarting, cut off, no
+/// connection free), pausing longer each time: a database restart delays a job instead of
+/// losing what it did. Any other failure is returned at once.
+async fn until_store_is_back<T, F, W>(patience: Patience, mut write: W) -> weft_store::Result<T>
+where
+    W: FnMut() -> F,
+    F: std::future::Future<Output = weft_store::Result<T>>,
+{
+    let began = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(100);
+    let mut warned = false;
+    loop {
+        match write().await {
+            Err(error) if error.is_unavailable() => {
+                if let Patience::For(longest) = patience
+                    && began.elapsed() + pause > longest
+                {
+                    return Err(error);
+                }
+                if !warned {
+                    warned = true;
+                    tracing::warn!(%error, "the store is out of reach; the write waits for it");
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(LONGEST_STORE_PAUSE);
+            }
+            done => return done,
+        }
+    }
 }
 
 /// Writes finished steps to the store and hands responses to waiting callers; writes a job
@@ -795,10 +1040,11 @@ impl StepLog for StoreStepLog {
         record: &StepRecord,
     ) -> Result<(), String> {
         let inner = &self.runtime.inner;
-        match inner
-            .store
-            .log_step(job_id, path, record, &inner.owner)
-            .await
+        // The next step waits for this one's record: steps not noted would run again.
+        match until_store_is_back(Patience::UntilBack, || {
+            inner.store.log_step(job_id, path, record, &inner.owner)
+        })
+        .await
         {
             Ok(true) => Ok(()),
             Ok(false) => {
@@ -818,8 +1064,7 @@ impl StepLog for StoreStepLog {
 
     fn responded(&self, job_id: &str, response: &serde_json::Value) {
         if self.written.load(std::sync::atomic::Ordering::Acquire) {
-            self.runtime
-                .answer(job_id, Answer::Responded(response.clone()));
+            self.runtime.answer(job_id, response.clone());
         } else if let Ok(mut held) = self.held_answer.lock() {
             // Handed over once the job is written: at its next step that waits or reaches
             // outside, or with its record.
@@ -840,29 +1085,35 @@ impl StepLog for StoreStepLog {
             name: &record.recipe,
             version,
         };
-        self.runtime
-            .inner
-            .store
-            .record_job(origin, record)
+        let store = &self.runtime.inner.store;
+        until_store_is_back(Patience::UntilBack, || store.record_job(origin, record))
             .await
             .map_err(|error| error.to_string())
     }
 
     async fn before_effect(&self, job_id: &str) -> Result<(), String> {
+        self.write_now(job_id, Patience::For(WRITE_FOR_CALLER))
+            .await
+    }
+}
+
+impl StoreStepLog {
+    /// Writes a job accepted with [`Acceptance::BeforeEffects`], if it is not written yet.
+    async fn write_now(&self, job_id: &str, patience: Patience) -> Result<(), String> {
         let mut unwritten = self.unwritten.lock().await;
         if let Some(pending) = unwritten.take() {
             let inner = &self.runtime.inner;
-            if let Err(error) = inner
-                .store
-                .start_job(
+            let written = until_store_is_back(patience, || {
+                inner.store.start_job(
                     job_id,
                     &pending.stored,
                     &pending.trigger,
                     &inner.owner,
                     inner.lease,
                 )
-                .await
-            {
+            })
+            .await;
+            if let Err(error) = written {
                 *unwritten = Some(pending);
                 return Err(error.to_string());
             }
@@ -874,7 +1125,7 @@ impl StepLog for StoreStepLog {
                 .ok()
                 .and_then(|mut held| held.take());
             if let Some(response) = held {
-                self.runtime.answer(job_id, Answer::Responded(response));
+                self.runtime.answer(job_id, response);
             }
         }
         Ok(())

@@ -9,6 +9,10 @@
 //! dies, another takes the lease over once it has run out. Brokers that hand each message to
 //! one consumer would not need this, but those that fan messages out (Redis channels, MQTT
 //! topics, NATS subjects, PostgreSQL notifications) would make a job per process.
+//!
+//! The subscriptions are spread over the processes that run jobs: each takes at most its
+//! share (the subscriptions divided by the live processes, rounded up), and a process holding
+//! more than its share, as when another joins, gives the rest up for the others to take.
 
 use serde_json::Value;
 use std::collections::HashMap;
@@ -76,7 +80,20 @@ pub async fn run_subscriptions(runtime: Runtime, mut shutdown: watch::Receiver<b
                 }) {
                     stop(&runtime, &id, consumer).await;
                 }
+                let share = wanted.len().div_ceil(runtime.processes().max(1));
+                while running.len() > share {
+                    let Some(id) = running.keys().max().cloned() else {
+                        break;
+                    };
+                    if let Some(consumer) = running.remove(&id) {
+                        tracing::info!(recipe = %id, "another process takes this subscription over, to spread them");
+                        stop(&runtime, &id, consumer).await;
+                    }
+                }
                 for (id, (recipe, trigger)) in wanted {
+                    if running.len() >= share && !running.contains_key(&id) {
+                        continue;
+                    }
                     hold(&runtime, &mut running, id, recipe, trigger).await;
                 }
             }

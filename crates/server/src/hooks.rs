@@ -11,10 +11,8 @@ use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use std::time::Duration;
-use weft_engine::JobOutcome;
 use weft_recipe::model::{SignatureScheme, SignatureSecret, Trigger, WebhookMode};
-use weft_runtime::{Acceptance, Answer};
-use weft_store::JobStatus;
+use weft_runtime::Acceptance;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -141,8 +139,7 @@ async fn receive_at(
                 return Err(error.into());
             }
             match tokio::time::timeout(state.settings.sync_wait, finished).await {
-                Ok(Ok(Answer::Responded(response))) => Ok(respond(&response)),
-                Ok(Ok(Answer::Finished(outcome))) => Ok(sync_response(*outcome)),
+                Ok(Ok(reply)) => Ok(respond(&reply)),
                 _ => {
                     runtime.stop_waiting(&job_id);
                     // "Accepted" means committed, for this answer as for an async webhook's.
@@ -342,28 +339,8 @@ fn slack_url_verification(scheme: &SignatureScheme, body: &[u8]) -> Option<Strin
         .flatten()
 }
 
-/// The answer of a sync webhook: the first `respond` step, else the job's output.
-fn sync_response(outcome: JobOutcome) -> Response {
-    if let Some(response) = outcome.response {
-        return respond(&response);
-    }
-    match outcome.record.status {
-        JobStatus::Succeeded => (StatusCode::OK, Json(outcome.record.output)).into_response(),
-        _ => {
-            let message = outcome
-                .record
-                .error
-                .map(|error| error.message)
-                .unwrap_or_else(|| "the job failed".to_owned());
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({ "error": { "code": "job_failed", "message": message, "job_id": outcome.record.id } })),
-            )
-                .into_response()
-        }
-    }
-}
-
+/// The answer of a sync webhook: its job's first `respond` step, else how the job ended (see
+/// [`weft_runtime::finished_reply`]).
 fn respond(response: &Value) -> Response {
     let status = response
         .get("status")

@@ -169,6 +169,25 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(privacy_headers))
 }
 
+/// The routes of a process that serves no API (`--role worker` or `--role scheduler`): health,
+/// readiness and metrics, for its supervisor and monitoring. Anything else is a JSON `404`
+/// that says where the API is.
+pub fn health_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics_text))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "this process serves only /healthz, /readyz and /metrics: its role runs no API; ask a web process",
+            )
+        })
+        .with_state(state)
+        .layer(axum::middleware::from_fn(privacy_headers))
+}
+
 /// What every answer tells the browser, for the privacy of whoever uses it: send no
 /// `Referer` (URLs may name jobs and people) to anyone, let no page of Weft load anything from
 /// another site or be framed by one, and take part in no interest tracking. A route that sets

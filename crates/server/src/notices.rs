@@ -19,17 +19,23 @@ const LISTED: usize = 50;
 /// Most notices read at once; more wait for the next round.
 const READ_AT_ONCE: i64 = 10_000;
 
-/// Mails the waiting notices every `every`, until `stopping` turns true.
+/// Mails the waiting notices every `every` while this process leads the platform, until
+/// `stopping` turns true.
 pub fn spawn_failure_notices(
     state: AppState,
     every: Duration,
     mut stopping: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    // One process of a platform mails them: the one that leads, so that none goes twice.
+    let leading = state.runtime.leading();
     tokio::spawn(async move {
         while !*stopping.borrow() {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = stopping.changed() => {}
+            }
+            if !*leading.borrow() {
+                continue;
             }
             if let Err(error) = send_failure_notices(&state).await {
                 tracing::warn!(error = %error.message(), "cannot send failure notices; trying again");

@@ -63,8 +63,9 @@ macro_rules! recipe_select {
     };
 }
 
-/// The condition of the partial index `jobs_ready` (migration 7), written out in every query
-/// meant to use it: SQLite uses a partial index only when the query repeats its condition.
+/// The condition of the queue's partial indexes, `jobs_ready` (migration 7) and `jobs_due`
+/// (migration 29), written out in every query meant to use them: SQLite uses a partial index
+/// only when the query repeats its condition.
 macro_rules! unfinished {
     () => {
         "status IN ('queued', 'waiting', 'running')"
@@ -95,6 +96,13 @@ pub(crate) const PICK_READY_JOB: &str = concat!(
     ready_jobs!("$1"),
     " ORDER BY j.run_after LIMIT 1"
 );
+/// PostgreSQL's pick, in a claim of many processes: it skips the rows another worker is
+/// claiming, and locks the one it picks until the claim commits.
+pub(crate) const PICK_READY_JOB_TO_LOCK: &str = concat!(
+    "SELECT j.id, j.recipe_id, r.max_running ",
+    ready_jobs!("$1"),
+    " ORDER BY j.run_after LIMIT 1 FOR UPDATE OF j SKIP LOCKED"
+);
 /// Extends to `$2` the leases of the jobs `$1` runs.
 pub(crate) const RENEW_LEASES: &str = concat!(
     "UPDATE jobs SET lease_until = $2 WHERE lease_owner = $1 AND status = 'running' AND ",
@@ -117,6 +125,9 @@ pub(crate) const UNFINISHED_JOBS: &str = concat!(
 pub enum StoreError {
     #[error("the database could not be reached or answered with an error: {0}")]
     Database(#[from] sqlx::Error),
+    /// PostgreSQL did not answer at start; the message says what happened.
+    #[error("{0}")]
+    Unreachable(String),
     #[error("the database schema could not be brought up to date: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     /// A unique name or path is taken; the message says which.
@@ -135,6 +146,25 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// True for a failure that passes once the database is back: it could not be reached,
+    /// was restarting or shutting down, or had no connection free. What failed so may be
+    /// tried again; any other failure would fail the same way.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unreachable(_) => true,
+            StoreError::Database(error) => match error {
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+                sqlx::Error::Database(database) => database.code().is_some_and(|code| {
+                    // Connection exceptions, the server shutting down or starting, too many
+                    // connections.
+                    code.starts_with("08") || code.starts_with("57P") || code == "53300"
+                }),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     /// Turns a unique-constraint violation into a conflict naming what is taken.
     pub(crate) fn or_conflict(error: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
         match &error {
@@ -147,6 +177,53 @@ impl StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The pool of a store opened by [`Store::connect`].
+const DEFAULT_POOL: u32 = 10;
+/// How long a first connection to PostgreSQL may take before Weft gives up with the reason.
+pub const CONNECT_WAIT: Duration = Duration::from_secs(10);
+
+/// Opens one connection to PostgreSQL to learn at once whether it answers, and which schema
+/// the store is in (which names the platform's locks and channels).
+async fn first_contact(options: &sqlx::postgres::PgConnectOptions) -> Result<String> {
+    use sqlx::Connection;
+    let connecting = sqlx::postgres::PgConnection::connect_with(options);
+    let mut connection = match tokio::time::timeout(CONNECT_WAIT, connecting).await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(error)) => return Err(StoreError::Unreachable(unreachable_reason(&error))),
+        Err(_) => {
+            return Err(StoreError::Unreachable(format!(
+                "PostgreSQL did not answer within {} seconds (is the address right, and does a firewall let the connection through?)",
+                CONNECT_WAIT.as_secs()
+            )));
+        }
+    };
+    let schema: Option<String> = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(&mut connection)
+        .await?;
+    let _ = connection.close().await;
+    Ok(schema.unwrap_or_else(|| "public".to_owned()))
+}
+
+/// Why a first connection failed, in words an operator acts on.
+fn unreachable_reason(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => format!(
+            "PostgreSQL refused the connection ({io}): is it running, and listening on that address and port?"
+        ),
+        sqlx::Error::Io(io) => format!("PostgreSQL cannot be reached: {io}"),
+        sqlx::Error::Database(database) => {
+            format!("PostgreSQL refused this login: {}", database.message())
+        }
+        other => format!("cannot talk to PostgreSQL: {other}"),
+    }
+}
+
+/// A migrator that accepts a schema brought further by a newer release.
+fn older_schema_allowed(mut migrator: sqlx::migrate::Migrator) -> sqlx::migrate::Migrator {
+    migrator.set_ignore_missing(true);
+    migrator
+}
 
 /// The page size of a new SQLite database. A finished job's row is about a kilobyte: 4 KiB
 /// pages (SQLite's default) hold three and leave a fifth of the file empty; 16 KiB pages
@@ -176,6 +253,8 @@ pub struct Store {
     pub(crate) backend: std::sync::Arc<Backend>,
     /// SQLite's group-commit writer for the writes on a job's hot path.
     writer: Option<std::sync::Arc<Writer>>,
+    /// On PostgreSQL, how the processes sharing the store tell each other things.
+    pub(crate) platform: Option<std::sync::Arc<crate::platform::Platform>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -330,21 +409,33 @@ impl Store {
         Ok(Store {
             backend: std::sync::Arc::new(Backend::Sqlite(pool)),
             writer: Some(std::sync::Arc::new(writer)),
+            platform: None,
         })
     }
 
-    /// Connects to a database URL: `postgres://…`, or `sqlite://PATH`.
+    /// Connects to a database URL: `postgres://…`, or `sqlite://PATH`, with a small pool:
+    /// for commands and tests. `weft serve` sizes its pool with [`Store::connect_with_pool`].
     pub async fn connect(url: &str) -> Result<Store> {
+        Store::connect_with_pool(url, DEFAULT_POOL).await
+    }
+
+    /// Connects to a database URL with a pool of at most `pool` connections (PostgreSQL; a
+    /// SQLite store has its own small pool and writer). PostgreSQL must answer now: when it
+    /// does not within [`CONNECT_WAIT`], or refuses, the error says why at once instead of
+    /// after a pool's retries. Later outages are ridden out: the pool opens connections again
+    /// when the server is back.
+    pub async fn connect_with_pool(url: &str, pool: u32) -> Result<Store> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = sqlx::postgres::PgConnectOptions::from_str(url)?;
+            let schema = first_contact(&options).await?;
             let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(10)
+                .max_connections(pool.max(1))
                 .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options)
-                .await?;
+                .connect_lazy_with(options);
             return Ok(Store {
                 backend: std::sync::Arc::new(Backend::Postgres(pool)),
                 writer: None,
+                platform: Some(std::sync::Arc::new(crate::platform::Platform::new(schema))),
             });
         }
         Store::open_sqlite(
@@ -362,11 +453,22 @@ impl Store {
         }
     }
 
-    /// Brings the schema up to date. Safe to run at every start.
+    /// Brings the schema up to date. Safe to run at every start, also by several processes at
+    /// once (PostgreSQL: the migrator takes a lock), and by an older release on a schema a
+    /// newer one brought further: migrations only add, so the older release runs on it (a
+    /// rolling upgrade, or a rollback).
     pub async fn migrate(&self) -> Result<()> {
         match &*self.backend {
-            Backend::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
-            Backend::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
+            Backend::Sqlite(pool) => {
+                older_schema_allowed(sqlx::migrate!("migrations/sqlite"))
+                    .run(pool)
+                    .await?
+            }
+            Backend::Postgres(pool) => {
+                older_schema_allowed(sqlx::migrate!("migrations/postgres"))
+                    .run(pool)
+                    .await?
+            }
         }
         Ok(())
     }
@@ -736,12 +838,7 @@ impl Store {
                 claimed?.map(|row| claimed_from_sqlite(&row)).transpose()?
             }
             Backend::Postgres(pool) => {
-                // Many processes: the pick skips rows another worker is claiming.
-                let pick = concat!(
-                    "SELECT j.id, j.recipe_id, r.max_running ",
-                    ready_jobs!("$1"),
-                    " ORDER BY j.run_after LIMIT 1 FOR UPDATE OF j SKIP LOCKED"
-                );
+                let pick = PICK_READY_JOB_TO_LOCK;
                 // Two processes could each count a recipe's running jobs below its
                 // `concurrency` and both claim: claims of such a recipe take turns on a lock
                 // held until their commit, and count again under it.

@@ -62,3 +62,141 @@ impl Store {
 
 /// The names of the leases that say a process is alive.
 const PROCESS_PREFIX: &str = "process ";
+
+/// A process's bid to be the one that does some work of the platform (`scheduler`): on
+/// PostgreSQL a session advisory lock, held by a connection of its own, which PostgreSQL lets
+/// go the moment that connection ends (the process died or was cut off); on SQLite the lease
+/// of that name.
+pub struct Leadership {
+    store: Store,
+    name: String,
+    holder: String,
+    period: Duration,
+    /// PostgreSQL: the connection that holds, or tries for, the lock.
+    connection: Option<sqlx::postgres::PgConnection>,
+    leading: bool,
+}
+
+/// Settings of the lock's session. PostgreSQL ends it, and lets the lock go, when its
+/// machine vanishes without closing the connection (keepalives unanswered for about 11 s) or
+/// when the process hangs and stops asking (15 s idle).
+const LOCK_SESSION: [&str; 4] = [
+    "SET tcp_keepalives_idle = 5",
+    "SET tcp_keepalives_interval = 2",
+    "SET tcp_keepalives_count = 3",
+    "SET idle_session_timeout = '15s'",
+];
+
+impl Store {
+    /// This process's bid for the work `name`, as `holder`; `period` is how long a lease
+    /// lasts without renewal on SQLite. Nothing is taken until [`Leadership::hold`].
+    pub fn leadership(&self, name: &str, holder: &str, period: Duration) -> Leadership {
+        Leadership {
+            store: self.clone(),
+            name: name.to_owned(),
+            holder: holder.to_owned(),
+            period,
+            connection: None,
+            leading: false,
+        }
+    }
+}
+
+impl Leadership {
+    /// Takes the lead when nobody has it, or keeps it: true while this process leads. Call
+    /// it before each round of the work: a lead lost (the lock's connection broke) is seen
+    /// here, and the work stops until it is taken again.
+    pub async fn hold(&mut self) -> Result<bool> {
+        let held = match &*self.store.backend {
+            Backend::Sqlite(_) => {
+                self.store
+                    .take_lease(&self.name, &self.holder, self.period)
+                    .await
+            }
+            Backend::Postgres(_) => self.hold_lock().await,
+        };
+        self.leading = matches!(held, Ok(true));
+        held
+    }
+
+    async fn hold_lock(&mut self) -> Result<bool> {
+        use sqlx::Connection;
+        if self.leading {
+            let alive = match self.connection.as_mut() {
+                Some(connection) => connection.ping().await.is_ok(),
+                None => false,
+            };
+            if alive {
+                return Ok(true);
+            }
+            // The session that held the lock is gone, and the lock with it.
+            self.connection = None;
+        }
+        let key = self.lock_key();
+        let connection = match self.connection.as_mut() {
+            Some(connection) => connection,
+            None => self.connection.insert(self.lock_session().await?),
+        };
+        let taken = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+            .bind(&key)
+            .fetch_one(&mut *connection)
+            .await;
+        match taken {
+            Ok(taken) => Ok(taken),
+            Err(error) => {
+                self.connection = None;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// A connection of its own for the lock, set to end soon when its process is gone.
+    async fn lock_session(&self) -> Result<sqlx::postgres::PgConnection> {
+        use sqlx::Connection;
+        let Backend::Postgres(pool) = &*self.store.backend else {
+            unreachable!("locks are PostgreSQL's")
+        };
+        let options = pool.connect_options();
+        let mut connection = sqlx::postgres::PgConnection::connect_with(&options).await?;
+        for setting in LOCK_SESSION {
+            // `idle_session_timeout` is PostgreSQL 14's; older servers keep the keepalives.
+            if let Err(error) = sqlx::query(setting).execute(&mut connection).await {
+                tracing::debug!(%error, setting, "a setting of the lock's session is not taken");
+            }
+        }
+        Ok(connection)
+    }
+
+    /// The lock's name within the database: the schema is part of it, so that installations
+    /// sharing a database in schemas of their own each have their own.
+    fn lock_key(&self) -> String {
+        let schema = self
+            .store
+            .platform
+            .as_ref()
+            .map_or("public", |platform| platform.schema.as_str());
+        format!("weft {schema} {}", self.name)
+    }
+
+    /// Whether this process led at the last [`Leadership::hold`].
+    pub fn leading(&self) -> bool {
+        self.leading
+    }
+
+    /// Gives the lead up, so that another process takes it at once.
+    pub async fn give_up(&mut self) {
+        self.leading = false;
+        match self.connection.take() {
+            Some(connection) => {
+                use sqlx::Connection;
+                // Ending the session lets the lock go.
+                let _ = connection.close().await;
+            }
+            None => {
+                if let Err(error) = self.store.release_lease(&self.name, &self.holder).await {
+                    tracing::debug!(%error, "cannot give a lease up; it runs out by itself");
+                }
+            }
+        }
+    }
+}

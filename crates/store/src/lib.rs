@@ -13,6 +13,7 @@ mod leases;
 mod library;
 mod masking;
 mod notices;
+mod platform;
 mod polls;
 mod profiles;
 pub mod record;
@@ -33,12 +34,14 @@ pub use account_rights::{Consent, SessionInfo};
 pub use audit::{AuditEvent, AuditFilter};
 pub use connections::StoredConnection;
 pub use db::{
-    ClaimedJob, Durability, JobFilter, JobSummary, RecipeRef, RecipeVersion, Result, Store,
-    StoreError, StoredRecipe, UnfinishedJobs, User, new_id, parse_status, status_text,
+    CONNECT_WAIT, ClaimedJob, Durability, JobFilter, JobSummary, RecipeRef, RecipeVersion, Result,
+    Store, StoreError, StoredRecipe, UnfinishedJobs, User, new_id, parse_status, status_text,
 };
+pub use leases::Leadership;
 pub use library::LibraryEntry;
 pub use masking::MaskSettings;
 pub use notices::FailureNotice;
+pub use platform::{Listening, PlatformEvent, PlatformEvents};
 pub use polls::{PollState, SEEN_KEYS_KEPT};
 pub use profiles::{Member, MembershipChange, Profile};
 pub use record::{ErrorKind, JobRecord, JobStatus, RecordError, StepRecord, StepStatus};

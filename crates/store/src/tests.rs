@@ -1012,7 +1012,7 @@ fn both_backends_have_the_same_migration_versions() {
     );
 }
 
-/// Every statement about unfinished jobs reads them through the queue's partial index: a
+/// Every statement about unfinished jobs reads them through one of the queue's partial indexes: a
 /// scan of the whole history, run every few seconds (lease renewals) or at every claim, grows
 /// with every job ever kept.
 #[tokio::test]
@@ -1043,8 +1043,8 @@ async fn statements_about_unfinished_jobs_use_the_queue_index() {
         });
         for step in reads_jobs {
             assert!(
-                step.contains("jobs_ready"),
-                "{statement}\nreads jobs without the queue index: {plan:?}"
+                step.contains("jobs_ready") || step.contains("jobs_due"),
+                "{statement}\nreads jobs without the queue's indexes: {plan:?}"
             );
         }
     }
@@ -1277,5 +1277,224 @@ both_backends!(
             .await
             .is_empty()
         );
+    }
+);
+
+/// With a long queue (here 100,000 jobs), PostgreSQL's claim reads the queue's `jobs_due`
+/// index in due order and stops at the first job, instead of sorting the whole queue.
+#[tokio::test]
+async fn a_claim_on_a_long_queue_reads_the_due_index() {
+    let Some(store) = postgres().await else {
+        return;
+    };
+    let recipe = store
+        .create_recipe("default", "Busy", "name: Busy", None)
+        .await
+        .unwrap();
+    let crate::db::Backend::Postgres(pool) = &*store.backend else {
+        unreachable!("a PostgreSQL store")
+    };
+    sqlx::query(
+        "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after, workspace_id) \
+         SELECT gen_random_uuid()::text, $1, 'Busy', 1, 'queued', '{}', 0, now() - g * interval '1 ms', now() - g * interval '1 ms', 'default' \
+         FROM generate_series(1, 100000) g",
+    )
+    .bind(&recipe.id)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE jobs").execute(pool).await.unwrap();
+    let explain = sqlx::AssertSqlSafe(format!("EXPLAIN {}", crate::db::PICK_READY_JOB_TO_LOCK));
+    let plan: Vec<String> = sqlx::query_scalar(explain)
+        .bind(chrono::Utc::now())
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let plan = plan.join("\n");
+    assert!(plan.contains("jobs_due"), "{plan}");
+    assert!(!plan.contains("Sort"), "{plan}");
+    let claimed = store
+        .claim_job("worker", std::time::Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("a job");
+    assert_eq!(claimed.recipe_id, recipe.id);
+}
+
+/// One process at a time leads: a second bid waits while the first holds; when the first
+/// gives up (or, on PostgreSQL, its connection ends), the second takes the lead.
+#[tokio::test]
+async fn one_process_at_a_time_leads() {
+    let Some(first) = postgres().await else {
+        return;
+    };
+    let url = first_url(&first).await;
+    let second = Store::connect(&url).await.unwrap();
+    let period = std::time::Duration::from_secs(30);
+    let mut leader = first.leadership("scheduler", "first", period);
+    let mut standby = second.leadership("scheduler", "second", period);
+    assert!(leader.hold().await.unwrap());
+    assert!(!standby.hold().await.unwrap());
+    assert!(leader.hold().await.unwrap(), "the leader keeps the lead");
+    assert!(!standby.hold().await.unwrap());
+    // Another installation in another schema of the same database leads its own platform.
+    let Some(elsewhere) = postgres().await else {
+        return;
+    };
+    let mut other = elsewhere.leadership("scheduler", "other", period);
+    assert!(other.hold().await.unwrap());
+    leader.give_up().await;
+    assert!(
+        standby.hold().await.unwrap(),
+        "the lead is free once given up"
+    );
+    // A leader whose session ends (its process died) lets the lead go at once.
+    drop(standby);
+    let mut third = first.leadership("scheduler", "third", period);
+    let began = std::time::Instant::now();
+    while !third.hold().await.unwrap() {
+        assert!(
+            began.elapsed() < std::time::Duration::from_secs(5),
+            "the lead of a closed session was not let go"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The URL a test store was opened with, to open a second one on the same schema.
+async fn first_url(store: &Store) -> String {
+    let crate::db::Backend::Postgres(pool) = &*store.backend else {
+        unreachable!("a PostgreSQL store")
+    };
+    let schema: String = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let url = crate::testing::postgres_url();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}options=-csearch_path%3D{schema}")
+}
+
+// On SQLite the lead is a lease: held by one holder until given up or run out.
+#[tokio::test]
+async fn on_sqlite_the_lead_is_a_lease() {
+    let (_dir, store) = sqlite().await;
+    let period = std::time::Duration::from_secs(30);
+    let mut leader = store.leadership("scheduler", "first", period);
+    let mut standby = store.leadership("scheduler", "second", period);
+    assert!(leader.hold().await.unwrap());
+    assert!(!standby.hold().await.unwrap());
+    leader.give_up().await;
+    assert!(standby.hold().await.unwrap());
+}
+
+both_backends!(
+    an_answer_left_for_a_waiting_caller_is_taken_once,
+    |store: Store| async move {
+        let recipe = store
+            .create_recipe("default", "Echo", "name: Echo", Some("echo"))
+            .await
+            .unwrap();
+        let job = store.enqueue_job(&recipe, &json!({})).await.unwrap();
+        store
+            .post_answer(&job, &json!({"status": 201, "body": "first"}))
+            .await
+            .unwrap();
+        store
+            .post_answer(&job, &json!({"status": 200, "body": "second"}))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.take_answer(&job).await.unwrap(),
+            Some(json!({"status": 201, "body": "first"})),
+            "the first answer stands"
+        );
+        assert_eq!(store.take_answer(&job).await.unwrap(), None);
+        store
+            .post_answer(&job, &json!({"status": 200}))
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .forget_answers_older_than(std::time::Duration::ZERO)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(store.take_answer(&job).await.unwrap(), None);
+    }
+);
+
+/// What one process says reaches the others listening on the same schema: queued jobs and
+/// answers, each by its own channel.
+#[tokio::test]
+async fn processes_hear_queued_jobs_and_answers() {
+    let Some(speaker) = postgres().await else {
+        return;
+    };
+    let listener_store = Store::connect(&first_url(&speaker).await).await.unwrap();
+    let mut events = listener_store
+        .platform_events(crate::Listening {
+            jobs: true,
+            answers: true,
+        })
+        .expect("PostgreSQL has a platform");
+    let wait = std::time::Duration::from_secs(5);
+    assert_eq!(
+        tokio::time::timeout(wait, events.next()).await.unwrap(),
+        crate::PlatformEvent::Resumed,
+        "listening begins"
+    );
+    speaker.announce_jobs();
+    assert_eq!(
+        tokio::time::timeout(wait, events.next()).await.unwrap(),
+        crate::PlatformEvent::JobsQueued
+    );
+    let recipe = speaker
+        .create_recipe("default", "Echo", "name: Echo", Some("echo"))
+        .await
+        .unwrap();
+    let job = speaker.enqueue_job(&recipe, &json!({})).await.unwrap();
+    speaker
+        .post_answer(&job, &json!({"status": 200}))
+        .await
+        .unwrap();
+    assert_eq!(
+        tokio::time::timeout(wait, events.next()).await.unwrap(),
+        crate::PlatformEvent::Answered(job)
+    );
+    let (_dir, sqlite) = sqlite().await;
+    assert!(
+        sqlite
+            .platform_events(crate::Listening {
+                jobs: true,
+                answers: true
+            })
+            .is_none(),
+        "SQLite has one process: nobody to listen to"
+    );
+}
+
+both_backends!(
+    an_older_release_starts_on_a_schema_a_newer_one_brought_further,
+    |store: Store| async move {
+        let record = "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) \
+                      VALUES (99999, 'from a newer release', CURRENT_TIMESTAMP, TRUE, X'00', 0)";
+        match &*store.backend {
+            crate::db::Backend::Sqlite(pool) => {
+                sqlx::query(record).execute(pool).await.unwrap();
+            }
+            crate::db::Backend::Postgres(pool) => {
+                let record = record.replace("X'00'", "'\\x00'::bytea");
+                sqlx::query(sqlx::AssertSqlSafe(record))
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+        }
+        store
+            .migrate()
+            .await
+            .expect("a schema with a migration this release does not know still opens");
     }
 );

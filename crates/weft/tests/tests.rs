@@ -30,6 +30,7 @@ mod redis;
 mod run_control_flow;
 mod run_errors;
 mod run_steps;
+mod scale_out;
 mod serve;
 mod sessions;
 mod slack;

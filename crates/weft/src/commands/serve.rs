@@ -18,10 +18,63 @@ use super::store_args::StoreArgs;
 /// Jobs run at once per core, by default.
 const JOBS_PER_CORE: usize = 64;
 
+/// What one process of the platform does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// Everything: the API and webhooks, jobs, subscriptions, schedules and housekeeping.
+    All,
+    /// The API, the web app and webhooks: events become queued jobs for the workers.
+    Web,
+    /// Runs queued jobs and consumes the subscribe triggers.
+    Worker,
+    /// Schedules, polls, retention, housekeeping and failure notices (one process at a time
+    /// leads; others stand by).
+    Scheduler,
+}
+
+impl Role {
+    fn serves_api(self) -> bool {
+        matches!(self, Role::All | Role::Web)
+    }
+
+    fn runs_jobs(self) -> bool {
+        matches!(self, Role::All | Role::Worker)
+    }
+
+    fn schedules(self) -> bool {
+        matches!(self, Role::All | Role::Scheduler)
+    }
+}
+
+/// The connections of a process's PostgreSQL pool, by default: two for its claims, leases
+/// and housekeeping, four per core when it serves the API (a request holds one for a
+/// millisecond or two), and one per 16 job slots when it runs jobs (a job holds one only
+/// while it writes a step). `docs/scaling.md` has the reasoning and the sum to check against
+/// PostgreSQL's `max_connections`.
+pub fn default_pool(role: Role, job_slots: usize, cores: usize) -> u32 {
+    let api = if role.serves_api() { 4 * cores } else { 0 };
+    let jobs = if role.runs_jobs() {
+        job_slots.div_ceil(16)
+    } else {
+        0
+    };
+    u32::try_from(2 + api + jobs).unwrap_or(u32::MAX)
+}
+
 #[derive(Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     store: StoreArgs,
+    /// What this process does: `all` of it, or its part of a platform of several processes
+    /// on one PostgreSQL: `web` (API, web app, webhooks), `worker` (runs jobs, consumes
+    /// subscriptions; serves only /healthz, /readyz and /metrics), `scheduler` (schedules,
+    /// polls, housekeeping; one leads at a time; serves only the same three).
+    #[arg(long, env = "WEFT_ROLE", value_enum, default_value_t = Role::All)]
+    role: Role,
+    /// The most connections this process opens to PostgreSQL. Default: 2, plus 4 per core
+    /// when it serves the API, plus 1 per 16 job slots when it runs jobs.
+    #[arg(long, env = "WEFT_DATABASE_POOL", value_parser = clap::value_parser!(u32).range(1..))]
+    database_pool: Option<u32>,
     /// The address to listen on.
     #[arg(long, env = "WEFT_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -107,7 +160,23 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let store = args.store.open().await?;
+    let role = args.role;
+    if role != Role::All && !args.store.is_postgres() {
+        anyhow::bail!(
+            "--role {} needs PostgreSQL (--database postgres://…): processes in roles share one database. On SQLite one process does everything: leave --role out",
+            format!("{role:?}").to_lowercase()
+        );
+    }
+    let cores = std::thread::available_parallelism().map_or(2, |cores| cores.get());
+    let job_slots = if role.runs_jobs() {
+        args.workers.unwrap_or(JOBS_PER_CORE * cores).max(1)
+    } else {
+        0
+    };
+    let pool = args
+        .database_pool
+        .unwrap_or_else(|| default_pool(role, job_slots, cores));
+    let store = args.store.open_with_pool(pool).await?;
     let vault = Arc::new(args.store.vault(&store).await?);
     let options = super::connector_options(
         args.allow_private_network,
@@ -156,30 +225,41 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let stopping_runtime = runtime.clone();
 
     let (stop, stopping) = watch::channel(false);
-    let cores = std::thread::available_parallelism().map_or(2, |cores| cores.get());
-    let workers = vec![
-        runtime.spawn_workers(
-            args.workers.unwrap_or(JOBS_PER_CORE * cores).max(1),
-            stopping.clone(),
-        ),
-        runtime.spawn_scheduler(stopping.clone()),
-        runtime.spawn_subscriptions(stopping.clone()),
-        runtime.spawn_membership(stopping.clone()),
+    let mut workers = vec![
         runtime.spawn_mask_refresh(stopping.clone()),
         spawn_table_refresh(tables.clone(), stopping.clone()),
-        spawn_retention(
-            stopping_runtime.clone(),
-            args.history_keep,
-            args.retention_every,
-            stopping.clone(),
-        ),
-        spawn_housekeeping(
-            stopping_runtime.store().clone(),
-            args.audit_retention,
-            args.session_idle,
-            stopping.clone(),
-        ),
     ];
+    if role.runs_jobs() {
+        workers.extend([
+            runtime.spawn_workers(job_slots, stopping.clone()),
+            runtime.spawn_subscriptions(stopping.clone()),
+            runtime.spawn_membership(stopping.clone()),
+        ]);
+    }
+    if role.schedules() {
+        // Retention and housekeeping run where the scheduler leads: once per platform.
+        workers.extend([
+            runtime.spawn_scheduler(stopping.clone()),
+            spawn_retention(
+                stopping_runtime.clone(),
+                args.history_keep,
+                args.retention_every,
+                stopping.clone(),
+            ),
+            spawn_housekeeping(
+                stopping_runtime.clone(),
+                args.audit_retention,
+                args.session_idle,
+                stopping.clone(),
+            ),
+        ]);
+    }
+    let listening = weft_store::Listening {
+        jobs: role.runs_jobs(),
+        answers: role.serves_api(),
+    };
+    // Listening waits for nothing at shutdown: it is not among the workers.
+    let _listener = runtime.spawn_listener(listening, stopping.clone());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -213,14 +293,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         sign_in_failures: Default::default(),
         vault: vault.clone(),
     };
-    tracing::info!(%address, store = %args.store.describe(), "weft is serving");
+    let role_name = format!("{role:?}").to_lowercase();
+    tracing::info!(%address, store = %args.store.describe(), role = %role_name, pool, job_slots, "weft is serving");
     eprintln!(
-        "weft is serving on http://{address} (store: {})",
+        "weft is serving on http://{address} (store: {}, role: {role_name})",
         args.store.describe()
     );
     // Nobody can sign in yet: a link, printed this once (not logged), makes the owner.
-    if let Some(link) =
-        weft_server::accounts::setup_link(stopping_runtime.store(), &public_url).await?
+    if role.serves_api()
+        && let Some(link) =
+            weft_server::accounts::setup_link(stopping_runtime.store(), &public_url).await?
     {
         eprintln!(
             "weft: nobody can sign in yet. Within 24 hours, make the owner with this link (used once): {link}"
@@ -234,9 +316,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         stopping.clone(),
     );
     let mut shutdown = stopping.clone();
+    let routes = if role.serves_api() {
+        weft_server::router(state)
+    } else {
+        weft_server::health_router(state)
+    };
     let server = axum::serve(
         listener,
-        weft_server::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        routes.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         let _ = shutdown.wait_for(|stopped| *stopped).await;
@@ -294,8 +381,9 @@ fn spawn_retention(
     every: Duration,
     mut stopping: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    let mut leading = runtime.leading();
     tokio::spawn(async move {
-        while !*stopping.borrow() {
+        while wait_to_lead(&mut leading, &mut stopping).await {
             match weft_runtime::retention::apply_retention(&runtime, default_keep).await {
                 Ok(pass) if pass.expired + pass.over_cap > 0 => tracing::info!(
                     expired = pass.expired,
@@ -355,16 +443,18 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
 /// Deletes the audit events past their retention, the sessions that ended and the account
 /// links that expired, at the start and every hour.
 fn spawn_housekeeping(
-    store: weft_store::Store,
+    runtime: Runtime,
     audit_retention: Duration,
     session_idle: Duration,
     mut stopping: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    let mut leading = runtime.leading();
     tokio::spawn(async move {
+        let store = runtime.store();
         let keep =
             chrono::Duration::from_std(audit_retention).unwrap_or(chrono::Duration::days(365));
         let idle = chrono::Duration::from_std(session_idle).unwrap_or(chrono::Duration::hours(8));
-        while !*stopping.borrow() {
+        while wait_to_lead(&mut leading, &mut stopping).await {
             match store.forget_audit_before(chrono::Utc::now() - keep).await {
                 Ok(0) => {}
                 Ok(deleted) => tracing::info!(deleted, "old audit events deleted"),
@@ -384,6 +474,18 @@ fn spawn_housekeeping(
             }
         }
     })
+}
+
+/// Waits until this process leads the platform's once-only work; false when it stops first.
+async fn wait_to_lead(
+    leading: &mut watch::Receiver<bool>,
+    stopping: &mut watch::Receiver<bool>,
+) -> bool {
+    let led = tokio::select! {
+        led = leading.wait_for(|leads| *leads) => led.is_ok(),
+        _ = stopping.wait_for(|stopped| *stopped) => false,
+    };
+    led && !*stopping.borrow()
 }
 
 fn parse_lease(text: &str) -> Result<Duration, String> {

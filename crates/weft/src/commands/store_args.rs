@@ -8,6 +8,9 @@ use weft_store::{Durability, Store};
 
 use crate::master_key::KeySource;
 
+/// The PostgreSQL pool of a command that is not `weft serve`: it does one thing at a time.
+const COMMAND_POOL: u32 = 4;
+
 #[derive(Args, Clone)]
 pub struct StoreArgs {
     /// The data folder: SQLite database and files. Created on first start.
@@ -37,8 +40,14 @@ fn parse_durability(text: &str) -> Result<Durability, String> {
 impl StoreArgs {
     /// Opens the store and brings its schema up to date.
     pub async fn open(&self) -> anyhow::Result<Store> {
+        self.open_with_pool(COMMAND_POOL).await
+    }
+
+    /// Opens the store with a PostgreSQL pool of at most `pool` connections, and brings its
+    /// schema up to date.
+    pub async fn open_with_pool(&self, pool: u32) -> anyhow::Result<Store> {
         let store = match &self.database {
-            Some(url) => Store::connect(url).await.with_context(|| {
+            Some(url) => Store::connect_with_pool(url, pool).await.with_context(|| {
                 format!("cannot connect to the database {}", redact_password(url))
             })?,
             None => Store::open_data_folder_with(&self.data, self.sqlite_sync)
@@ -50,6 +59,13 @@ impl StoreArgs {
             .await
             .context("cannot bring the database schema up to date")?;
         Ok(store)
+    }
+
+    /// True when the store is PostgreSQL, which several processes can share.
+    pub fn is_postgres(&self) -> bool {
+        self.database
+            .as_deref()
+            .is_some_and(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"))
     }
 
     /// Where this process finds the master key.

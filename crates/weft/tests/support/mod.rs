@@ -32,6 +32,7 @@ macro_rules! on_both_backends {
 pub mod http_server;
 pub mod oauth_server;
 pub mod oidc_server;
+pub mod own_postgres;
 pub mod own_server;
 pub mod server;
 pub mod slack_server;

@@ -71,6 +71,17 @@ impl Server {
         ))
     }
 
+    /// Starts a server on the PostgreSQL database at `url` (a server of the test's own).
+    pub async fn start_on_database(url: &str, options: &[&str]) -> Option<Server> {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        Some(Server::start_on(
+            dir,
+            vec!["--database".to_owned(), url.to_owned()],
+            options,
+            &[],
+        ))
+    }
+
     fn start_on(
         dir: tempfile::TempDir,
         mut store_args: Vec<String>,
@@ -217,6 +228,48 @@ impl Server {
             logs,
             _dir: Arc::clone(&self._dir),
         }
+    }
+
+    /// Starts another process of the platform on the same store in `role` (`web`, `worker`,
+    /// `scheduler`, `all`), on a port of its own.
+    pub fn another_process_as(&self, role: &str) -> Server {
+        let mut store_args = self.store_args.clone();
+        match store_args.iter().position(|arg| arg == "--role") {
+            Some(at) => role.clone_into(&mut store_args[at + 1]),
+            None => {
+                let listen = store_args.len() - 2;
+                store_args.splice(listen..listen, ["--role".to_owned(), role.to_owned()]);
+            }
+        }
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (child, base) = launch_on_any_port(&mut store_args, &self.env, &logs);
+        Server {
+            base,
+            token: self.token.clone(),
+            child,
+            store_args,
+            env: self.env.clone(),
+            logs,
+            _dir: Arc::clone(&self._dir),
+        }
+    }
+
+    /// The database URL of a server on PostgreSQL.
+    pub fn database_url(&self) -> Option<&str> {
+        (self.store_args[0] == "--database").then(|| self.store_args[1].as_str())
+    }
+
+    /// The server's metrics, as Prometheus text.
+    pub async fn metrics(&self) -> String {
+        Self::client()
+            .get(self.url("/metrics"))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("the server answers")
+            .text()
+            .await
+            .expect("metrics as text")
     }
 
     /// Starts the server again on the same store, after it stopped.
