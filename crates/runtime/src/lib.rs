@@ -38,6 +38,8 @@ const MEMBERSHIP_EVERY: Duration = Duration::from_secs(1);
 const SCHEDULER: &str = "scheduler";
 /// How often the process that leads deletes the answers nobody took.
 const FORGET_ANSWERS_EVERY: Duration = Duration::from_secs(60);
+/// How often a process whose callers wait looks for their answers, beside notifications.
+const ANSWER_LOOK_EVERY: Duration = Duration::from_secs(1);
 /// An answer left for a waiting caller is taken within a second; one this old has nobody
 /// waiting for it.
 const ANSWER_KEPT: Duration = Duration::from_secs(60);
@@ -313,8 +315,8 @@ impl Runtime {
         }
     }
 
-    /// Looks for the answers of every caller waiting here, after notifications may have been
-    /// missed.
+    /// Looks for the answers of every caller waiting here, in one statement, in case a
+    /// notification was missed.
     async fn take_all_answers(&self) {
         let waiting: Vec<String> = self
             .inner
@@ -322,8 +324,16 @@ impl Runtime {
             .lock()
             .map(|waiting| waiting.keys().cloned().collect())
             .unwrap_or_default();
-        for job_id in waiting {
-            self.take_answer(&job_id).await;
+        if waiting.is_empty() {
+            return;
+        }
+        match self.inner.store.take_answers(&waiting).await {
+            Ok(answers) => {
+                for (job_id, reply) in answers {
+                    self.hand_over(&job_id, reply);
+                }
+            }
+            Err(error) => tracing::debug!(%error, "cannot look for the answers of waiting callers"),
         }
     }
 
@@ -504,7 +514,9 @@ impl Runtime {
                 });
                 if leads {
                     runtime.look_at_triggers().await;
-                    if answers_forgotten.elapsed() >= FORGET_ANSWERS_EVERY {
+                    if runtime.store().is_shared()
+                        && answers_forgotten.elapsed() >= FORGET_ANSWERS_EVERY
+                    {
                         answers_forgotten = tokio::time::Instant::now();
                         if let Err(error) =
                             runtime.store().forget_answers_older_than(ANSWER_KEPT).await
@@ -541,9 +553,17 @@ impl Runtime {
         let mut events = self.inner.store.platform_events(listening)?;
         let runtime = self.clone();
         Some(tokio::spawn(async move {
+            // A connection dropped silently (by a firewall) may hear nothing for long: the
+            // answers of waiting callers are also looked for every second.
+            let mut look = tokio::time::interval(ANSWER_LOOK_EVERY);
+            look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let event = tokio::select! {
                     event = events.next() => event,
+                    _ = look.tick(), if listening.answers => {
+                        runtime.take_all_answers().await;
+                        continue;
+                    }
                     _ = shutdown.changed() => return,
                 };
                 match event {
@@ -633,6 +653,12 @@ impl Runtime {
                 .claim_job(&self.inner.owner, self.inner.lease)
                 .await
             {
+                Ok(Some(job)) if self.runs_here(&job.id) => {
+                    // Its lease ran out while the store was out of reach, and the task that
+                    // runs it waits for the store: the claim renewed the lease; one run is
+                    // enough.
+                    drop(slot);
+                }
                 Ok(Some(job)) => {
                     let log = self.register(&job.id, None);
                     let runtime = self.clone();
@@ -656,6 +682,14 @@ impl Runtime {
                 }
             }
         }
+    }
+
+    /// True when a task of this process runs the job.
+    fn runs_here(&self, job_id: &str) -> bool {
+        self.inner
+            .running
+            .lock()
+            .is_ok_and(|running| running.contains_key(job_id))
     }
 
     /// Notes a job as running here, with the log its steps write through.
@@ -874,11 +908,23 @@ impl Runtime {
                 &runtime.inner.owner,
                 runtime.inner.lease,
             );
+            let mut renewed = true;
             loop {
-                tokio::time::sleep(lease / 3).await;
-                if let Err(error) = store.renew_leases(owner, lease).await {
-                    tracing::warn!(%error, "cannot renew the leases of running jobs");
-                }
+                // After a failed renewal, again within a second: the leases must not run out
+                // while the store is briefly out of reach.
+                let pause = if renewed {
+                    lease / 3
+                } else {
+                    (lease / 3).min(Duration::from_secs(1))
+                };
+                tokio::time::sleep(pause).await;
+                renewed = match store.renew_leases(owner, lease).await {
+                    Ok(_) => true,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot renew the leases of running jobs");
+                        false
+                    }
+                };
                 match store.cancel_requests(owner).await {
                     Ok(requests) => {
                         for (job_id, reason) in requests {
@@ -950,7 +996,10 @@ pub fn finished_reply(outcome: &JobOutcome) -> Reply {
         return response.clone();
     }
     match outcome.record.status {
-        JobStatus::Succeeded => json!({ "status": 200, "body": outcome.record.output }),
+        // The output is sent as JSON whatever it is (a string too, or null), as it always was.
+        JobStatus::Succeeded => {
+            json!({ "status": 200, "body": outcome.record.output, "body_is_json": true })
+        }
         _ => {
             let message = outcome
                 .record

@@ -125,6 +125,11 @@ async fn receive_at(
         }
         WebhookMode::Sync => {
             let finished = runtime.wait_for(&job_id);
+            // A caller that hangs up stops the wait: nothing keeps looking for its answer.
+            let _waiting = StopWaiting {
+                runtime: runtime.clone(),
+                job_id: job_id.clone(),
+            };
             if let Err(error) = runtime
                 .accept(
                     &job_id,
@@ -155,6 +160,18 @@ async fn receive_at(
                 }
             }
         }
+    }
+}
+
+/// Ends a sync caller's wait for its job's answer when its request ends, however it ends.
+struct StopWaiting {
+    runtime: weft_runtime::Runtime,
+    job_id: String,
+}
+
+impl Drop for StopWaiting {
+    fn drop(&mut self) {
+        self.runtime.stop_waiting(&self.job_id);
     }
 }
 
@@ -348,7 +365,10 @@ fn respond(response: &Value) -> Response {
         .and_then(|status| StatusCode::from_u16(status as u16).ok())
         .unwrap_or(StatusCode::OK);
     let body = response.get("body").cloned().unwrap_or(Value::Null);
+    let as_json = response.get("body_is_json") == Some(&Value::Bool(true));
     let mut answer = match body {
+        // A job's output (no `respond` step) is JSON, whatever its type.
+        body if as_json => (status, Json(body)).into_response(),
         Value::String(text) => (status, text).into_response(),
         Value::Null => status.into_response(),
         other => (status, Json(other)).into_response(),

@@ -155,9 +155,10 @@ impl StoreError {
             StoreError::Database(error) => match error {
                 sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
                 sqlx::Error::Database(database) => database.code().is_some_and(|code| {
-                    // Connection exceptions, the server shutting down or starting, too many
-                    // connections.
-                    code.starts_with("08") || code.starts_with("57P") || code == "53300"
+                    // Connection exceptions (not a protocol violation, which would repeat),
+                    // the server shutting down, crashed or starting, too many connections.
+                    (code.starts_with("08") && code != "08P01")
+                        || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
                 }),
                 _ => false,
             },

@@ -79,13 +79,16 @@ pub struct Leadership {
 
 /// Settings of the lock's session. PostgreSQL ends it, and lets the lock go, when its
 /// machine vanishes without closing the connection (keepalives unanswered for about 11 s) or
-/// when the process hangs and stops asking (15 s idle).
+/// when the process hangs and stops asking (30 s idle).
 const LOCK_SESSION: [&str; 4] = [
     "SET tcp_keepalives_idle = 5",
     "SET tcp_keepalives_interval = 2",
     "SET tcp_keepalives_count = 3",
-    "SET idle_session_timeout = '15s'",
+    "SET idle_session_timeout = '30s'",
 ];
+/// How long a look at the lock may take: one that takes longer (a connection half open) is
+/// taken as the lead lost, and its connection is dropped.
+const LOCK_LOOK_WAIT: Duration = Duration::from_secs(3);
 
 impl Store {
     /// This process's bid for the work `name`, as `holder`; `period` is how long a lease
@@ -113,7 +116,18 @@ impl Leadership {
                     .take_lease(&self.name, &self.holder, self.period)
                     .await
             }
-            Backend::Postgres(_) => self.hold_lock().await,
+            Backend::Postgres(_) => {
+                match tokio::time::timeout(LOCK_LOOK_WAIT, self.hold_lock()).await {
+                    Ok(held) => held,
+                    Err(_) => {
+                        self.connection = None;
+                        Err(crate::StoreError::Unreachable(
+                            "PostgreSQL did not answer the look at the leader's lock in time"
+                                .to_owned(),
+                        ))
+                    }
+                }
+            }
         };
         self.leading = matches!(held, Ok(true));
         held

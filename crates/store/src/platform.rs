@@ -111,7 +111,8 @@ impl Store {
         platform.announce.notify_one();
     }
 
-    /// Listens to what the other processes say; `None` on SQLite, where there are none.
+    /// Listens to what the other processes say; `None` on SQLite, where there are none, and
+    /// when nothing is to be listened for.
     pub fn platform_events(&self, listening: Listening) -> Option<PlatformEvents> {
         let (Backend::Postgres(pool), Some(platform)) = (&*self.backend, &self.platform) else {
             return None;
@@ -122,6 +123,9 @@ impl Store {
         }
         if listening.answers {
             channels.push(platform.answers_channel.clone());
+        }
+        if channels.is_empty() {
+            return None;
         }
         let options = pool.connect_options().as_ref().clone();
         let own = PgPoolOptions::new()
@@ -179,6 +183,23 @@ impl Store {
                 None => Ok(None),
             }
         })
+    }
+
+    /// Takes (and deletes) the answers left for any of `job_ids`, in one statement: what a
+    /// process whose callers wait looks for on a timer, in case a notification was missed.
+    pub async fn take_answers(&self, job_ids: &[String]) -> Result<Vec<(String, Value)>> {
+        let Backend::Postgres(pool) = &*self.backend else {
+            // Only a shared store has answers left by other processes.
+            return Ok(Vec::new());
+        };
+        let take = "DELETE FROM job_answers WHERE job_id = ANY($1) RETURNING job_id, answer";
+        let rows = sqlx::query(take).bind(job_ids).fetch_all(pool).await?;
+        rows.iter()
+            .map(|row| {
+                let Json(answer): Json<Value> = row.try_get(1)?;
+                Ok((row.try_get(0)?, answer))
+            })
+            .collect()
     }
 
     /// Deletes the answers left longer ago than `age`: nobody waits for them any more.

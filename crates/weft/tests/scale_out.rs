@@ -92,6 +92,9 @@ const ECHO: &str = "name: Echo\ntrigger:\n  webhook: { path: echo, mode: sync }\
 /// A sync webhook without `respond`: the caller gets its output, or its failure.
 const DOUBLE: &str = "name: Double\ntrigger:\n  webhook: { path: double, mode: sync }\nsteps:\n  - id: double\n    transform: '.trigger.body.n * 2'\noutput: { doubled: \"{{ steps.double.output }}\" }\n";
 
+/// A sync webhook whose output is a string.
+const GREET: &str = "name: Greet\ntrigger:\n  webhook: { path: greet, mode: sync }\nsteps:\n  - id: note\n    set: { seen: true }\noutput: \"hello {{ trigger.body.name }}\"\n";
+
 /// How many jobs of `recipe` this process finished, by its metrics.
 async fn finished_here(server: &Server, recipe: &str) -> u64 {
     let text = server.metrics().await;
@@ -157,12 +160,13 @@ async fn processes_in_roles_share_the_work_and_sync_webhooks_are_answered_by_the
     let Some(web) = Server::start_with(Backend::Postgres, &["--role", "web"]).await else {
         return;
     };
+    // Eight slots each: a burst of 40 jobs cannot all go to one worker.
     let workers = [
-        web.another_process_as("worker"),
-        web.another_process_as("worker"),
+        web.another_process_as("worker", &["--workers", "8"]),
+        web.another_process_as("worker", &["--workers", "8"]),
     ];
     let (remote, calls) = Remote::start();
-    for recipe in [WORK, ECHO, DOUBLE] {
+    for recipe in [WORK, ECHO, DOUBLE, GREET] {
         web.save_recipe(recipe).await;
     }
 
@@ -201,6 +205,20 @@ async fn processes_in_roles_share_the_work_and_sync_webhooks_are_answered_by_the
             .contains("double"),
         "{failure}"
     );
+
+    let greeted = Server::client()
+        .post(web.url("/hooks/greet"))
+        .json(&json!({"name": "Ann"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(greeted.status(), 200);
+    assert_eq!(
+        greeted.headers()["content-type"],
+        "application/json",
+        "an output that is a string is sent as JSON"
+    );
+    assert_eq!(greeted.text().await.unwrap(), "\"hello Ann\"");
 
     let events = (0..40)
         .map(|n| json!({"remote": remote, "key": format!("burst-{n}"), "ms": 300}))
@@ -249,8 +267,8 @@ async fn no_job_is_run_by_two_workers_at_once() {
         return;
     };
     let workers = [
-        web.another_process_as("worker"),
-        web.another_process_as("worker"),
+        web.another_process_as("worker", &[]),
+        web.another_process_as("worker", &[]),
     ];
     let (remote, calls) = Remote::start();
     web.save_recipe(WORK).await;
@@ -282,11 +300,12 @@ async fn a_killed_workers_jobs_finish_elsewhere_and_no_finished_step_runs_again(
     let Some(web) = Server::start_with(Backend::Postgres, &["--role", "web"]).await else {
         return;
     };
-    let mut doomed = web.another_process_as("worker");
-    let _survivor = web.another_process_as("worker");
+    // Eight slots each, and sixteen jobs: each worker runs eight of them when one dies.
+    let mut doomed = web.another_process_as("worker", &["--workers", "8"]);
+    let _survivor = web.another_process_as("worker", &["--workers", "8"]);
     let (remote, calls) = Remote::start();
     web.save_recipe(THREE_CALLS).await;
-    const JOBS: usize = 20;
+    const JOBS: usize = 16;
     let events = (0..JOBS)
         .map(|n| json!({"remote": remote, "key": format!("job-{n}")}))
         .collect();
@@ -369,8 +388,8 @@ async fn the_schedulers_lead_moves_when_its_holder_dies_and_each_tick_fires_once
         return;
     };
     let mut schedulers = [
-        web.another_process_as("scheduler"),
-        web.another_process_as("scheduler"),
+        web.another_process_as("scheduler", &[]),
+        web.another_process_as("scheduler", &[]),
     ];
     let began = Instant::now();
     let leader = loop {
@@ -380,12 +399,23 @@ async fn the_schedulers_lead_moves_when_its_holder_dies_and_each_tick_fires_once
         assert!(began.elapsed() < Duration::from_secs(10), "nobody leads");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    let standby = 1 - leader;
+    assert!(
+        !schedulers[standby].logs().contains(LEADS),
+        "both schedulers lead:\n{}",
+        schedulers[standby].logs()
+    );
     let created = web.save_recipe(EVERY_SECOND).await;
     let id = created["id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let killed_at = chrono::Utc::now();
+    assert!(
+        !schedulers[standby].logs().contains(LEADS),
+        "both schedulers led:\n{}",
+        schedulers[standby].logs()
+    );
     schedulers[leader].crash();
-    let standby = &schedulers[1 - leader];
+    let standby = &schedulers[standby];
     let waited = Instant::now();
     while !standby.logs().contains(LEADS) {
         assert!(
@@ -536,6 +566,23 @@ async fn a_postgresql_restart_loses_no_accepted_event() {
     }
     until_queue_is_empty(&server, Duration::from_secs(60)).await;
     assert!(failed_jobs(&server).await.is_empty());
+    let seen = calls.seen();
+    let twice: Vec<&String> = accepted
+        .iter()
+        .copied()
+        .filter(|key| seen[key.as_str()].calls != 1)
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "jobs ran again after the restart: {twice:?}"
+    );
+    assert!(
+        server
+            .logs()
+            .contains("the store is out of reach; the write waits for it"),
+        "no running job had to wait for the store: the restart proved nothing\n{}",
+        server.logs()
+    );
 }
 
 /// PostgreSQL out of reach at start: `weft serve` says so and exits at once, instead of

@@ -231,8 +231,8 @@ impl Server {
     }
 
     /// Starts another process of the platform on the same store in `role` (`web`, `worker`,
-    /// `scheduler`, `all`), on a port of its own.
-    pub fn another_process_as(&self, role: &str) -> Server {
+    /// `scheduler`, `all`), with more options, on a port of its own.
+    pub fn another_process_as(&self, role: &str, options: &[&str]) -> Server {
         let mut store_args = self.store_args.clone();
         match store_args.iter().position(|arg| arg == "--role") {
             Some(at) => role.clone_into(&mut store_args[at + 1]),
@@ -241,6 +241,11 @@ impl Server {
                 store_args.splice(listen..listen, ["--role".to_owned(), role.to_owned()]);
             }
         }
+        let listen = store_args.len() - 2;
+        store_args.splice(
+            listen..listen,
+            options.iter().map(|option| option.to_string()),
+        );
         let logs = Arc::new(Mutex::new(String::new()));
         let (child, base) = launch_on_any_port(&mut store_args, &self.env, &logs);
         Server {
