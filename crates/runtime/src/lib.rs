@@ -172,13 +172,23 @@ impl Runtime {
     /// whoever changed it sees it work at once.
     pub fn poll_soon(&self, recipe_id: &str) {
         self.inner.polls.due_now(recipe_id);
+        if self.inner.store.is_shared() {
+            // The process that leads may be another.
+            let store = self.inner.store.clone();
+            let recipe_id = recipe_id.to_owned();
+            tokio::spawn(async move {
+                if let Err(error) = store.announce_poll_due(&recipe_id).await {
+                    tracing::debug!(%error, "cannot tell the leader to poll; it polls at the poll's next time");
+                }
+            });
+        }
     }
 
     /// Forgets a poll trigger's cursor and seen keys, and polls it again at once: items seen
     /// before make jobs again. Logged with who asked, as it can repeat work.
     pub async fn reset_poll(&self, recipe_id: &str, by: &str) -> weft_store::Result<bool> {
         let had = self.inner.store.reset_poll(recipe_id).await?;
-        self.inner.polls.due_now(recipe_id);
+        self.poll_soon(recipe_id);
         tracing::warn!(
             recipe = recipe_id,
             by,
@@ -542,8 +552,9 @@ impl Runtime {
     }
 
     /// Listens to the other processes of a platform on PostgreSQL until `shutdown`: wakes
-    /// this process's workers when jobs are queued elsewhere (when it runs jobs), and hands
-    /// over the answers left for callers waiting here (when it takes events). Nothing to
+    /// this process's workers when jobs are queued elsewhere (when it runs jobs), hands over
+    /// the answers left for callers waiting here (when it takes events), and polls at once the
+    /// poll triggers saved or reset elsewhere (when it may lead). Nothing to
     /// listen to on SQLite; workers look at the queue on a timer all the same.
     pub fn spawn_listener(
         &self,
@@ -569,6 +580,7 @@ impl Runtime {
                 match event {
                     PlatformEvent::JobsQueued => runtime.inner.wake.notify_one(),
                     PlatformEvent::Answered(job_id) => runtime.take_answer(&job_id).await,
+                    PlatformEvent::PollDue(recipe_id) => runtime.inner.polls.due_now(&recipe_id),
                     PlatformEvent::Resumed => {
                         runtime.inner.wake.notify_one();
                         runtime.take_all_answers().await;

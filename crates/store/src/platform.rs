@@ -1,6 +1,7 @@
 //! What the processes of one platform tell each other through PostgreSQL: that jobs were
-//! queued (so that idle workers look at once instead of at their next poll), and that a job's
-//! answer was left for the process whose caller waits for it. Both are `NOTIFY`s on channels
+//! queued (so that idle workers look at once instead of at their next poll), that a job's
+//! answer was left for the process whose caller waits for it, and that a poll trigger was
+//! saved or reset (so that the leader polls it at once). Both are `NOTIFY`s on channels
 //! named after the store's schema, so that installations sharing a database in schemas of
 //! their own do not wake each other. On SQLite (one process) there is nothing to tell.
 //!
@@ -28,6 +29,7 @@ pub(crate) struct Platform {
     pub(crate) schema: String,
     jobs_channel: String,
     answers_channel: String,
+    polls_channel: String,
     /// Asks the announcer to tell the other processes that jobs were queued.
     announce: Arc<Notify>,
     announcer: OnceLock<()>,
@@ -40,6 +42,7 @@ impl Platform {
         Platform {
             jobs_channel: format!("weft_jobs_{tag}"),
             answers_channel: format!("weft_answers_{tag}"),
+            polls_channel: format!("weft_polls_{tag}"),
             schema,
             announce: Arc::new(Notify::new()),
             announcer: OnceLock::new(),
@@ -54,6 +57,8 @@ pub enum PlatformEvent {
     JobsQueued,
     /// The answer of this job was left for the process waiting for it.
     Answered(String),
+    /// This recipe's poll trigger is to be polled at once.
+    PollDue(String),
     /// The listener was cut off and listens again: whatever was said meanwhile is lost, so
     /// look now.
     Resumed,
@@ -66,6 +71,8 @@ pub struct Listening {
     pub jobs: bool,
     /// Answers of jobs run elsewhere: for processes whose callers wait for jobs.
     pub answers: bool,
+    /// Polls to make at once: for processes that may lead.
+    pub polls: bool,
 }
 
 /// A listener on the platform's channels, with a connection of its own.
@@ -74,6 +81,7 @@ pub struct PlatformEvents {
     pool: PgPool,
     channels: Vec<String>,
     jobs_channel: String,
+    polls_channel: String,
     listener: Option<PgListener>,
 }
 
@@ -111,6 +119,20 @@ impl Store {
         platform.announce.notify_one();
     }
 
+    /// Tells the process that leads to poll a recipe's poll trigger at once (it was saved,
+    /// enabled or reset elsewhere). Nothing to tell on SQLite.
+    pub async fn announce_poll_due(&self, recipe_id: &str) -> Result<()> {
+        let (Backend::Postgres(pool), Some(platform)) = (&*self.backend, &self.platform) else {
+            return Ok(());
+        };
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(&platform.polls_channel)
+            .bind(recipe_id)
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
+
     /// Listens to what the other processes say; `None` on SQLite, where there are none, and
     /// when nothing is to be listened for.
     pub fn platform_events(&self, listening: Listening) -> Option<PlatformEvents> {
@@ -123,6 +145,9 @@ impl Store {
         }
         if listening.answers {
             channels.push(platform.answers_channel.clone());
+        }
+        if listening.polls {
+            channels.push(platform.polls_channel.clone());
         }
         if channels.is_empty() {
             return None;
@@ -138,6 +163,7 @@ impl Store {
             pool: own,
             channels,
             jobs_channel: platform.jobs_channel.clone(),
+            polls_channel: platform.polls_channel.clone(),
             listener: None,
         })
     }
@@ -234,6 +260,9 @@ impl PlatformEvents {
             match listener.try_recv().await {
                 Ok(Some(notification)) if notification.channel() == self.jobs_channel => {
                     return PlatformEvent::JobsQueued;
+                }
+                Ok(Some(notification)) if notification.channel() == self.polls_channel => {
+                    return PlatformEvent::PollDue(notification.payload().to_owned());
                 }
                 Ok(Some(notification)) => {
                     return PlatformEvent::Answered(notification.payload().to_owned());

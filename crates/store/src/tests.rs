@@ -1425,8 +1425,8 @@ both_backends!(
     }
 );
 
-/// What one process says reaches the others listening on the same schema: queued jobs and
-/// answers, each by its own channel.
+/// What one process says reaches the others listening on the same schema: queued jobs,
+/// answers and polls due, each by its own channel.
 #[tokio::test]
 async fn processes_hear_queued_jobs_and_answers() {
     let Some(speaker) = postgres().await else {
@@ -1437,6 +1437,7 @@ async fn processes_hear_queued_jobs_and_answers() {
         .platform_events(crate::Listening {
             jobs: true,
             answers: true,
+            polls: true,
         })
         .expect("PostgreSQL has a platform");
     let wait = std::time::Duration::from_secs(5);
@@ -1463,12 +1464,18 @@ async fn processes_hear_queued_jobs_and_answers() {
         tokio::time::timeout(wait, events.next()).await.unwrap(),
         crate::PlatformEvent::Answered(job)
     );
+    speaker.announce_poll_due(&recipe.id).await.unwrap();
+    assert_eq!(
+        tokio::time::timeout(wait, events.next()).await.unwrap(),
+        crate::PlatformEvent::PollDue(recipe.id.clone())
+    );
     let (_dir, sqlite) = sqlite().await;
     assert!(
         sqlite
             .platform_events(crate::Listening {
                 jobs: true,
-                answers: true
+                answers: true,
+                polls: true,
             })
             .is_none(),
         "SQLite has one process: nobody to listen to"

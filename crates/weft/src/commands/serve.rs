@@ -257,6 +257,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listening = weft_store::Listening {
         jobs: role.runs_jobs(),
         answers: role.serves_api(),
+        polls: role.schedules(),
     };
     // Listening waits for nothing at shutdown: it is not among the workers.
     let _listener = runtime.spawn_listener(listening, stopping.clone());
