@@ -14,18 +14,30 @@ use weft_store::StoredRecipe;
 
 use crate::Runtime;
 
-/// When each poll trigger of this process is next due, and which are polling now.
+/// When each poll trigger of this process is next due, which are polling now, and which were
+/// made due while they polled (they poll again as soon as that poll ends).
 #[derive(Default)]
 pub struct PollClock {
     next: Mutex<HashMap<String, Instant>>,
     polling: Mutex<HashSet<String>>,
+    again: Mutex<HashSet<String>>,
 }
 
 impl PollClock {
-    /// Makes a trigger due at once (after a reset).
+    /// Makes a trigger due at once (after a save or a reset); one polling now polls again
+    /// when it ends, since what it read may be from before the change.
     pub fn due_now(&self, recipe_id: &str) {
+        // Under the `polling` lock, as in `done`: a poll cannot end in between.
+        let Ok(polling) = self.polling.lock() else {
+            return;
+        };
         if let Ok(mut next) = self.next.lock() {
             next.remove(recipe_id);
+        }
+        if polling.contains(recipe_id)
+            && let Ok(mut again) = self.again.lock()
+        {
+            again.insert(recipe_id.to_owned());
         }
     }
 
@@ -50,12 +62,17 @@ impl PollClock {
     }
 
     fn done(&self, recipe_id: &str, every: Duration) {
-        if let Ok(mut next) = self.next.lock() {
+        let Ok(mut polling) = self.polling.lock() else {
+            return;
+        };
+        let again = self
+            .again
+            .lock()
+            .is_ok_and(|mut again| again.remove(recipe_id));
+        if !again && let Ok(mut next) = self.next.lock() {
             next.insert(recipe_id.to_owned(), Instant::now() + every);
         }
-        if let Ok(mut polling) = self.polling.lock() {
-            polling.remove(recipe_id);
-        }
+        polling.remove(recipe_id);
     }
 }
 

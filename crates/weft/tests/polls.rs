@@ -217,7 +217,7 @@ async fn arrivals(api: &crate::support::http_server::TestServer, key: &str) -> V
 
 /// Waits up to ten seconds for `/track/{key}` to have been called `count` times; then what
 /// it saw.
-async fn arrivals_reach(
+pub(crate) async fn arrivals_reach(
     api: &crate::support::http_server::TestServer,
     key: &str,
     count: usize,

@@ -616,7 +616,11 @@ async fn a_poll_reset_in_a_web_process_is_polled_at_once_by_the_leader() {
     let recipe = "name: Feed\ntrigger:\n  poll:\n    every: 1h\n    action: http.request\n    connection: api\n    input: { url: /track/feed }\n    items: '[]'\n    key: .id\nsteps:\n  - id: n\n    transform: .trigger\n";
     let created = web.save_recipe(recipe).await;
     let id = created["id"].as_str().unwrap();
-    assert_eq!(poll_arrivals(&api, 1).await, 1, "the first poll");
+    assert_eq!(
+        crate::polls::arrivals_reach(&api, "feed", 1).await.len(),
+        1,
+        "the first poll"
+    );
     let (status, body) = web
         .api(
             Method::POST,
@@ -626,29 +630,10 @@ async fn a_poll_reset_in_a_web_process_is_polled_at_once_by_the_leader() {
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
-        poll_arrivals(&api, 2).await,
+        crate::polls::arrivals_reach(&api, "feed", 2).await.len(),
         2,
         "the leader did not poll again after the reset"
     );
-}
-
-/// How many times the feed was polled, once it reaches `count` or after 10 s.
-async fn poll_arrivals(api: &crate::support::http_server::TestServer, count: usize) -> usize {
-    let mut arrivals = 0;
-    for _ in 0..100 {
-        let seen: Value = reqwest::get(format!("{}/tracked/feed", api.base))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        arrivals = seen["arrivals_ms"].as_array().map_or(0, Vec::len);
-        if arrivals >= count {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    arrivals
 }
 
 /// PostgreSQL out of reach at start: `weft serve` says so and exits at once, instead of
