@@ -353,34 +353,7 @@ async fn a_killed_workers_jobs_finish_elsewhere_and_no_finished_step_runs_again(
     );
 }
 
-const EVERY_SECOND: &str = "name: Every second\ntrigger: { schedule: { cron: '* * * * * *' } }\nsteps:\n  - id: tick\n    set: { at: '{{ trigger.scheduled_at }}' }\n";
-
 const LEADS: &str = "this process runs the schedules, polls and housekeeping now";
-
-/// The `scheduled_at` of every job of a recipe, oldest first.
-async fn scheduled_ticks(server: &Server, recipe_id: &str) -> Vec<chrono::DateTime<chrono::Utc>> {
-    let store = weft_store::Store::connect(server.database_url().expect("PostgreSQL"))
-        .await
-        .expect("the test reaches the store");
-    let filter = weft_store::JobFilter {
-        recipe_id: Some(recipe_id.to_owned()),
-        limit: 1000,
-        ..Default::default()
-    };
-    let mut ticks = Vec::new();
-    for job in store.jobs(&filter).await.expect("the store answers") {
-        let record = store.job(&job.id).await.unwrap().expect("the job");
-        ticks.push(
-            record.trigger["scheduled_at"]
-                .as_str()
-                .unwrap()
-                .parse()
-                .unwrap(),
-        );
-    }
-    ticks.sort();
-    ticks
-}
 
 /// Two scheduler processes: one leads; killed (SIGKILL), the other takes the lead within
 /// seconds, and every tick of an every-second schedule fires exactly once across the change.
@@ -413,7 +386,7 @@ async fn the_schedulers_lead_moves_when_its_holder_dies_and_each_tick_fires_once
         "both schedulers lead:\n{}",
         schedulers[standby].logs()
     );
-    let created = web.save_recipe(EVERY_SECOND).await;
+    let created = web.save_recipe(crate::serve::EVERY_SECOND).await;
     let id = created["id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let killed_at = chrono::Utc::now();
@@ -440,7 +413,7 @@ async fn the_schedulers_lead_moves_when_its_holder_dies_and_each_tick_fires_once
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(600)).await;
 
-    let ticks = scheduled_ticks(&web, &id).await;
+    let ticks = crate::serve::scheduled_ticks(&web, &id).await;
     assert!(
         ticks.iter().filter(|at| **at > killed_at).count() >= 2,
         "no tick fired after the leader died: {ticks:?}"

@@ -538,7 +538,10 @@ on_both_backends!(
 );
 
 /// The `scheduled_at` of every job of a recipe, oldest first.
-async fn scheduled_ticks(server: &Server, recipe_id: &str) -> Vec<chrono::DateTime<chrono::Utc>> {
+pub(crate) async fn scheduled_ticks(
+    server: &Server,
+    recipe_id: &str,
+) -> Vec<chrono::DateTime<chrono::Utc>> {
     let (_, listed) = server
         .api(
             Method::GET,
@@ -567,7 +570,7 @@ async fn scheduled_ticks(server: &Server, recipe_id: &str) -> Vec<chrono::DateTi
     ticks
 }
 
-const EVERY_SECOND: &str = "name: Every second\ntrigger: { schedule: { cron: '* * * * * *' } }\nsteps:\n  - id: tick\n    set: { at: '{{ trigger.scheduled_at }}' }\n";
+pub(crate) const EVERY_SECOND: &str = "name: Every second\ntrigger: { schedule: { cron: '* * * * * *' } }\nsteps:\n  - id: tick\n    set: { at: '{{ trigger.scheduled_at }}' }\n";
 
 /// Saves [`EVERY_SECOND`], lets it tick, kills the server, keeps it down for `down`, starts
 /// it again and lets it tick; returns the recipe's ticks, when it went down and when it came

@@ -216,18 +216,7 @@ impl Server {
     /// Starts another process of the platform on the same store (with the same options, on
     /// a port of its own), as a second machine would: the same token reaches it.
     pub fn another_process(&self) -> Server {
-        let mut store_args = self.store_args.clone();
-        let logs = Arc::new(Mutex::new(String::new()));
-        let (child, base) = launch_on_any_port(&mut store_args, &self.env, &logs);
-        Server {
-            base,
-            token: self.token.clone(),
-            child,
-            store_args,
-            env: self.env.clone(),
-            logs,
-            _dir: Arc::clone(&self._dir),
-        }
+        self.process_with(self.store_args.clone())
     }
 
     /// Starts another process of the platform on the same store in `role` (`web`, `worker`,
@@ -246,6 +235,11 @@ impl Server {
             listen..listen,
             options.iter().map(|option| option.to_string()),
         );
+        self.process_with(store_args)
+    }
+
+    /// Starts a process on this server's store with `store_args`, on a port of its own.
+    fn process_with(&self, mut store_args: Vec<String>) -> Server {
         let logs = Arc::new(Mutex::new(String::new()));
         let (child, base) = launch_on_any_port(&mut store_args, &self.env, &logs);
         Server {
