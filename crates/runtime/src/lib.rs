@@ -235,9 +235,11 @@ impl Runtime {
     }
 
     /// Hands a job's answer to the caller waiting for it: here, or in another process that
-    /// took the job's event (a sync webhook) and is told through the store.
-    fn answer(&self, job_id: &str, reply: Reply) {
-        if self.hand_over(job_id, reply.clone()) {
+    /// took the job's event (a sync webhook) and is told through the store. The reply is made
+    /// only when someone waits for it: most jobs have no caller waiting.
+    fn answer(&self, job_id: &str, reply: impl FnOnce() -> Reply) {
+        if let Some(waiter) = self.waiter(job_id) {
+            let _ = waiter.send(reply());
             return;
         }
         let post = self
@@ -252,6 +254,7 @@ impl Runtime {
             })
             .unwrap_or(false);
         if post {
+            let reply = reply();
             let store = self.inner.store.clone();
             let job_id = job_id.to_owned();
             tokio::spawn(async move {
@@ -289,20 +292,19 @@ impl Runtime {
         }
     }
 
-    /// Hands an answer to a caller waiting here; false when none is.
-    fn hand_over(&self, job_id: &str, reply: Reply) -> bool {
-        let waiter = self
-            .inner
+    /// The caller waiting here for a job's answer, taken from those waiting.
+    fn waiter(&self, job_id: &str) -> Option<oneshot::Sender<Reply>> {
+        self.inner
             .waiting
             .lock()
             .ok()
-            .and_then(|mut waiting| waiting.remove(job_id));
-        match waiter {
-            Some(waiter) => {
-                let _ = waiter.send(reply);
-                true
-            }
-            None => false,
+            .and_then(|mut waiting| waiting.remove(job_id))
+    }
+
+    /// Hands an answer to a caller waiting here, if one is.
+    fn hand_over(&self, job_id: &str, reply: Reply) {
+        if let Some(waiter) = self.waiter(job_id) {
+            let _ = waiter.send(reply);
         }
     }
 
@@ -812,7 +814,7 @@ impl Runtime {
             }
         }
         record_metrics(&outcome.record);
-        self.answer(&job.id, finished_reply(&outcome));
+        self.answer(&job.id, || finished_reply(&outcome));
     }
 
     /// Puts a job to sleep in the store; or, when it was asked to stop meanwhile (here, or
@@ -1125,7 +1127,7 @@ impl StepLog for StoreStepLog {
 
     fn responded(&self, job_id: &str, response: &serde_json::Value) {
         if self.written.load(std::sync::atomic::Ordering::Acquire) {
-            self.runtime.answer(job_id, response.clone());
+            self.runtime.answer(job_id, || response.clone());
         } else if let Ok(mut held) = self.held_answer.lock() {
             // Handed over once the job is written: at its next step that waits or reaches
             // outside, or with its record.
@@ -1186,7 +1188,7 @@ impl StoreStepLog {
                 .ok()
                 .and_then(|mut held| held.take());
             if let Some(response) = held {
-                self.runtime.answer(job_id, response);
+                self.runtime.answer(job_id, || response);
             }
         }
         Ok(())
