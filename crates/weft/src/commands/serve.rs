@@ -524,3 +524,19 @@ async fn wait_for_signal() {
         let _ = interrupt.await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Role, default_pool};
+
+    /// The pool follows the formula `docs/scaling.md` gives: 2, plus 4 per core for the API,
+    /// plus one per 16 job slots for jobs.
+    #[test]
+    fn the_default_pool_follows_the_documented_formula() {
+        assert_eq!(default_pool(Role::All, 128, 2), 2 + 8 + 8);
+        assert_eq!(default_pool(Role::Web, 0, 2), 2 + 8);
+        assert_eq!(default_pool(Role::Worker, 128, 2), 2 + 8);
+        assert_eq!(default_pool(Role::Worker, 17, 2), 2 + 2);
+        assert_eq!(default_pool(Role::Scheduler, 0, 2), 2);
+    }
+}
