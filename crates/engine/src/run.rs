@@ -175,6 +175,8 @@ impl<'e> JobRun<'e> {
             steps: journal,
             rerun_of: None,
             called_by: None,
+            held: None,
+            tasks: None,
         };
         let scrub = self
             .scrub

@@ -4,6 +4,7 @@
 
 pub mod connections;
 pub mod masking;
+pub mod plans;
 mod poll;
 mod recipes;
 pub mod retention;
@@ -11,6 +12,7 @@ mod schedule;
 pub mod subjects;
 mod subscriptions;
 pub mod tables;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -76,6 +78,8 @@ struct Inner {
     /// The jobs running in this process, from the moment they are accepted or claimed.
     running: Mutex<HashMap<String, RunningJob>>,
     polls: poll::PollClock,
+    /// The platform's plans, each workspace's, and the workspaces whose jobs are held.
+    plans: usage::PlanBook,
 }
 
 impl Runtime {
@@ -96,6 +100,7 @@ impl Runtime {
                 slots: Arc::new(Semaphore::new(0)),
                 running: Mutex::new(HashMap::new()),
                 polls: poll::PollClock::default(),
+                plans: usage::PlanBook::default(),
             }),
         }
     }
@@ -105,6 +110,14 @@ impl Runtime {
     pub fn with_lease(mut self, lease: Duration) -> Runtime {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.lease = lease;
+        }
+        self
+    }
+
+    /// Sets the platform's plans (by default one, unlimited). Call before spawning anything.
+    pub fn with_plans(mut self, plans: plans::Plans) -> Runtime {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.plans = usage::PlanBook::new(plans);
         }
         self
     }
@@ -379,16 +392,21 @@ impl Runtime {
         recipe: &Recipe,
         trigger: Value,
         acceptance: Acceptance,
-    ) -> weft_store::Result<()> {
+    ) -> weft_store::Result<Accepted> {
         let store = &self.inner.store;
-        let slot = match recipe.concurrency {
+        if self.is_held(&stored.workspace_id) {
+            // Over its plan's tasks: queued, where the store holds it.
+            store.enqueue_job_as(job_id, stored, &trigger).await?;
+            return Ok(Accepted::Held);
+        }
+        let slot = match self.concurrency_of(recipe) {
             None => self.free_slot(acceptance).await,
             Some(_) => None,
         };
         let Some(slot) = slot else {
             store.enqueue_job_as(job_id, stored, &trigger).await?;
             self.job_queued();
-            return Ok(());
+            return Ok(Accepted::Queued);
         };
         let unwritten = match acceptance {
             Acceptance::Committed => {
@@ -421,7 +439,7 @@ impl Runtime {
             runtime.run(job, Progress::None, log).await;
             drop(slot);
         });
-        Ok(())
+        Ok(Accepted::Running)
     }
 
     /// Makes sure a job accepted for a caller that stopped waiting is written, so that it is
@@ -735,9 +753,11 @@ impl Runtime {
 
     async fn run_claimed(&self, job: ClaimedJob, progress: Progress, log: Arc<StoreStepLog>) {
         let store = &self.inner.store;
+        let mut ran: Option<Arc<Recipe>> = None;
         let mut outcome = match self.prepare(&job, progress).await {
             Ok((recipe, finished)) => {
                 self.note_caller_elsewhere(&job.id, &recipe);
+                ran = Some(Arc::clone(&recipe));
                 let log: Arc<dyn StepLog> = log.clone();
                 self.inner
                     .engine
@@ -765,8 +785,11 @@ impl Runtime {
             return;
         }
         let unwritten = log.unwritten.lock().await.take();
+        let tasks = ran
+            .as_deref()
+            .map_or(0, |recipe| usage::tasks_in(recipe, &outcome.record.steps));
         if let Some(until) = outcome.resume_at {
-            let Some(reason) = self.sleep_or_stop(&job.id, until, &outcome).await else {
+            let Some(reason) = self.sleep_or_stop(&job.id, until, &outcome, tasks).await else {
                 return;
             };
             // Asked to stop while it went to sleep: it ends here instead.
@@ -789,14 +812,14 @@ impl Runtime {
         let written = match &unwritten {
             Some(unwritten) if outcome.record.status != JobStatus::Failed => {
                 until_store_is_back(Patience::UntilBack, || {
-                    store.record_job(unwritten.stored.as_ref().into(), &outcome.record)
+                    store.record_job(unwritten.stored.as_ref().into(), &outcome.record, tasks)
                 })
                 .await
                 .map(|()| true)
             }
             _ => {
                 until_store_is_back(Patience::UntilBack, || {
-                    store.finish_job(&outcome.record, &self.inner.owner)
+                    store.finish_job(&outcome.record, &self.inner.owner, tasks)
                 })
                 .await
             }
@@ -824,6 +847,7 @@ impl Runtime {
         job_id: &str,
         until: chrono::DateTime<chrono::Utc>,
         outcome: &JobOutcome,
+        tasks: i64,
     ) -> Option<String> {
         if let Some(reason) = self.cancel_reason_here(job_id) {
             return Some(reason);
@@ -831,7 +855,7 @@ impl Runtime {
         let store = &self.inner.store;
         let owner = &self.inner.owner;
         match until_store_is_back(Patience::UntilBack, || {
-            store.suspend_job(job_id, owner, until, &outcome.record.steps)
+            store.suspend_job(job_id, owner, until, &outcome.record.steps, tasks)
         })
         .await
         {
@@ -982,6 +1006,17 @@ pub enum Acceptance {
     /// handed to the caller, and at the latest with its record: the caller waits for the
     /// answer (a sync webhook), and learns of a crash before then by the connection closing.
     BeforeEffects,
+}
+
+/// What became of an accepted event's job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// It runs in this process now.
+    Running,
+    /// It waits in the queue for a worker.
+    Queued,
+    /// It is kept but held: its workspace is over its plan's tasks for the month.
+    Held,
 }
 
 /// A job that runs without having been written yet, and what writing it takes.
@@ -1149,9 +1184,12 @@ impl StepLog for StoreStepLog {
             version,
         };
         let store = &self.runtime.inner.store;
-        until_store_is_back(Patience::UntilBack, || store.record_job(origin, record))
-            .await
-            .map_err(|error| error.to_string())
+        let tasks = usage::tasks_in(recipe, &record.steps);
+        until_store_is_back(Patience::UntilBack, || {
+            store.record_job(origin, record, tasks)
+        })
+        .await
+        .map_err(|error| error.to_string())
     }
 
     async fn before_effect(&self, job_id: &str) -> Result<(), String> {
@@ -1227,5 +1265,7 @@ fn unrunnable(job: &ClaimedJob, message: String) -> JobRecord {
         steps: Vec::new(),
         rerun_of: None,
         called_by: None,
+        held: None,
+        tasks: None,
     }
 }

@@ -65,11 +65,12 @@ pub async fn apply_retention(
             .await
             .ok()
             .and_then(|recipe| recipe.retention.as_ref().and_then(|rule| rule.keep));
-        let keep = keep_for(
+        // A plan's ceiling bounds whatever the recipe or the workspace asks.
+        let keep = runtime.plan_of(&stored.workspace_id).keep_for(keep_for(
             recipe_keep,
             &settings_of(&stored.workspace_id),
             default_keep,
-        );
+        ));
         let before = cutoff(keep);
         loop {
             let deleted = store
@@ -83,7 +84,9 @@ pub async fn apply_retention(
         }
     }
     for (workspace, settings) in &workspaces {
-        let keep = settings.keep.unwrap_or(default_keep);
+        let keep = runtime
+            .plan_of(workspace)
+            .keep_for(settings.keep.unwrap_or(default_keep));
         let before = cutoff(keep);
         loop {
             let deleted = store

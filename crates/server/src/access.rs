@@ -15,8 +15,8 @@ use weft_store::{AuditEvent, Role};
 
 use crate::error::ApiError;
 use crate::{
-    AppState, accounts, audit, auth, connections, dashboard, jobs, library, members, privacy,
-    recipes, rights, sessions, sso, tables, tokens, workspaces,
+    AppState, accounts, audit, auth, billing, connections, dashboard, jobs, library, members,
+    privacy, recipes, rights, sessions, sso, tables, tokens, usage, workspaces,
 };
 
 /// One route: its method and path (under `/api/v1`), the least role that may call it, what
@@ -223,6 +223,10 @@ pub fn api_routes() -> Vec<ApiRoute> {
             .audited("privacy.subject_search"),
         route(POST, "/privacy/subjects/erase", Admin, "Erase a person's identifier from every ended job", post(privacy::erase_subject))
             .audited("privacy.subject_erase"),
+        route(GET, "/usage", Viewer, "This month's usage against the plan's limits, warnings, held jobs, and every month before", get(usage::show)),
+        route(GET, "/usage/csv", Viewer, "Usage month by month as CSV", get(usage::export_csv))
+            .audited("usage.export"),
+        route(GET, "/billing", Admin, "The workspace's plan, subscription, invoices and payments", get(billing::show)),
         route(GET, "/workspaces", Viewer, "The caller's workspaces and roles", get(workspaces::list)),
         route(POST, "/workspaces", Viewer, "Make a workspace, its maker its owner", post(workspaces::create))
             .audited("workspace.create").answers(201),

@@ -19,6 +19,7 @@ use crate::access::AuditNote;
 use crate::auth::{ClientMeta, CurrentUser, hash_password, new_secret, token_hash};
 use crate::error::{ApiError, TextBody, parse_body};
 use crate::sessions::password_problem;
+use weft_runtime::plans::Measure;
 
 /// How long each kind of link lasts.
 const RESET_LASTS: chrono::Duration = chrono::Duration::hours(1);
@@ -260,6 +261,7 @@ pub async fn invite(
     let role = Role::parse(&request.role).ok_or_else(|| {
         ApiError::bad_request("`role` must be viewer, operator, builder, admin or owner")
     })?;
+    crate::usage::check_room(&state, &caller.workspace_id, Measure::Members, 1).await?;
     if role > caller.role {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -350,6 +352,9 @@ pub async fn accept(
                 ));
             }
             let had = store.membership(&workspace, &user.id).await?;
+            if had.is_none() {
+                crate::usage::check_room(&state, &workspace, Measure::Members, 1).await?;
+            }
             store
                 .set_membership(&workspace, &user.id, had.map_or(role, |had| had.max(role)))
                 .await?;
@@ -357,6 +362,7 @@ pub async fn accept(
             user
         }
         None => {
+            crate::usage::check_room(&state, &workspace, Measure::Members, 1).await?;
             let name = request.name.unwrap_or_default();
             make_person(
                 &state,

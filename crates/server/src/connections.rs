@@ -11,6 +11,7 @@ use crate::AppState;
 use crate::access::AuditNote;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, TextBody, parse_body};
+use weft_runtime::plans::Measure;
 
 impl From<ConnectionError> for ApiError {
     fn from(error: ConnectionError) -> ApiError {
@@ -49,6 +50,7 @@ pub async fn create(
     TextBody(body): TextBody,
 ) -> Result<(StatusCode, Extension<AuditNote>, Json<Value>), ApiError> {
     let input = parse_input(&body)?;
+    crate::usage::check_room(&state, &caller.workspace_id, Measure::Connections, 1).await?;
     let created = state
         .connections
         .create(&caller.workspace_id, input)

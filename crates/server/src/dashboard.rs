@@ -62,6 +62,7 @@ pub async fn show(
             "queued": unfinished.queued,
             "running": unfinished.running,
             "waiting": unfinished.waiting,
+            "held": unfinished.held,
             "oldest_queued": unfinished.oldest_queued,
         },
     })))

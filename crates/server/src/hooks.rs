@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use sha2::Sha256;
 use std::time::Duration;
 use weft_recipe::model::{SignatureScheme, SignatureSecret, Trigger, WebhookMode};
-use weft_runtime::Acceptance;
+use weft_runtime::{Acceptance, Accepted};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -118,9 +118,12 @@ async fn receive_at(
     let job_id = weft_store::new_id();
     match webhook.mode {
         WebhookMode::Async => {
-            runtime
+            let accepted = runtime
                 .accept(&job_id, &stored, &recipe, trigger, Acceptance::Committed)
                 .await?;
+            if accepted == Accepted::Held {
+                return Ok(held_answer(&job_id));
+            }
             Ok((StatusCode::ACCEPTED, Json(json!({ "job_id": job_id }))).into_response())
         }
         WebhookMode::Sync => {
@@ -130,7 +133,7 @@ async fn receive_at(
                 runtime: runtime.clone(),
                 job_id: job_id.clone(),
             };
-            if let Err(error) = runtime
+            match runtime
                 .accept(
                     &job_id,
                     &stored,
@@ -140,8 +143,15 @@ async fn receive_at(
                 )
                 .await
             {
-                runtime.stop_waiting(&job_id);
-                return Err(error.into());
+                Ok(Accepted::Held) => {
+                    runtime.stop_waiting(&job_id);
+                    return Ok(held_answer(&job_id));
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    runtime.stop_waiting(&job_id);
+                    return Err(error.into());
+                }
             }
             match tokio::time::timeout(state.settings.sync_wait, finished).await {
                 Ok(Ok(reply)) => Ok(respond(&reply)),
@@ -231,6 +241,17 @@ fn trigger_value(
     }))
 }
 
+/// The answer to an event whose job is kept but held over the workspace's task limit: it is
+/// accepted all the same, and runs once released.
+pub(crate) fn held_answer(job_id: &str) -> Response {
+    let message = "accepted and held: the workspace used its plan's tasks for this month; the job runs when the month turns, the plan is raised or an operator releases it";
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "job_id": job_id, "held": "quota", "message": message })),
+    )
+        .into_response()
+}
+
 /// Longest age of a signed Slack or Stripe request: older ones may be replays.
 const SIGNATURE_TOLERANCE_SECONDS: i64 = 300;
 
@@ -263,7 +284,7 @@ async fn signing_secret(
 }
 
 /// Checks a request's signature of its raw body, in constant time.
-fn verify_signature(
+pub(crate) fn verify_signature(
     scheme: &SignatureScheme,
     secret: &[u8],
     headers: &HeaderMap,

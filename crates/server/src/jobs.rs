@@ -308,7 +308,14 @@ async fn rerun_one(
         .filter(|step| step.status == StepStatus::Succeeded)
         .cloned()
         .collect();
-    let job_id = store.rerun_job(&original, &recipe, &reused).await?;
+    // The steps taken over are not run again, and not charged again.
+    let reused_tasks = match state.compiled(&recipe).await {
+        Ok(compiled) => weft_runtime::usage::tasks_in(&compiled, &reused),
+        Err(_) => 0,
+    };
+    let job_id = store
+        .rerun_job(&original, &recipe, &reused, reused_tasks)
+        .await?;
     state.runtime.job_queued();
     Ok(job_id)
 }

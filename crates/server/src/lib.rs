@@ -4,6 +4,7 @@ mod access;
 pub mod accounts;
 mod audit;
 pub mod auth;
+mod billing;
 mod connections;
 mod dashboard;
 mod error;
@@ -21,6 +22,7 @@ pub mod sessions;
 mod sso;
 mod tables;
 mod tokens;
+pub mod usage;
 mod web;
 mod workspaces;
 
@@ -60,6 +62,28 @@ pub struct Settings {
     pub account_deletion_grace: Duration,
     /// How long a closed workspace stays, so that its owners can reopen it or take its data out.
     pub workspace_close_grace: Duration,
+    /// The secret the billing provider signs its webhook events with; none: billing is off.
+    pub billing_webhook_secret: Option<SigningSecret>,
+}
+
+/// A signing secret: shown nowhere, not even in debug output.
+#[derive(Clone)]
+pub struct SigningSecret(String);
+
+impl SigningSecret {
+    pub fn new(secret: String) -> SigningSecret {
+        SigningSecret(secret)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningSecret([hidden])")
+    }
 }
 
 impl Default for Settings {
@@ -75,6 +99,7 @@ impl Default for Settings {
             history_keep: Duration::from_secs(30 * 86_400),
             account_deletion_grace: Duration::from_secs(30 * 86_400),
             workspace_close_grace: Duration::from_secs(30 * 86_400),
+            billing_webhook_secret: None,
         }
     }
 }
@@ -145,6 +170,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .merge(hooks)
+        .route(
+            "/billing/stripe",
+            axum::routing::post(billing::receive).layer(DefaultBodyLimit::max(1024 * 1024)),
+        )
         .route("/oauth/callback", get(connections::oauth_callback))
         .route("/sso/callback", get(sso::callback))
         .route("/healthz", get(|| async { "ok" }))
@@ -258,6 +287,7 @@ async fn metrics_text(
         ("queued", unfinished.queued),
         ("running", unfinished.running),
         ("waiting", unfinished.waiting),
+        ("held", unfinished.held),
     ] {
         metrics::gauge!("weft_jobs_unfinished", "status" => status).set(count as f64);
     }

@@ -40,6 +40,9 @@ pub fn spawn_failure_notices(
             if let Err(error) = send_failure_notices(&state).await {
                 tracing::warn!(error = %error.message(), "cannot send failure notices; trying again");
             }
+            if let Err(error) = crate::usage::send_usage_notices(&state).await {
+                tracing::warn!(error = %error.message(), "cannot send usage warnings; trying again");
+            }
         }
     })
 }

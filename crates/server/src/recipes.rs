@@ -13,6 +13,7 @@ use crate::AppState;
 use crate::access::AuditNote;
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, TextBody};
+use weft_runtime::plans::Measure;
 
 /// Compiles a recipe's text off the async threads (a large recipe takes a while).
 async fn compiled_text(
@@ -106,6 +107,8 @@ pub(crate) async fn create_in(
 ) -> Result<Response, ApiError> {
     crate::workspaces::refuse_if_closing(state, &caller.workspace_id).await?;
     let (recipe, source) = compile(state, body).await?;
+    // A new recipe is on.
+    crate::usage::check_room(state, &caller.workspace_id, Measure::ActiveRecipes, 1).await?;
     let stored = state
         .runtime
         .store()
@@ -159,7 +162,7 @@ pub async fn replace(
 
 /// The recipe's `concurrency`, where the queue can see it.
 async fn save_concurrency(state: &AppState, id: &str, recipe: &Recipe) -> Result<(), ApiError> {
-    let max_running = recipe.concurrency.map(i64::from);
+    let max_running = state.runtime.concurrency_of(recipe).map(i64::from);
     Ok(state
         .runtime
         .store()
@@ -223,9 +226,13 @@ async fn set_enabled(
     id: &str,
     enabled: bool,
 ) -> Result<Json<Value>, ApiError> {
-    recipe_in(state, &caller.workspace_id, id).await?;
+    let stored = recipe_in(state, &caller.workspace_id, id).await?;
     if enabled {
         crate::workspaces::refuse_if_closing(state, &caller.workspace_id).await?;
+        if !stored.enabled {
+            crate::usage::check_room(state, &caller.workspace_id, Measure::ActiveRecipes, 1)
+                .await?;
+        }
     }
     let store = state.runtime.store();
     if !store.set_recipe_enabled(id, enabled).await? {
@@ -318,7 +325,7 @@ pub async fn run(
         })?;
     }
     let job_id = weft_store::new_id();
-    state
+    let accepted = state
         .runtime
         .accept(
             &job_id,
@@ -329,5 +336,8 @@ pub async fn run(
         )
         .await?;
     weft_runtime::event_accepted("manual");
+    if accepted == weft_runtime::Accepted::Held {
+        return Ok(crate::hooks::held_answer(&job_id));
+    }
     Ok((StatusCode::ACCEPTED, Json(json!({ "job_id": job_id }))).into_response())
 }

@@ -53,6 +53,26 @@ const DELETED_WITH_THE_WORKSPACE: &[(&str, &str)] = &[
         "settings",
         "DELETE FROM sso_settings WHERE workspace_id = $1",
     ),
+    ("usage", "DELETE FROM usage_months WHERE workspace_id = $1"),
+    ("usage", "DELETE FROM usage_entries WHERE workspace_id = $1"),
+    ("usage", "DELETE FROM usage_notices WHERE workspace_id = $1"),
+    ("usage", "DELETE FROM quota_holds WHERE workspace_id = $1"),
+    (
+        "settings",
+        "DELETE FROM workspace_plans WHERE workspace_id = $1",
+    ),
+    (
+        "billing",
+        "DELETE FROM billing_subscriptions WHERE workspace_id = $1",
+    ),
+    (
+        "billing",
+        "DELETE FROM billing_invoices WHERE workspace_id = $1",
+    ),
+    (
+        "billing",
+        "DELETE FROM billing_payments WHERE workspace_id = $1",
+    ),
     ("workspace", "DELETE FROM workspaces WHERE id = $1"),
 ];
 

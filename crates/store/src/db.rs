@@ -15,9 +15,10 @@ use crate::writer::{SqlValue, Write, Writer};
 
 /// Statements that both the sqlx pools and the SQLite writer thread run.
 pub(crate) mod sql {
-    /// A job waiting in the queue.
+    /// A job waiting in the queue; held instead when its workspace is over its task limit.
     pub const QUEUE_JOB: &str = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after, workspace_id) \
-         VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $6, $7)";
+         VALUES ($1, $2, $3, $4, CASE WHEN EXISTS (SELECT 1 FROM quota_holds WHERE workspace_id = $7) THEN 'held' ELSE 'queued' END, \
+         $5, 0, $6, $6, $7)";
     /// A job that its accepting process runs at once: claimed by `$7` until `$8`.
     pub const START_JOB: &str = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after, \
          started_at, workspace_id, lease_owner, lease_until) VALUES ($1, $2, $3, $4, 'running', $5, 1, $6, $6, $6, $7, $8, $9)";
@@ -28,8 +29,20 @@ pub(crate) mod sql {
          SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND lease_owner = $4 AND status = 'running') \
          ON CONFLICT (job_id, path) DO UPDATE SET record = excluded.record";
     /// The trigger is replaced by the record's, masked: the raw event was kept only to run it.
+    /// `$9` is the action steps in the record (see [`METER_JOB`]).
     pub const FINISH_JOB: &str = "UPDATE jobs SET status = $2, output = $3, error = $4, finished_at = $5, lease_owner = NULL, \
-         lease_until = NULL, trigger = $7, steps = $8 WHERE id = $1 AND lease_owner = $6 AND status = 'running'";
+         lease_until = NULL, trigger = $7, steps = $8, tasks = $9 - tasks_reused WHERE id = $1 AND lease_owner = $6 AND status = 'running'";
+    /// What a write of job `$1`'s steps adds to its workspace's month `$3`, while `$4` holds
+    /// the job: the tasks among the record's `$2` action steps not yet charged (none that a
+    /// rerun took over), and the job itself the first time. Run before the write that sets
+    /// `tasks`, in its transaction: the job's row says what was charged, so a task is counted
+    /// once whatever crashes, retries or resumes come between.
+    pub const METER_JOB: &str = "INSERT INTO usage_entries (workspace_id, period, tasks, jobs) \
+         SELECT workspace_id, $3, $2 - tasks_reused - COALESCE(tasks, 0), CASE WHEN tasks IS NULL THEN 1 ELSE 0 END \
+         FROM jobs WHERE id = $1 AND lease_owner = $4 AND status = 'running'";
+    /// What a job written whole adds to its workspace's month: `$2` tasks and itself.
+    pub const METER_RECORDED_JOB: &str =
+        "INSERT INTO usage_entries (workspace_id, period, tasks, jobs) VALUES ($1, $3, $2, 1)";
     pub const CLEAR_PROGRESS: &str = "DELETE FROM job_progress WHERE job_id = $1";
     /// A job that ended failed gets a notice to mail, in the same transaction as its record.
     pub const NOTE_FAILURE: &str = "INSERT INTO failure_notices (job_id, workspace_id, recipe_id, recipe_name, failed_at) \
@@ -37,7 +50,8 @@ pub(crate) mod sql {
          ON CONFLICT (job_id) DO NOTHING";
     /// A job that ended before it had to be written: its one write is its record.
     pub const RECORD_JOB: &str = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after, \
-         started_at, finished_at, output, error, steps, called_by, workspace_id) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, $7, $8, $9, $10, $11, $12, $13)";
+         started_at, finished_at, output, error, steps, called_by, workspace_id, tasks) \
+         VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, $7, $8, $9, $10, $11, $12, $13, $14)";
 }
 
 /// Runs the same statement on whichever pool the store has. The statement is written once and
@@ -114,11 +128,12 @@ pub(crate) const CANCEL_REQUESTS: &str = concat!(
      AND cancel_reason IS NOT NULL AND ",
     unfinished!()
 );
-/// How many jobs are queued, running and waiting, with the oldest one's creation time of each.
+/// How many jobs are queued, running, waiting and held, with the oldest one's creation time of
+/// each.
 pub(crate) const UNFINISHED_JOBS: &str = concat!(
     "SELECT status, COUNT(*), MIN(created_at) FROM jobs WHERE ",
     unfinished!(),
-    " GROUP BY status"
+    " GROUP BY status UNION ALL SELECT status, COUNT(*), MIN(created_at) FROM jobs WHERE status = 'held' GROUP BY status"
 );
 
 #[derive(Debug, thiserror::Error)]
@@ -297,6 +312,8 @@ pub struct UnfinishedJobs {
     pub running: i64,
     /// Asleep in a durable `wait`.
     pub waiting: i64,
+    /// Held over a plan's limit.
+    pub held: i64,
     /// When the job that has waited longest in the queue was queued.
     pub oldest_queued: Option<DateTime<Utc>>,
 }
@@ -891,9 +908,17 @@ impl Store {
 
     /// Writes a finished job's record, if `owner` still holds the job's lease: a worker that
     /// lost its lease (it stalled, and another took the job over) gets `false` and nothing
-    /// is written.
-    pub async fn finish_job(&self, record: &JobRecord, owner: &str) -> Result<bool> {
+    /// is written. `actions`: the action steps in the record, of which the job is charged
+    /// for those not charged yet, in the same transaction.
+    pub async fn finish_job(&self, record: &JobRecord, owner: &str, actions: i64) -> Result<bool> {
+        let period = crate::usage::period_of(Utc::now());
         if let Some(writer) = &self.writer {
+            let meter = vec![
+                text(&record.id),
+                SqlValue::Integer(actions),
+                text(&period),
+                text(owner),
+            ];
             let finish = vec![
                 text(&record.id),
                 text(status_text(record.status)),
@@ -903,8 +928,10 @@ impl Store {
                 text(owner),
                 SqlValue::Text(json_text(&record.trigger)?),
                 SqlValue::Text(json_text(&StoredSteps(&record.steps))?),
+                SqlValue::Integer(actions),
             ];
             let mut statements = vec![
+                (sql::METER_JOB, meter),
                 (sql::FINISH_JOB, finish),
                 (sql::CLEAR_PROGRESS, vec![text(&record.id)]),
             ];
@@ -920,13 +947,15 @@ impl Store {
         let error = record.error.as_ref().map(Json);
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let owned = sqlx::query(sql::FINISH_JOB)
-                .bind(&record.id).bind(status_text(record.status)).bind(output_or_none(&record.output)).bind(error)
-                .bind(record.finished_at.map(JobTime)).bind(owner).bind(Json(&record.trigger)).bind(Json(StoredSteps(&record.steps)))
+            let owned = sqlx::query(sql::METER_JOB).bind(&record.id).bind(actions).bind(&period).bind(owner)
                 .execute(&mut *tx).await?.rows_affected();
             if owned == 0 {
                 return Ok(false);
             }
+            sqlx::query(sql::FINISH_JOB)
+                .bind(&record.id).bind(status_text(record.status)).bind(output_or_none(&record.output)).bind(error)
+                .bind(record.finished_at.map(JobTime)).bind(owner).bind(Json(&record.trigger)).bind(Json(StoredSteps(&record.steps)))
+                .bind(actions).execute(&mut *tx).await?;
             sqlx::query(sql::CLEAR_PROGRESS).bind(&record.id).execute(&mut *tx).await?;
             if record.status == JobStatus::Failed {
                 sqlx::query(sql::NOTE_FAILURE).bind(&record.id).execute(&mut *tx).await?;
@@ -937,9 +966,16 @@ impl Store {
     }
 
     /// Writes the record of a job that ran to its end before anything had to be written
-    /// (a sync webhook's job of steps that only compute): one insert, the job and its record.
-    pub async fn record_job(&self, recipe: RecipeRef<'_>, record: &JobRecord) -> Result<()> {
+    /// (a sync webhook's job of steps that only compute, a called recipe's job): one insert,
+    /// the job and its record, and its `tasks` (action steps run) metered.
+    pub async fn record_job(
+        &self,
+        recipe: RecipeRef<'_>,
+        record: &JobRecord,
+        tasks: i64,
+    ) -> Result<()> {
         let finished_at = record.finished_at.unwrap_or_else(Utc::now);
+        let period = crate::usage::period_of(Utc::now());
         if let Some(writer) = &self.writer {
             let values = vec![
                 text(&record.id),
@@ -955,8 +991,14 @@ impl Store {
                 SqlValue::Text(json_text(&StoredSteps(&record.steps))?),
                 optional(record.called_by.clone()),
                 text(recipe.workspace_id),
+                SqlValue::Integer(tasks),
             ];
-            let mut statements = vec![(sql::RECORD_JOB, values)];
+            let meter = vec![
+                text(recipe.workspace_id),
+                SqlValue::Integer(tasks),
+                text(&period),
+            ];
+            let mut statements = vec![(sql::RECORD_JOB, values), (sql::METER_RECORDED_JOB, meter)];
             if record.status == JobStatus::Failed {
                 statements.push((sql::NOTE_FAILURE, vec![text(&record.id)]));
             }
@@ -975,7 +1017,9 @@ impl Store {
                 .bind(&record.id).bind(recipe.id).bind(recipe.name).bind(recipe.version)
                 .bind(status_text(record.status)).bind(Json(&record.trigger)).bind(JobTime(record.started_at))
                 .bind(JobTime(finished_at)).bind(output_or_none(&record.output)).bind(error).bind(Json(StoredSteps(&record.steps)))
-                .bind(&record.called_by).bind(recipe.workspace_id)
+                .bind(&record.called_by).bind(recipe.workspace_id).bind(tasks)
+                .execute(&mut *tx).await?;
+            sqlx::query(sql::METER_RECORDED_JOB).bind(recipe.workspace_id).bind(tasks).bind(&period)
                 .execute(&mut *tx).await?;
             if record.status == JobStatus::Failed {
                 sqlx::query(sql::NOTE_FAILURE).bind(&record.id).execute(&mut *tx).await?;
@@ -1059,22 +1103,26 @@ impl Store {
     }
 
     /// Queues a rerun of a job: the same trigger, on `recipe` (the version that ran or the
-    /// current one), with `reused` steps taken as already done.
+    /// current one), with `reused` steps taken as already done; `reused_actions` of them are
+    /// action steps, which the rerun is not charged for. Held, like any new job, when its
+    /// workspace is over its task limit.
     pub async fn rerun_job(
         &self,
         original: &JobRecord,
         recipe: &StoredRecipe,
         reused: &[StepRecord],
+        reused_actions: i64,
     ) -> Result<String> {
         let id = new_id();
         let now = JobTime::now();
-        let insert = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after, rerun_of, workspace_id) \
-                      VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $6, $7, $8)";
+        let insert = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after, rerun_of, workspace_id, tasks_reused) \
+                      VALUES ($1, $2, $3, $4, CASE WHEN EXISTS (SELECT 1 FROM quota_holds WHERE workspace_id = $8) THEN 'held' ELSE 'queued' END, \
+                      $5, 0, $6, $6, $7, $8, $9)";
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(insert)
                 .bind(&id).bind(&recipe.id).bind(&recipe.name).bind(recipe.version).bind(Json(&original.trigger))
-                .bind(now).bind(&original.id).bind(&recipe.workspace_id)
+                .bind(now).bind(&original.id).bind(&recipe.workspace_id).bind(reused_actions)
                 .execute(&mut *tx).await?;
             for step in reused {
                 sqlx::query(sql::LOG_STEP).bind(&id).bind(step.place()).bind(Json(step)).execute(&mut *tx).await?;
@@ -1093,7 +1141,7 @@ impl Store {
             kind: crate::ErrorKind::Stopped,
         };
         let sql = "UPDATE jobs SET status = 'failed', error = $2, finished_at = $3, lease_owner = NULL, lease_until = NULL \
-                   WHERE id = $1 AND status IN ('queued', 'waiting')";
+                   WHERE id = $1 AND status IN ('queued', 'waiting', 'held')";
         let progress = "SELECT record FROM job_progress WHERE job_id = $1";
         let steps = "UPDATE jobs SET steps = $2 WHERE id = $1";
         on_pool!(self, pool => {
@@ -1199,14 +1247,19 @@ impl Store {
         owner: &str,
         until: DateTime<Utc>,
         finished: &[StepRecord],
+        actions: i64,
     ) -> Result<bool> {
-        let sql = "UPDATE jobs SET status = 'waiting', run_after = $2, lease_owner = NULL, lease_until = NULL \
+        let sql = "UPDATE jobs SET status = 'waiting', run_after = $2, lease_owner = NULL, lease_until = NULL, tasks = $4 - tasks_reused \
                    WHERE id = $1 AND lease_owner = $3 AND status = 'running' AND cancel_reason IS NULL";
+        let period = crate::usage::period_of(Utc::now());
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let owned = sqlx::query(sql).bind(job_id).bind(JobTime(until)).bind(owner)
+            let owned = sqlx::query(sql::METER_JOB).bind(job_id).bind(actions).bind(&period).bind(owner)
                 .execute(&mut *tx).await?.rows_affected();
-            if owned == 0 {
+            // Dropping the transaction undoes the metering: a job asked to stop is not put to
+            // sleep, and is metered when it ends.
+            if owned == 0 || sqlx::query(sql).bind(job_id).bind(JobTime(until)).bind(owner).bind(actions)
+                .execute(&mut *tx).await?.rows_affected() == 0 {
                 return Ok(false);
             }
             for step in finished {
@@ -1219,7 +1272,7 @@ impl Store {
 
     /// A job's record as the API shows it.
     pub async fn job(&self, id: &str) -> Result<Option<JobRecord>> {
-        let sql = "SELECT id, recipe_name, status, output, trigger, error, created_at, started_at, finished_at, rerun_of, steps, called_by, recipe_version \
+        let sql = "SELECT id, recipe_name, status, output, trigger, error, created_at, started_at, finished_at, rerun_of, steps, called_by, recipe_version, tasks \
                    FROM jobs WHERE id = $1";
         on_pool!(self, pool => {
             let Some(row) = sqlx::query(sql).bind(id).fetch_optional(pool).await? else {
@@ -1297,7 +1350,8 @@ impl Store {
         const SQL: &str = concat!(
             "SELECT status, COUNT(*), MIN(created_at) FROM jobs WHERE workspace_id = $1 AND ",
             unfinished!(),
-            " GROUP BY status"
+            " GROUP BY status UNION ALL SELECT status, COUNT(*), MIN(created_at) FROM jobs \
+             WHERE workspace_id = $1 AND status = 'held' GROUP BY status"
         );
         on_pool!(self, pool => unfinished_from(sqlx::query(SQL).bind(workspace_id).fetch_all(pool).await?))
     }
@@ -1371,6 +1425,7 @@ pub fn new_id() -> String {
 pub fn status_text(status: JobStatus) -> &'static str {
     match status {
         JobStatus::Queued => "queued",
+        JobStatus::Held => "held",
         JobStatus::Running => "running",
         JobStatus::Waiting => "waiting",
         JobStatus::Succeeded => "succeeded",
@@ -1381,6 +1436,7 @@ pub fn status_text(status: JobStatus) -> &'static str {
 pub fn parse_status(text: &str) -> Option<JobStatus> {
     Some(match text {
         "queued" => JobStatus::Queued,
+        "held" => JobStatus::Held,
         "running" => JobStatus::Running,
         "waiting" => JobStatus::Waiting,
         "succeeded" => JobStatus::Succeeded,
@@ -1409,6 +1465,7 @@ where
             }
             JobStatus::Running => unfinished.running = count,
             JobStatus::Waiting => unfinished.waiting = count,
+            JobStatus::Held => unfinished.held = count,
             JobStatus::Succeeded | JobStatus::Failed => {}
         }
     }
@@ -1503,6 +1560,7 @@ where
     for<'r> JobTime: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Option<JobTime>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Option<Json<Vec<StepRecord>>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     usize: sqlx::ColumnIndex<R>,
 {
@@ -1514,11 +1572,12 @@ where
     let created_at: JobTime = row.try_get(6)?;
     let started_at: Option<JobTime> = row.try_get(7)?;
     let finished_at: Option<JobTime> = row.try_get(8)?;
+    let status = status_from(&status)?;
     Ok(JobRecord {
         id: row.try_get(0)?,
         recipe: row.try_get(1)?,
         recipe_version: Some(row.try_get(12)?),
-        status: status_from(&status)?,
+        status,
         output: output.map(|Json(value)| value).unwrap_or(Value::Null),
         trigger,
         error: error.map(|Json(error)| error),
@@ -1527,6 +1586,8 @@ where
         steps: steps.map(|Json(steps)| steps).unwrap_or_default(),
         rerun_of: row.try_get(9)?,
         called_by: row.try_get(11)?,
+        held: (status == JobStatus::Held).then(|| "quota".to_owned()),
+        tasks: row.try_get(13)?,
     })
 }
 

@@ -5,6 +5,7 @@ mod access;
 mod account_links;
 mod account_rights;
 mod audit;
+mod billing;
 mod closing;
 mod connections;
 mod db;
@@ -24,6 +25,7 @@ mod sso;
 mod stats;
 mod subjects;
 mod tables;
+mod usage;
 pub mod vault;
 mod workspaces;
 mod writer;
@@ -32,6 +34,7 @@ pub use access::{Caller, Credential, DEFAULT_WORKSPACE, NewToken, Role, TokenInf
 pub use account_links::{AccountLink, LinkPurpose};
 pub use account_rights::{Consent, SessionInfo};
 pub use audit::{AuditEvent, AuditFilter};
+pub use billing::{BillingInvoice, BillingPayment, BillingSubscription};
 pub use connections::StoredConnection;
 pub use db::{
     CONNECT_WAIT, ClaimedJob, Durability, JobFilter, JobSummary, RecipeRef, RecipeVersion, Result,
@@ -52,6 +55,7 @@ pub use sso::{SsoSettings, sso_row, sso_sign_in_row};
 pub use stats::{FailingRecipe, HourOfJobs, LastJob};
 pub use subjects::{JobHolding, JobPayloads};
 pub use tables::StoredTable;
+pub use usage::{UsageMonth, UsageNotice, WorkspaceHoldings, period_of};
 pub use workspaces::WorkspaceOf;
 
 #[doc(hidden)]

@@ -21,6 +21,9 @@ pub fn now() -> DateTime<Utc> {
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Queued,
+    /// Accepted and kept, but not run yet: its workspace is over a limit of its plan (the
+    /// record's `held` says which). It runs once released.
+    Held,
     Running,
     Waiting,
     Succeeded,
@@ -221,6 +224,13 @@ pub struct JobRecord {
     /// The job whose `call` step ran this one, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub called_by: Option<String>,
+    /// Why a `held` job waits: `quota` (its workspace used its plan's tasks for the month).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
+    /// The tasks (action steps run) this job was charged, once it has run: a rerun is
+    /// charged for the steps it runs again, not for those it took over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<i64>,
 }
 
 #[cfg(test)]

@@ -336,12 +336,14 @@ both_backends!(
             }],
             rerun_of: None,
             called_by: None,
+            held: None,
+            tasks: None,
         };
         assert!(
-            !store.finish_job(&record, "someone-else").await.unwrap(),
+            !store.finish_job(&record, "someone-else", 0).await.unwrap(),
             "a worker without the lease wrote"
         );
-        assert!(store.finish_job(&record, "worker-a").await.unwrap());
+        assert!(store.finish_job(&record, "worker-a", 0).await.unwrap());
         let stored = store.job(&first).await.unwrap().unwrap();
         assert_eq!(stored.status, JobStatus::Succeeded);
         assert_eq!(stored.output, json!({"ok": true}));
@@ -512,7 +514,7 @@ both_backends!(
         let until = Utc::now() + chrono::Duration::milliseconds(50);
         assert!(
             !store
-                .suspend_job(&id, "intruder", until, &finished)
+                .suspend_job(&id, "intruder", until, &finished, 0)
                 .await
                 .unwrap()
         );
@@ -536,7 +538,7 @@ both_backends!(
         );
         assert!(
             !store
-                .suspend_job(&other, "web-1", until, &finished)
+                .suspend_job(&other, "web-1", until, &finished, 0)
                 .await
                 .unwrap()
         );
@@ -558,7 +560,7 @@ both_backends!(
         assert!(store.job_progress(&id).await.unwrap().is_empty());
         assert!(
             store
-                .suspend_job(&id, "web-1", until, &finished)
+                .suspend_job(&id, "web-1", until, &finished, 0)
                 .await
                 .unwrap()
         );
@@ -622,8 +624,10 @@ both_backends!(
                     steps: vec![step("call", json!(n)), step("shape", json!({"n": n}))],
                     rerun_of: None,
                     called_by: None,
+                    held: None,
+                    tasks: None,
                 };
-                assert!(store.finish_job(&record, "web-1").await.unwrap());
+                assert!(store.finish_job(&record, "web-1", 0).await.unwrap());
                 (id, n)
             })
         });
@@ -1043,7 +1047,9 @@ async fn statements_about_unfinished_jobs_use_the_queue_index() {
         });
         for step in reads_jobs {
             assert!(
-                step.contains("jobs_ready") || step.contains("jobs_due"),
+                step.contains("jobs_ready")
+                    || step.contains("jobs_due")
+                    || step.contains("jobs_held"),
                 "{statement}\nreads jobs without the queue's indexes: {plan:?}"
             );
         }

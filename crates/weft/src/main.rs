@@ -3,6 +3,7 @@
 mod commands;
 mod connections_file;
 mod master_key;
+mod plans_file;
 mod recipe_folder;
 
 use clap::{Parser, Subcommand};
@@ -67,6 +68,8 @@ enum Command {
     /// Job history on a server.
     #[command(subcommand)]
     Job(commands::job::JobCommand),
+    /// A workspace's usage this month against its plan, and the months before.
+    Usage(commands::usage::UsageArgs),
     /// Runs jq programs for a parent weft process (internal).
     #[command(name = "__jq-worker", hide = true)]
     JqWorker,
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
             async move { commands::recipe::apply(&folder, dry_run, prune, &server).await },
         ),
         Command::Job(command) => on_runtime(commands::job::run(command)),
+        Command::Usage(args) => on_runtime(commands::usage::run(args)),
         Command::Connection(command) => on_runtime(commands::connection::run(command)),
         Command::Connectors(command) => exit_status(commands::connectors::run(command)),
         Command::JqWorker => match weft_engine::serve_jq_worker() {

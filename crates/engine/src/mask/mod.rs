@@ -476,6 +476,8 @@ mod tests {
             ],
             rerun_of: None,
             called_by: None,
+            held: None,
+            tasks: None,
         }
     }
 

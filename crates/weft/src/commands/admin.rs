@@ -87,6 +87,34 @@ pub enum AdminCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Give a workspace a plan of the plans file (`--plans`), or the default plan again with
+    /// `--default`. The servers apply it within seconds: limits, holds, concurrency.
+    SetPlan {
+        /// The plan's name.
+        #[arg(required_unless_present = "default")]
+        plan: Option<String>,
+        /// Back to the plans file's default plan.
+        #[arg(long, conflicts_with = "plan")]
+        default: bool,
+        #[arg(long)]
+        workspace: String,
+        /// The plans file the servers use.
+        #[arg(long, env = "WEFT_PLANS")]
+        plans: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Run the jobs held over a workspace's task limit now (all, or those named with --job).
+    /// Its new jobs are still held while it is over its limit.
+    ReleaseHeld {
+        #[arg(long)]
+        workspace: String,
+        /// A held job's id; more than one may be given.
+        #[arg(long = "job")]
+        jobs: Vec<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Print a new random master key (for WEFT_MASTER_KEY or WEFT_NEW_MASTER_KEY).
     GenerateKey,
     /// Re-seal every data key with a new master key. Stop the servers of this store first.
@@ -215,6 +243,54 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<()> {
             });
             audit(&store, &workspace, "member.role", &user.id, details).await?;
             println!("{email} is {role} now");
+            Ok(())
+        }
+        AdminCommand::SetPlan {
+            plan,
+            default: _,
+            workspace,
+            plans,
+            store,
+        } => {
+            let plans = crate::plans_file::load_or_default(plans.as_deref())?;
+            if let Some(plan) = &plan
+                && plans.get(plan).is_none()
+            {
+                let known: Vec<&str> = plans.all().map(|plan| plan.name.as_str()).collect();
+                bail!(
+                    "no plan `{plan}` in the plans file (plans: {})",
+                    known.join(", ")
+                );
+            }
+            let store = store.open().await?;
+            if !workspace_exists(&store, &workspace).await? {
+                bail!("no workspace `{workspace}`");
+            }
+            let was = store.workspace_plan(&workspace).await?;
+            store
+                .set_workspace_plan(&workspace, plan.as_deref(), "admin")
+                .await?;
+            let details =
+                serde_json::json!({ "before": { "plan": was }, "after": { "plan": plan } });
+            audit(&store, &workspace, "workspace.plan", &workspace, details).await?;
+            let shown = plan.unwrap_or_else(|| format!("{} (the default)", plans.default_name()));
+            println!("workspace {workspace} has the plan {shown}");
+            Ok(())
+        }
+        AdminCommand::ReleaseHeld {
+            workspace,
+            jobs,
+            store,
+        } => {
+            let store = store.open().await?;
+            if !workspace_exists(&store, &workspace).await? {
+                bail!("no workspace `{workspace}`");
+            }
+            let named = (!jobs.is_empty()).then_some(jobs.as_slice());
+            let released = store.release_held_jobs(&workspace, named).await?;
+            let details = serde_json::json!({ "released": released, "jobs": jobs });
+            audit(&store, &workspace, "jobs.release_held", &workspace, details).await?;
+            println!("released {released} held job(s) of workspace {workspace}");
             Ok(())
         }
         AdminCommand::GenerateKey => {

@@ -41,6 +41,17 @@ impl Client {
         path: &str,
         body: Option<String>,
     ) -> anyhow::Result<Value> {
+        let text = self.call_for_text(method, path, body).await?;
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Calls the API for an answer that is not JSON (a CSV export), as text.
+    pub async fn call_for_text(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> anyhow::Result<String> {
         let mut request = self
             .http
             .request(method, format!("{}/api/v1{path}", self.base))
@@ -54,10 +65,10 @@ impl Client {
             .with_context(|| format!("cannot reach the server at {}", self.base))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if status.is_success() {
-            return Ok(value);
+            return Ok(text);
         }
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let error = &value["error"];
         let mut message = error["message"]
             .as_str()

@@ -10,6 +10,7 @@ pub mod recipe;
 pub mod run;
 pub mod serve;
 pub mod store_args;
+pub mod usage;
 pub mod validate;
 
 use std::path::Path;

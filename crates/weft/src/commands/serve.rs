@@ -157,6 +157,14 @@ pub struct ServeArgs {
     /// callback. Default: http:// and the listening address.
     #[arg(long, env = "WEFT_PUBLIC_URL")]
     public_url: Option<String>,
+    /// A YAML file of the plans workspaces may have, with their limits (docs/billing.md).
+    /// Without it there is one plan, `unlimited`, and nothing is limited.
+    #[arg(long, env = "WEFT_PLANS")]
+    plans: Option<std::path::PathBuf>,
+    /// The secret the billing provider signs its webhook events with (`POST /billing/stripe`);
+    /// without it that endpoint is off.
+    #[arg(long, env = "WEFT_BILLING_WEBHOOK_SECRET", hide_env_values = true)]
+    billing_webhook_secret: Option<String>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -176,6 +184,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let pool = args
         .database_pool
         .unwrap_or_else(|| default_pool(role, job_slots, cores));
+    let plans = crate::plans_file::load_or_default(args.plans.as_deref())?;
     let store = args.store.open_with_pool(pool).await?;
     let vault = Arc::new(args.store.vault(&store).await?);
     let options = super::connector_options(
@@ -216,18 +225,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )
     .with_jq_runner(jq);
     let runtime = Runtime::new(store, Arc::new(engine), recipes)
+        .with_plans(plans)
         .with_lease(args.job_lease)
         .with_catch_up(args.schedule_catch_up);
     runtime
         .load_masks()
         .await
         .context("cannot read the workspaces' masking rules")?;
+    runtime
+        .refresh_plans()
+        .await
+        .context("cannot read the workspaces' plans")?;
     let stopping_runtime = runtime.clone();
 
     let (stop, stopping) = watch::channel(false);
     let mut workers = vec![
         runtime.spawn_mask_refresh(stopping.clone()),
         spawn_table_refresh(tables.clone(), stopping.clone()),
+        runtime.spawn_metering(stopping.clone()),
     ];
     if role.runs_jobs() {
         workers.extend([
@@ -290,6 +305,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             history_keep: args.history_keep,
             account_deletion_grace: args.account_deletion_grace,
             workspace_close_grace: args.workspace_close_grace,
+            billing_webhook_secret: args
+                .billing_webhook_secret
+                .clone()
+                .map(weft_server::SigningSecret::new),
         },
         sign_in_failures: Default::default(),
         vault: vault.clone(),
