@@ -314,7 +314,7 @@ on_both_backends!(
     }
 );
 
-const SLOW_SECOND_STEP: &str = "name: Slow\ntrigger:\n  webhook: { path: slow }\nsteps:\n  - id: first\n    action: http.request\n    input: { url: \"{{ trigger.body.counter }}\" }\n  - id: second\n    action: http.request\n    input: { url: \"{{ trigger.body.slow }}\" }\noutput: { first_call: \"{{ steps.first.output.body.call }}\" }\n";
+pub(crate) const SLOW_SECOND_STEP: &str = "name: Slow\ntrigger:\n  webhook: { path: slow }\nsteps:\n  - id: first\n    action: http.request\n    input: { url: \"{{ trigger.body.counter }}\" }\n  - id: second\n    action: http.request\n    input: { url: \"{{ trigger.body.slow }}\" }\noutput: { first_call: \"{{ steps.first.output.body.call }}\" }\n";
 
 on_both_backends!(
     a_job_cut_off_by_a_crash_resumes_after_its_last_finished_step,

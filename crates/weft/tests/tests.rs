@@ -9,6 +9,7 @@ mod account_rights;
 mod accounts;
 mod amqp;
 mod audit;
+mod billing;
 mod cli_validate;
 mod closing;
 mod connections;

@@ -189,6 +189,45 @@ impl Server {
         String::from_utf8_lossy(&dump.stdout).into_owned()
     }
 
+    /// Runs SQL statements on the server's store, as an operator at the database would.
+    pub fn sql(&self, statements: &str) {
+        if let Some(folder) = self.data_folder() {
+            let connection = rusqlite::Connection::open(folder.join("weft.db")).unwrap();
+            connection
+                .busy_timeout(std::time::Duration::from_secs(10))
+                .unwrap();
+            connection.execute_batch(statements).unwrap();
+            return;
+        }
+        let ran = std::process::Command::new("psql")
+            .args(["--quiet", "-v", "ON_ERROR_STOP=1", "-c", statements])
+            .arg(&self.store_args[1])
+            .output()
+            .expect("psql runs");
+        assert!(
+            ran.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ran.stderr)
+        );
+    }
+
+    /// Runs `weft admin ARGS` on the server's store; its output, or a panic with its errors.
+    pub fn admin(&self, args: &[&str]) -> String {
+        let ran = weft()
+            .arg("admin")
+            .args(args)
+            .args(self.store_args())
+            .output()
+            .expect("weft admin runs");
+        let said = String::from_utf8_lossy(&ran.stdout).into_owned();
+        assert!(
+            ran.status.success(),
+            "weft admin {args:?}: {said}{}",
+            String::from_utf8_lossy(&ran.stderr)
+        );
+        said
+    }
+
     /// Waits until the server has ended, and returns how it ended.
     pub fn wait(&mut self) -> std::process::ExitStatus {
         self.child.wait().expect("the server ends")
