@@ -328,6 +328,17 @@ test('a new user sets Weft up, builds a recipe, watches it run, reruns it and er
     await visit(new URL(recipeUrl).pathname, 'welcome');
   });
 
+  await step('the usage page shows the month against the plan, with a chart by month', async () => {
+    await visit('/usage', 'Usage');
+    await page.getByText('unlimited', { exact: true }).waitFor();
+    await page.getByText('Tasks per month').first().waitFor();
+    const usage = await page.evaluate(async () => (await fetch('/api/v1/usage')).json());
+    assert.ok(usage.usage.jobs >= 3, 'the jobs run so far are counted');
+    await page.getByText(String(usage.usage.tasks), { exact: true }).first().waitFor();
+    await shot('16-usage');
+    await checkNarrow('16-usage');
+  });
+
   await step('a person is found in the job history and erased from it', async () => {
     await visit('/privacy', 'Privacy');
     await page.getByLabel('Email, phone number or other identifier').fill(SUBJECT);

@@ -52,6 +52,7 @@ static ASSETS: &[Asset] = assets! {
     "pages/recipes.js" => JS,
     "pages/sign-in.js" => JS,
     "pages/tokens.js" => JS,
+    "pages/usage.js" => JS,
     "favicon.svg" => "image/svg+xml",
 };
 

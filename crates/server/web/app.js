@@ -17,6 +17,7 @@ const ROUTES = [
   [/^\/tokens$/, () => import('./pages/tokens.js'), 'Tokens'],
   [/^\/audit$/, () => import('./pages/audit.js'), 'Audit log'],
   [/^\/privacy$/, () => import('./pages/privacy.js'), 'Privacy'],
+  [/^\/usage$/, () => import('./pages/usage.js'), 'Usage'],
   [/^\/account$/, () => import('./pages/account.js'), 'Account'],
 ];
 
@@ -30,11 +31,14 @@ const NAV = [
   ['/tokens', 'Tokens', 'viewer'],
   ['/audit', 'Audit log', 'admin'],
   ['/privacy', 'Privacy', 'admin'],
+  ['/usage', 'Usage', 'viewer'],
 ];
 
 const main = document.getElementById('main');
 const top = document.getElementById('top');
 let workspaces = null;
+/** The workspace's usage warnings, read at most once a minute: the banner over every page. */
+let warnings = { at: 0, workspace: null, list: [] };
 /** Counts visits: a visit whose user has moved on stops drawing. */
 let visit = 0;
 
@@ -136,17 +140,32 @@ async function render() {
       return;
     }
     const page = await route[1]();
+    const banner = await usageBanner(route[2]);
     if (!current()) return;
     // Each visit draws into an element of its own: a page still loading when its user moves
     // on draws into a detached element, never into the next page.
     const view = h('div', null, h('p', { class: 'loading' }, 'Loading…'));
-    main.replaceChildren(view);
+    main.replaceChildren(...banner, view);
     const id = path.match(route[0]).groups?.id;
     await page.render(view, { path, params, id: id ? decodeURIComponent(id) : null });
   } catch (error) {
     if (!current()) return;
     main.replaceChildren(h('h1', null, 'Something went wrong'), message('error', explain(error)));
   }
+}
+
+/** A plan's limit near or reached, said above every page but Usage (which says it itself). */
+async function usageBanner(section) {
+  if (section === 'Usage') return [];
+  if (warnings.workspace !== session.workspace || Date.now() - warnings.at > 60000) {
+    try {
+      warnings = { at: Date.now(), workspace: session.workspace, list: (await api('GET', '/usage')).warnings };
+    } catch {
+      warnings = { at: Date.now(), workspace: session.workspace, list: [] };
+    }
+  }
+  return warnings.list.map((warning) => h('div', { class: `message ${warning.level >= 100 ? 'error' : 'warn'} banner`, role: 'status' },
+    warning.message, ' ', h('a', { href: '/usage' }, 'Usage')));
 }
 
 /** Follows links within the app without reloading; new tabs and downloads behave as usual. */

@@ -158,7 +158,7 @@ export function badge(status) {
   return h('span', { class: `badge ${status || 'none'}` }, status || 'never run');
 }
 
-export const UNFINISHED = ['queued', 'running', 'waiting'];
+export const UNFINISHED = ['queued', 'held', 'running', 'waiting'];
 
 /** A JSON value as a tree of `<details>`: keyboard and screen reader friendly by nature. */
 export function jsonTree(value, { label = null, open = true, depth = 0 } = {}) {

@@ -22,6 +22,7 @@ const PAGES: &[(&str, &str)] = &[
     ("/privacy", "pages/privacy.js"),
     ("/library", "pages/library.js"),
     ("/account", "pages/account.js"),
+    ("/usage", "pages/usage.js"),
     ("/sign-in", "pages/sign-in.js"),
 ];
 

@@ -4,7 +4,7 @@
 
 import { h, api, jobLink, heading, table, link, badge, time, message, say, explain, button, field, can, go, jsonTree, fmtDuration, between, UNFINISHED, progress, announce } from '../lib.js';
 
-const STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'failed'];
+const STATUSES = ['queued', 'held', 'running', 'waiting', 'succeeded', 'failed'];
 /** Reruns asked for in one call: small enough that the progress bar moves. */
 const RERUN_BATCH = 25;
 /** Most jobs a bulk rerun takes on, as the API's own limit. */
