@@ -119,7 +119,7 @@ pub(crate) async fn create_in(
             recipe.webhook_path(),
         )
         .await?;
-    save_concurrency(state, &stored.id, &recipe).await?;
+    save_concurrency(state, &stored, &recipe).await?;
     state.runtime.poll_soon(&stored.id);
     Ok((
         StatusCode::CREATED,
@@ -152,7 +152,7 @@ pub async fn replace(
         .update_recipe(&id, &recipe.name, &source, recipe.webhook_path())
         .await?
         .ok_or_else(|| ApiError::not_found("recipe with this id"))?;
-    save_concurrency(&state, &stored.id, &recipe).await?;
+    save_concurrency(&state, &stored, &recipe).await?;
     state.runtime.poll_soon(&stored.id);
     Ok((
         AuditNote::changed(audited(&before), audited(&stored)),
@@ -160,13 +160,22 @@ pub async fn replace(
     ))
 }
 
-/// The recipe's `concurrency`, where the queue can see it.
-async fn save_concurrency(state: &AppState, id: &str, recipe: &Recipe) -> Result<(), ApiError> {
-    let max_running = state.runtime.concurrency_of(recipe).map(i64::from);
+/// The recipe's `concurrency`, bounded by its workspace's plan, where the queue can see it.
+async fn save_concurrency(
+    state: &AppState,
+    stored: &weft_store::StoredRecipe,
+    recipe: &Recipe,
+) -> Result<(), ApiError> {
+    // The text was compiled outside any workspace: the stored recipe says whose it is.
+    let max_running = state
+        .runtime
+        .plan_of(&stored.workspace_id)
+        .concurrency_for(recipe.concurrency)
+        .map(i64::from);
     Ok(state
         .runtime
         .store()
-        .set_recipe_concurrency(id, max_running)
+        .set_recipe_concurrency(&stored.id, max_running)
         .await?)
 }
 

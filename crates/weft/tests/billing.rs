@@ -810,3 +810,74 @@ async fn owners_are_warned_at_eighty_and_a_hundred_percent() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!((warned("80"), warned("100")), (1, 1), "each warning once");
 }
+
+/// A workspace's own plan bounds its recipes, not the default plan: here the default limits
+/// nothing, and `acme`'s plan runs one job of a recipe at a time.
+#[tokio::test]
+async fn each_workspace_is_bound_by_its_own_plan() {
+    let (_plans, path) =
+        plans_file("default: open\nplans:\n  open: {}\n  paced: { concurrency: 1 }\n");
+    let server = Server::start_with(Backend::Sqlite, &["--plans", &path])
+        .await
+        .unwrap();
+    let token = server.create_user_and_token_in("acme", "bob@example.com", "owner");
+    server.admin(&["set-plan", "paced", "--workspace", "acme", "--plans", &path]);
+    // Servers apply a plan set with `weft admin` within a round of metering.
+    let mut plan = Value::Null;
+    for _ in 0..50 {
+        plan = server
+            .api_as(&token, Method::GET, "/api/v1/usage", None)
+            .await
+            .1["plan"]["name"]
+            .clone();
+        if plan == "paced" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(plan, "paced");
+    let recipe = "name: Paced\ntrigger:\n  webhook: { path: paced }\nsteps:\n  - id: pause\n    wait: 300ms\n";
+    let (status, _) = server
+        .api_as(
+            &token,
+            Method::POST,
+            "/api/v1/recipes",
+            Some(recipe.to_owned()),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let mut spans = Vec::new();
+    let sent = futures::future::join_all(
+        (0..3).map(|_| post_hook(&server, "/w/acme/hooks/paced", Value::Null)),
+    )
+    .await;
+    for (_, answer) in sent {
+        let id = answer["job_id"].as_str().unwrap().to_owned();
+        let mut job = Value::Null;
+        for _ in 0..100 {
+            job = server
+                .api_as(&token, Method::GET, &format!("/api/v1/jobs/{id}"), None)
+                .await
+                .1;
+            if job["status"] == "succeeded" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let at = |field: &str| {
+            job[field]
+                .as_str()
+                .unwrap()
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap()
+        };
+        spans.push((at("started_at"), at("finished_at")));
+    }
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(
+            pair[1].0 >= pair[0].1,
+            "two jobs of acme ran at once: {spans:?}"
+        );
+    }
+}
