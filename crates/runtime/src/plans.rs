@@ -240,17 +240,6 @@ impl Plans {
     pub fn all(&self) -> impl Iterator<Item = &Plan> {
         self.plans.values()
     }
-
-    /// True when no plan limits anything: the platform does not meter against limits.
-    pub fn is_unlimited(&self) -> bool {
-        self.plans.values().all(|plan| {
-            Measure::ALL
-                .iter()
-                .all(|measure| plan.limit(*measure).is_none())
-                && plan.history_keep.is_none()
-                && plan.concurrency.is_none()
-        })
-    }
 }
 
 fn plan_from(name: &str, fields: &Value) -> Result<Plan, Vec<String>> {
@@ -328,7 +317,6 @@ mod tests {
         let plan = plans.plan_for(None);
         assert_eq!(plan.name, UNLIMITED);
         assert!(Measure::ALL.iter().all(|m| plan.limit(*m).is_none()));
-        assert!(plans.is_unlimited());
         assert_eq!(plan.concurrency_for(Some(7)), Some(7));
         assert_eq!(plan.concurrency_for(None), None);
     }
@@ -360,7 +348,6 @@ mod tests {
         );
         assert_eq!(plans.for_price("free").map(|p| &*p.name), Some("free"));
         assert!(plans.for_price("price_other").is_none());
-        assert!(!plans.is_unlimited());
     }
 
     #[test]

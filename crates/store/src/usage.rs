@@ -289,20 +289,6 @@ impl Store {
         Ok(noted > 0)
     }
 
-    /// The warnings of a workspace in `period`, the highest level of each measure.
-    pub async fn usage_notices(
-        &self,
-        workspace_id: &str,
-        period: &str,
-    ) -> Result<Vec<UsageNotice>> {
-        let sql = "SELECT workspace_id, period, measure, level, used, quota FROM usage_notices \
-                   WHERE workspace_id = $1 AND period = $2 ORDER BY measure, level DESC";
-        let mut notices: Vec<UsageNotice> = on_pool!(self, pool => sqlx::query(sql).bind(workspace_id).bind(period)
-            .fetch_all(pool).await?.iter().map(notice_from).collect::<Result<_>>()?);
-        notices.dedup_by(|later, kept| later.measure == kept.measure);
-        Ok(notices)
-    }
-
     /// Warnings not mailed yet, oldest first.
     pub async fn unmailed_usage_notices(&self) -> Result<Vec<UsageNotice>> {
         let sql = "SELECT workspace_id, period, measure, level, used, quota FROM usage_notices \
@@ -323,18 +309,6 @@ impl Store {
         let sql = "SELECT COUNT(*) FROM jobs WHERE workspace_id = $1 AND status = 'held'";
         on_pool!(self, pool => sqlx::query_scalar(sql).bind(workspace_id).fetch_one(pool)
             .await.map_err(Into::into))
-    }
-
-    /// The recipes of a workspace with their `concurrency` bound as the claim reads it.
-    pub async fn recipe_bounds(&self, workspace_id: &str) -> Result<Vec<(String, Option<i64>)>> {
-        let sql = "SELECT id, max_running FROM recipes WHERE workspace_id = $1";
-        on_pool!(self, pool => {
-            let mut bounds = Vec::new();
-            for row in sqlx::query(sql).bind(workspace_id).fetch_all(pool).await? {
-                bounds.push((row.try_get(0)?, row.try_get(1)?));
-            }
-            Ok(bounds)
-        })
     }
 }
 
