@@ -224,6 +224,7 @@ pub fn api_routes() -> Vec<ApiRoute> {
         route(POST, "/privacy/subjects/erase", Admin, "Erase a person's identifier from every ended job", post(privacy::erase_subject))
             .audited("privacy.subject_erase"),
         route(GET, "/usage", Viewer, "This month's usage against the plan's limits, warnings, held jobs, and every month before", get(usage::show)),
+        route(GET, "/usage/warnings", Viewer, "This month's warnings near or at the plan's limits, without measuring the history", get(usage::show_warnings)),
         route(GET, "/usage/csv", Viewer, "Usage month by month as CSV", get(usage::export_csv))
             .audited("usage.export"),
         route(GET, "/billing", Admin, "The workspace's plan, subscription, invoices and payments", get(billing::show)),

@@ -304,6 +304,21 @@ struct Accept {
     password: String,
 }
 
+/// Refuses a new member past the plan's limit and gives the invitation's link back, so the
+/// invitee can accept it once the workspace has room.
+async fn room_for_member(
+    state: &AppState,
+    workspace: &str,
+    hash: &str,
+    link: &AccountLink,
+) -> Result<(), ApiError> {
+    if let Err(refused) = crate::usage::check_room(state, workspace, Measure::Members, 1).await {
+        state.runtime.store().save_account_link(hash, link).await?;
+        return Err(refused);
+    }
+    Ok(())
+}
+
 /// `POST /api/v1/invitations/accept`: joins the workspace with an invitation's link. A new
 /// person gives a name and a password; someone with an account gives their password.
 pub async fn accept(
@@ -313,8 +328,9 @@ pub async fn accept(
 ) -> Result<Json<Value>, ApiError> {
     let request: Accept = parse_body(&body, "{\"token\", \"name\"?, \"password\"}")?;
     let store = state.runtime.store();
+    let hash = token_hash(&request.token);
     let link = store
-        .take_account_link(&token_hash(&request.token), LinkPurpose::Invitation)
+        .take_account_link(&hash, LinkPurpose::Invitation)
         .await?
         .ok_or_else(link_refused)?;
     let role = link.role.unwrap_or(Role::Viewer);
@@ -353,7 +369,7 @@ pub async fn accept(
             }
             let had = store.membership(&workspace, &user.id).await?;
             if had.is_none() {
-                crate::usage::check_room(&state, &workspace, Measure::Members, 1).await?;
+                room_for_member(&state, &workspace, &hash, &link).await?;
             }
             store
                 .set_membership(&workspace, &user.id, had.map_or(role, |had| had.max(role)))
@@ -362,7 +378,7 @@ pub async fn accept(
             user
         }
         None => {
-            crate::usage::check_room(&state, &workspace, Measure::Members, 1).await?;
+            room_for_member(&state, &workspace, &hash, &link).await?;
             let name = request.name.unwrap_or_default();
             make_person(
                 &state,

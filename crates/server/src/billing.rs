@@ -318,6 +318,10 @@ async fn apply_subscription(
         event_at: at,
     };
     let store = state.runtime.store();
+    let status_was = store
+        .subscription_of(&workspace)
+        .await?
+        .map(|subscription| subscription.status);
     if !store.save_subscription(&record).await? {
         // A later event was taken first: this one is out of date.
         return Ok(());
@@ -347,6 +351,15 @@ async fn apply_subscription(
             .set_workspace_close(&workspace, Some(Utc::now() + grace))
             .await?;
         tracing::info!(%workspace, "the subscription was canceled: the workspace closes after its grace period");
+    }
+    // A paid subscription after a cancellation keeps the workspace its cancellation was
+    // closing. One closed by its owner while paying stays closing.
+    if PAID_STATUSES.contains(&status.as_str())
+        && status_was.as_deref() == Some("canceled")
+        && store.workspace_close_due(&workspace).await?.is_some()
+    {
+        store.set_workspace_close(&workspace, None).await?;
+        tracing::info!(%workspace, "a new subscription reopened the workspace its cancellation was closing; its recipes stay disabled");
     }
     // The new plan's limits and holds apply within a round of metering.
     state.runtime.refresh_plans().await?;

@@ -15,16 +15,22 @@ use crate::AppState;
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
 
-/// This month's use, exact: tasks and jobs as counted, what the workspace holds now, and the
-/// size of its history now.
-async fn this_month(state: &AppState, workspace: &str) -> Result<UsageMonth, ApiError> {
+/// This month's limited use, exact: tasks and jobs as counted and what the workspace holds
+/// now. Cheap enough for every page's banner: the history's size is not measured.
+async fn this_month_limited(state: &AppState, workspace: &str) -> Result<UsageMonth, ApiError> {
     let store = state.runtime.store();
     let mut month = store.usage_in(workspace, &period_of(Utc::now())).await?;
     let holdings = store.workspace_holdings(workspace).await?;
     month.active_recipes = holdings.active_recipes;
     month.connections = holdings.connections;
     month.members = holdings.members;
-    month.history_bytes = store.history_bytes(workspace).await?;
+    Ok(month)
+}
+
+/// This month's use, exact, with the size of the history now (a scan of its ended jobs).
+async fn this_month(state: &AppState, workspace: &str) -> Result<UsageMonth, ApiError> {
+    let mut month = this_month_limited(state, workspace).await?;
+    month.history_bytes = state.runtime.store().history_bytes(workspace).await?;
     Ok(month)
 }
 
@@ -95,19 +101,16 @@ fn month_bounds(period: &str) -> Option<(chrono::DateTime<Utc>, chrono::DateTime
     Some((start, end))
 }
 
-/// `GET /api/v1/usage`: this month against the plan, warnings, held jobs, and every month.
-pub async fn show(
-    State(state): State<AppState>,
-    CurrentUser(caller): CurrentUser,
-) -> Result<Json<Value>, ApiError> {
-    let workspace = &caller.workspace_id;
-    let plan = state.runtime.plan_of(workspace);
-    let months = months(&state, workspace).await?;
-    let current = months.first().cloned().unwrap_or_default();
+/// Each limit of the plan with its use and percent, and a warning for each limit whose use
+/// reached a warning level.
+fn limits_and_warnings(
+    plan: &Plan,
+    month: &UsageMonth,
+) -> (serde_json::Map<String, Value>, Vec<Value>) {
     let mut limits = serde_json::Map::new();
     let mut warnings = Vec::new();
     for measure in Measure::ALL {
-        let used = used(&current, measure);
+        let used = used(month, measure);
         let limit = plan.limit(measure);
         let percent = limit.map(|limit| {
             if limit == 0 {
@@ -128,10 +131,23 @@ pub async fn show(
                 "level": level,
                 "used": used,
                 "limit": limit,
-                "message": warning_text(&plan, measure, used, limit, level),
+                "message": warning_text(plan, measure, used, limit, level),
             }));
         }
     }
+    (limits, warnings)
+}
+
+/// `GET /api/v1/usage`: this month against the plan, warnings, held jobs, and every month.
+pub async fn show(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+) -> Result<Json<Value>, ApiError> {
+    let workspace = &caller.workspace_id;
+    let plan = state.runtime.plan_of(workspace);
+    let months = months(&state, workspace).await?;
+    let current = months.first().cloned().unwrap_or_default();
+    let (limits, warnings) = limits_and_warnings(&plan, &current);
     let (start, end) = month_bounds(&current.period).unzip();
     let held_jobs = state.runtime.store().held_jobs(workspace).await?;
     Ok(Json(json!({
@@ -146,6 +162,24 @@ pub async fn show(
         "held_jobs": held_jobs,
         "warnings": warnings,
         "months": months,
+    })))
+}
+
+/// `GET /api/v1/usage/warnings`: only the warnings and whether new jobs are held, without
+/// measuring the history or listing months: what the web app's banner reads on every page.
+pub async fn show_warnings(
+    State(state): State<AppState>,
+    CurrentUser(caller): CurrentUser,
+) -> Result<Json<Value>, ApiError> {
+    let workspace = &caller.workspace_id;
+    let plan = state.runtime.plan_of(workspace);
+    let current = this_month_limited(&state, workspace).await?;
+    let (_, warnings) = limits_and_warnings(&plan, &current);
+    Ok(Json(json!({
+        "plan": plan.name,
+        "period": current.period,
+        "held": state.runtime.is_held(workspace),
+        "warnings": warnings,
     })))
 }
 

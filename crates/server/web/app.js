@@ -159,7 +159,7 @@ async function usageBanner(section) {
   if (section === 'Usage') return [];
   if (warnings.workspace !== session.workspace || Date.now() - warnings.at > 60000) {
     try {
-      warnings = { at: Date.now(), workspace: session.workspace, list: (await api('GET', '/usage')).warnings };
+      warnings = { at: Date.now(), workspace: session.workspace, list: (await api('GET', '/usage/warnings')).warnings };
     } catch {
       warnings = { at: Date.now(), workspace: session.workspace, list: [] };
     }

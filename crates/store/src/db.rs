@@ -37,12 +37,24 @@ pub(crate) mod sql {
     /// rerun took over), and the job itself the first time. Run before the write that sets
     /// `tasks`, in its transaction: the job's row says what was charged, so a task is counted
     /// once whatever crashes, retries or resumes come between.
+    ///
+    /// PostgreSQL appends the addition to `usage_entries` (jobs committing at once must not
+    /// queue on one counter row; the leader folds the entries).
     pub const METER_JOB: &str = "INSERT INTO usage_entries (workspace_id, period, tasks, jobs) \
          SELECT workspace_id, $3, $2 - tasks_reused - COALESCE(tasks, 0), CASE WHEN tasks IS NULL THEN 1 ELSE 0 END \
          FROM jobs WHERE id = $1 AND lease_owner = $4 AND status = 'running'";
+    /// [`METER_JOB`] on SQLite, whose one writer commits one transaction at a time anyway: the
+    /// addition goes straight into the month's counters, with nothing to fold.
+    pub const METER_JOB_IN_PLACE: &str = "INSERT INTO usage_months (workspace_id, period, tasks, jobs) \
+         SELECT workspace_id, $3, $2 - tasks_reused - COALESCE(tasks, 0), CASE WHEN tasks IS NULL THEN 1 ELSE 0 END \
+         FROM jobs WHERE id = $1 AND lease_owner = $4 AND status = 'running' \
+         ON CONFLICT (workspace_id, period) DO UPDATE SET tasks = usage_months.tasks + excluded.tasks, jobs = usage_months.jobs + excluded.jobs";
     /// What a job written whole adds to its workspace's month: `$2` tasks and itself.
     pub const METER_RECORDED_JOB: &str =
         "INSERT INTO usage_entries (workspace_id, period, tasks, jobs) VALUES ($1, $3, $2, 1)";
+    /// [`METER_RECORDED_JOB`] on SQLite (see [`METER_JOB_IN_PLACE`]).
+    pub const METER_RECORDED_JOB_IN_PLACE: &str = "INSERT INTO usage_months (workspace_id, period, tasks, jobs) VALUES ($1, $3, $2, 1) \
+         ON CONFLICT (workspace_id, period) DO UPDATE SET tasks = usage_months.tasks + excluded.tasks, jobs = usage_months.jobs + 1";
     pub const CLEAR_PROGRESS: &str = "DELETE FROM job_progress WHERE job_id = $1";
     /// A job that ended failed gets a notice to mail, in the same transaction as its record.
     pub const NOTE_FAILURE: &str = "INSERT INTO failure_notices (job_id, workspace_id, recipe_id, recipe_name, failed_at) \
@@ -468,6 +480,22 @@ impl Store {
         match *self.backend {
             Backend::Sqlite(_) => "sqlite",
             Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// The statement that meters a job write on this backend (see [`sql::METER_JOB`]).
+    fn meter_job_sql(&self) -> &'static str {
+        match *self.backend {
+            Backend::Sqlite(_) => sql::METER_JOB_IN_PLACE,
+            Backend::Postgres(_) => sql::METER_JOB,
+        }
+    }
+
+    /// The statement that meters a job written whole on this backend.
+    fn meter_recorded_job_sql(&self) -> &'static str {
+        match *self.backend {
+            Backend::Sqlite(_) => sql::METER_RECORDED_JOB_IN_PLACE,
+            Backend::Postgres(_) => sql::METER_RECORDED_JOB,
         }
     }
 
@@ -931,7 +959,7 @@ impl Store {
                 SqlValue::Integer(actions),
             ];
             let mut statements = vec![
-                (sql::METER_JOB, meter),
+                (sql::METER_JOB_IN_PLACE, meter),
                 (sql::FINISH_JOB, finish),
                 (sql::CLEAR_PROGRESS, vec![text(&record.id)]),
             ];
@@ -947,7 +975,7 @@ impl Store {
         let error = record.error.as_ref().map(Json);
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let owned = sqlx::query(sql::METER_JOB).bind(&record.id).bind(actions).bind(&period).bind(owner)
+            let owned = sqlx::query(self.meter_job_sql()).bind(&record.id).bind(actions).bind(&period).bind(owner)
                 .execute(&mut *tx).await?.rows_affected();
             if owned == 0 {
                 return Ok(false);
@@ -998,7 +1026,10 @@ impl Store {
                 SqlValue::Integer(tasks),
                 text(&period),
             ];
-            let mut statements = vec![(sql::RECORD_JOB, values), (sql::METER_RECORDED_JOB, meter)];
+            let mut statements = vec![
+                (sql::RECORD_JOB, values),
+                (sql::METER_RECORDED_JOB_IN_PLACE, meter),
+            ];
             if record.status == JobStatus::Failed {
                 statements.push((sql::NOTE_FAILURE, vec![text(&record.id)]));
             }
@@ -1019,7 +1050,7 @@ impl Store {
                 .bind(JobTime(finished_at)).bind(output_or_none(&record.output)).bind(error).bind(Json(StoredSteps(&record.steps)))
                 .bind(&record.called_by).bind(recipe.workspace_id).bind(tasks)
                 .execute(&mut *tx).await?;
-            sqlx::query(sql::METER_RECORDED_JOB).bind(recipe.workspace_id).bind(tasks).bind(&period)
+            sqlx::query(self.meter_recorded_job_sql()).bind(recipe.workspace_id).bind(tasks).bind(&period)
                 .execute(&mut *tx).await?;
             if record.status == JobStatus::Failed {
                 sqlx::query(sql::NOTE_FAILURE).bind(&record.id).execute(&mut *tx).await?;
@@ -1254,7 +1285,7 @@ impl Store {
         let period = crate::usage::period_of(Utc::now());
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let owned = sqlx::query(sql::METER_JOB).bind(job_id).bind(actions).bind(&period).bind(owner)
+            let owned = sqlx::query(self.meter_job_sql()).bind(job_id).bind(actions).bind(&period).bind(owner)
                 .execute(&mut *tx).await?.rows_affected();
             // Dropping the transaction undoes the metering: a job asked to stop is not put to
             // sleep, and is metered when it ends.

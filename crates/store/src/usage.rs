@@ -1,11 +1,13 @@
 //! Usage metering, plans and quota holds.
 //!
-//! Every write of a job's steps appends what it adds to its workspace's month to
-//! `usage_entries`, in the write's own transaction (see `METER_JOB` in `db.rs`): appends never
-//! wait on each other, so the hot path gains one insert and no contended row. The leader folds
-//! the entries into `usage_months` and deletes them, in one transaction, so each is counted
-//! once even when two processes fold at once. Reads add the entries not folded yet, so the
-//! counts they show are exact at any moment.
+//! Every write of a job's steps adds what it charges to its workspace's month in the write's
+//! own transaction (see `METER_JOB` in `db.rs`). On PostgreSQL the addition is appended to
+//! `usage_entries`: appends never wait on each other, where jobs committing at once would
+//! queue on one counter row. The leader folds the entries into `usage_months` and deletes them
+//! in one statement, so each is counted once even when two processes fold at once, and reads
+//! add the entries not folded yet, so the counts they show are exact at any moment. On SQLite,
+//! whose one writer commits one transaction at a time anyway, the addition goes straight into
+//! `usage_months`: nothing to fold, and no second writer taking the lock every two seconds.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -59,31 +61,46 @@ pub struct UsageNotice {
 }
 
 impl Store {
-    /// Folds the usage entries written since the last fold into the months' counters; how
-    /// many entries it folded.
+    /// Folds the entries not folded yet into the months' counters and deletes them, at most
+    /// [`FOLD_BATCH`] at a time; how many (workspace, month) counters changed. On SQLite there
+    /// are entries only when an older release wrote them.
     pub async fn fold_usage(&self) -> Result<u64> {
-        let take = "DELETE FROM usage_entries WHERE id IN (SELECT id FROM usage_entries ORDER BY id LIMIT $1) \
-                    RETURNING workspace_id, period, tasks, jobs";
-        let add = "INSERT INTO usage_months (workspace_id, period, tasks, jobs) VALUES ($1, $2, $3, $4) \
-                   ON CONFLICT (workspace_id, period) DO UPDATE SET tasks = usage_months.tasks + excluded.tasks, \
-                   jobs = usage_months.jobs + excluded.jobs";
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let mut sums: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
-            let rows = sqlx::query(take).bind(FOLD_BATCH).fetch_all(&mut *tx).await?;
-            for row in &rows {
-                let key = (row.try_get(0)?, row.try_get(1)?);
-                let sum = sums.entry(key).or_default();
-                sum.0 += row.try_get::<i64, _>(2)?;
-                sum.1 += row.try_get::<i64, _>(3)?;
+        let fold = "WITH taken AS (DELETE FROM usage_entries WHERE id IN (SELECT id FROM usage_entries ORDER BY id LIMIT $1) \
+                    RETURNING workspace_id, period, tasks, jobs) \
+                    INSERT INTO usage_months (workspace_id, period, tasks, jobs) \
+                    SELECT workspace_id, period, SUM(tasks), SUM(jobs) FROM taken GROUP BY workspace_id, period \
+                    ON CONFLICT (workspace_id, period) DO UPDATE SET tasks = usage_months.tasks + excluded.tasks, \
+                    jobs = usage_months.jobs + excluded.jobs";
+        let add_sqlite = "INSERT INTO usage_months (workspace_id, period, tasks, jobs) \
+                          SELECT workspace_id, period, SUM(tasks), SUM(jobs) FROM usage_entries WHERE id <= $1 GROUP BY workspace_id, period \
+                          ON CONFLICT (workspace_id, period) DO UPDATE SET tasks = usage_months.tasks + excluded.tasks, \
+                          jobs = usage_months.jobs + excluded.jobs";
+        match &*self.backend {
+            Backend::Postgres(pool) => Ok(sqlx::query(fold)
+                .bind(FOLD_BATCH)
+                .execute(pool)
+                .await?
+                .rows_affected()),
+            Backend::Sqlite(pool) => {
+                // A read first: the usual answer is none, and it must not take the write lock.
+                let last: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM usage_entries")
+                    .fetch_one(pool)
+                    .await?;
+                let Some(last) = last else { return Ok(0) };
+                let mut tx = pool.begin().await?;
+                let folded = sqlx::query(add_sqlite)
+                    .bind(last)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query("DELETE FROM usage_entries WHERE id <= $1")
+                    .bind(last)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(folded)
             }
-            for ((workspace, period), (tasks, jobs)) in &sums {
-                sqlx::query(add).bind(workspace).bind(period).bind(tasks).bind(jobs)
-                    .execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok(rows.len() as u64)
-        })
+        }
     }
 
     /// A workspace's use in `period`, exact: the folded counters and the entries not folded.

@@ -122,6 +122,30 @@ on_both_backends!(
         let printed = String::from_utf8_lossy(&printed.stdout);
         assert!(printed.contains("plan unlimited"), "{printed}");
         assert!(printed.contains("120 (no limit)"), "{printed}");
+
+        // What is counted ends in the month's counters: on PostgreSQL the leader folds the
+        // entries the jobs appended, each once; on SQLite the jobs add to the counters directly.
+        let folded = format!(
+            "SELECT tasks || ',' || jobs FROM usage_months WHERE workspace_id = 'default' AND period = '{period}'"
+        );
+        let entries_folded = || async {
+            for _ in 0..100 {
+                if server.sql_text("SELECT COUNT(*) FROM usage_entries") == "0" {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        };
+        assert!(entries_folded().await);
+        assert_eq!(server.sql_text(&folded), "120,30");
+        // An entry written by an older release is folded too, on either backend.
+        server.sql(&format!(
+            "INSERT INTO usage_entries (workspace_id, period, tasks, jobs) VALUES ('default', '{period}', 5, 1)"
+        ));
+        assert!(entries_folded().await);
+        assert_eq!(server.sql_text(&folded), "125,31");
+        assert_eq!(self::usage(&server).await["usage"]["tasks"], 125);
     }
 );
 
@@ -260,6 +284,16 @@ async fn quota_holds_jobs_and_releases_them(backend: Backend) {
         warning["message"].as_str().unwrap().contains("held"),
         "{full}"
     );
+    // The banner's lighter answer says the same.
+    let (status, banner) = server
+        .api(Method::GET, "/api/v1/usage/warnings", None)
+        .await;
+    assert_eq!(status, 200, "{banner}");
+    assert_eq!(banner["warnings"], full["warnings"], "{banner}");
+    assert_eq!(
+        (&banner["plan"], &banner["held"]),
+        (&json!("free"), &json!(true))
+    );
 
     // Over the limit: events are still accepted (202), and their jobs held, not run.
     let mut held = Vec::new();
@@ -348,6 +382,69 @@ async fn quota_holds_jobs_and_releases_them_on_sqlite() {
 #[tokio::test]
 async fn quota_holds_jobs_and_releases_them_on_postgres() {
     quota_holds_jobs_and_releases_them(Backend::Postgres).await;
+}
+
+/// An invitation accepted while the workspace has no room is refused without spending its
+/// link: once a member leaves, the same link lets the invitee in.
+#[tokio::test]
+async fn an_invitation_refused_for_want_of_room_keeps_its_link() {
+    let (_plans, path) = plans_file("plans:\n  pair: { members: 2 }\n");
+    let server = Server::start_with(Backend::Sqlite, &["--plans", &path])
+        .await
+        .unwrap();
+    let (status, invited) = server
+        .api(
+            Method::POST,
+            "/api/v1/invitations",
+            Some(json!({ "email": "kim@example.com", "role": "viewer" }).to_string()),
+        )
+        .await;
+    assert_eq!(status, 201, "{invited}");
+    let token = invited["link"]
+        .as_str()
+        .unwrap()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .to_owned();
+    // A second member, made by an operator, fills the plan before Kim accepts.
+    let bo = server.create_user_and_token("bo@example.com", "viewer");
+    let accept = || {
+        let body = json!({ "token": token, "name": "Kim", "password": "kim's own password" });
+        server.api_as(
+            "",
+            Method::POST,
+            "/api/v1/invitations/accept",
+            Some(body.to_string()),
+        )
+    };
+    let (status, refused) = accept().await;
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["error"]["code"], "plan_limit", "{refused}");
+
+    let (_, listed) = server.api(Method::GET, "/api/v1/members", None).await;
+    let bo_id = listed["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|member| member["email"] == "bo@example.com")
+        .unwrap()["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, left) = server
+        .api_as(
+            &bo,
+            Method::DELETE,
+            &format!("/api/v1/members/{bo_id}"),
+            None,
+        )
+        .await;
+    assert!(status < 300, "{left}");
+    let (status, joined) = accept().await;
+    assert_eq!(status, 200, "{joined}");
+    let (status, _) = accept().await;
+    assert_eq!(status, 410, "a link still works only once");
 }
 
 /// A plan's structural limits refuse the change that would pass them, naming the limit; its
@@ -726,6 +823,32 @@ async fn billing_records_subscriptions_and_never_card_data(backend: Backend) {
         .await;
     assert_eq!(status, 409, "{refused}");
     assert_eq!(refused["error"]["code"], "workspace_closing", "{refused}");
+
+    // Subscribing again keeps the workspace: it is no longer closing, and has the paid plan.
+    let mut again = subscription_event(
+        "evt_8",
+        "customer.subscription.created",
+        now + 2,
+        "active",
+        "price_team",
+    );
+    again["data"]["object"]["id"] = json!("sub_2Weft");
+    let (status, _) = send_event(&server, &again).await;
+    assert_eq!(status, 200);
+    let (_, billing) = server.api(Method::GET, "/api/v1/billing", None).await;
+    assert_eq!(billing["subscription"]["subscription_id"], "sub_2Weft");
+    assert_eq!(billing["plan"]["name"], "team");
+    let (status, created) = server
+        .api(
+            Method::POST,
+            "/api/v1/recipes",
+            Some(
+                "name: Late\ntrigger: { manual: {} }\nsteps:\n  - id: s\n    set: { a: 1 }\n"
+                    .to_owned(),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
 }
 
 #[tokio::test]
@@ -791,8 +914,11 @@ async fn owners_are_warned_at_eighty_and_a_hundred_percent() {
     }
     assert_eq!(warned("80"), 1);
     assert_eq!(warned("100"), 0);
-    let banner = usage(&server).await;
+    let (_, banner) = server
+        .api(Method::GET, "/api/v1/usage/warnings", None)
+        .await;
     assert_eq!(banner["warnings"][0]["level"], 80, "{banner}");
+    assert_eq!(banner["warnings"], usage(&server).await["warnings"]);
     run(1).await;
     for _ in 0..100 {
         if warned("100") > 0 {

@@ -191,16 +191,52 @@ impl Server {
 
     /// Runs SQL statements on the server's store, as an operator at the database would.
     pub fn sql(&self, statements: &str) {
-        if let Some(folder) = self.data_folder() {
-            let connection = rusqlite::Connection::open(folder.join("weft.db")).unwrap();
-            connection
-                .busy_timeout(std::time::Duration::from_secs(10))
-                .unwrap();
-            connection.execute_batch(statements).unwrap();
-            return;
+        match self.data_folder() {
+            Some(_) => self.sqlite().execute_batch(statements).unwrap(),
+            None => {
+                self.psql(&["--quiet", "-c", statements]);
+            }
         }
+    }
+
+    /// The first column of the first row a query answers, as text (`""` for no row or NULL).
+    pub fn sql_text(&self, query: &str) -> String {
+        if self.data_folder().is_none() {
+            return self
+                .psql(&["--tuples-only", "--no-align", "-c", query])
+                .trim()
+                .to_owned();
+        }
+        let connection = self.sqlite();
+        let mut statement = connection.prepare(query).unwrap();
+        let mut rows = statement.query([]).unwrap();
+        match rows.next().unwrap() {
+            Some(row) => match row.get_ref(0).unwrap() {
+                rusqlite::types::ValueRef::Null => String::new(),
+                rusqlite::types::ValueRef::Integer(value) => value.to_string(),
+                rusqlite::types::ValueRef::Real(value) => value.to_string(),
+                rusqlite::types::ValueRef::Text(text) | rusqlite::types::ValueRef::Blob(text) => {
+                    String::from_utf8_lossy(text).into_owned()
+                }
+            },
+            None => String::new(),
+        }
+    }
+
+    fn sqlite(&self) -> rusqlite::Connection {
+        let folder = self.data_folder().expect("a SQLite server");
+        let connection = rusqlite::Connection::open(folder.join("weft.db")).unwrap();
+        connection
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .unwrap();
+        connection
+    }
+
+    /// Runs psql with `args` on the server's database; its output, or a panic with its errors.
+    fn psql(&self, args: &[&str]) -> String {
         let ran = std::process::Command::new("psql")
-            .args(["--quiet", "-v", "ON_ERROR_STOP=1", "-c", statements])
+            .args(["-v", "ON_ERROR_STOP=1"])
+            .args(args)
             .arg(&self.store_args[1])
             .output()
             .expect("psql runs");
@@ -209,6 +245,7 @@ impl Server {
             "{}",
             String::from_utf8_lossy(&ran.stderr)
         );
+        String::from_utf8_lossy(&ran.stdout).into_owned()
     }
 
     /// Runs `weft admin ARGS` on the server's store; its output, or a panic with its errors.
