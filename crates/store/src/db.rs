@@ -13,6 +13,23 @@ use crate::job_time::{self, JobTime};
 use crate::record::{JobRecord, JobStatus, RecordError, StepRecord, StoredSteps};
 use crate::writer::{SqlValue, Write, Writer};
 
+/// The update that writes a finished job's record; see `sql::FINISH_JOB`.
+macro_rules! finish_job {
+    () => {
+        "UPDATE jobs SET status = $2, output = $3, error = $4, finished_at = $5, lease_owner = NULL, \
+         lease_until = NULL, trigger = $7, steps = $8, tasks = $9 - tasks_reused WHERE id = $1 AND lease_owner = $6 AND status = 'running'"
+    };
+}
+
+/// The insert of a job written whole; see `sql::RECORD_JOB`.
+macro_rules! record_job {
+    () => {
+        "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after, \
+         started_at, finished_at, output, error, steps, called_by, workspace_id, tasks) \
+         VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, $7, $8, $9, $10, $11, $12, $13, $14)"
+    };
+}
+
 /// Statements that both the sqlx pools and the SQLite writer thread run.
 pub(crate) mod sql {
     /// A job waiting in the queue; held instead when its workspace is over its task limit.
@@ -30,8 +47,16 @@ pub(crate) mod sql {
          ON CONFLICT (job_id, path) DO UPDATE SET record = excluded.record";
     /// The trigger is replaced by the record's, masked: the raw event was kept only to run it.
     /// `$9` is the action steps in the record (see [`METER_JOB`]).
-    pub const FINISH_JOB: &str = "UPDATE jobs SET status = $2, output = $3, error = $4, finished_at = $5, lease_owner = NULL, \
-         lease_until = NULL, trigger = $7, steps = $8, tasks = $9 - tasks_reused WHERE id = $1 AND lease_owner = $6 AND status = 'running'";
+    pub const FINISH_JOB: &str = finish_job!();
+    /// [`FINISH_JOB`] and [`METER_JOB`] (with the month as `$10`) in one statement, one round
+    /// trip to PostgreSQL: the insert reads `tasks` as it was before the update, since both see
+    /// the statement's snapshot.
+    pub const METER_AND_FINISH_JOB: &str = concat!(
+        "WITH meter AS (INSERT INTO usage_entries (workspace_id, period, tasks, jobs) \
+         SELECT workspace_id, $10, $9 - tasks_reused - COALESCE(tasks, 0), CASE WHEN tasks IS NULL THEN 1 ELSE 0 END \
+         FROM jobs WHERE id = $1 AND lease_owner = $6 AND status = 'running') ",
+        finish_job!()
+    );
     /// What a write of job `$1`'s steps adds to its workspace's month `$3`, while `$4` holds
     /// the job: the tasks among the record's `$2` action steps not yet charged (none that a
     /// rerun took over), and the job itself the first time. Run before the write that sets
@@ -49,10 +74,8 @@ pub(crate) mod sql {
          SELECT workspace_id, $3, $2 - tasks_reused - COALESCE(tasks, 0), CASE WHEN tasks IS NULL THEN 1 ELSE 0 END \
          FROM jobs WHERE id = $1 AND lease_owner = $4 AND status = 'running' \
          ON CONFLICT (workspace_id, period) DO UPDATE SET tasks = usage_months.tasks + excluded.tasks, jobs = usage_months.jobs + excluded.jobs";
-    /// What a job written whole adds to its workspace's month: `$2` tasks and itself.
-    pub const METER_RECORDED_JOB: &str =
-        "INSERT INTO usage_entries (workspace_id, period, tasks, jobs) VALUES ($1, $3, $2, 1)";
-    /// [`METER_RECORDED_JOB`] on SQLite (see [`METER_JOB_IN_PLACE`]).
+    /// What a job written whole adds to its workspace's month `$3`: `$2` tasks and itself (on
+    /// SQLite; see [`METER_JOB_IN_PLACE`]).
     pub const METER_RECORDED_JOB_IN_PLACE: &str = "INSERT INTO usage_months (workspace_id, period, tasks, jobs) VALUES ($1, $3, $2, 1) \
          ON CONFLICT (workspace_id, period) DO UPDATE SET tasks = usage_months.tasks + excluded.tasks, jobs = usage_months.jobs + 1";
     pub const CLEAR_PROGRESS: &str = "DELETE FROM job_progress WHERE job_id = $1";
@@ -61,9 +84,15 @@ pub(crate) mod sql {
          SELECT id, workspace_id, recipe_id, recipe_name, finished_at FROM jobs WHERE id = $1 AND status = 'failed' \
          ON CONFLICT (job_id) DO NOTHING";
     /// A job that ended before it had to be written: its one write is its record.
-    pub const RECORD_JOB: &str = "INSERT INTO jobs (id, recipe_id, recipe_name, recipe_version, status, trigger, attempt, created_at, run_after, \
-         started_at, finished_at, output, error, steps, called_by, workspace_id, tasks) \
-         VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $7, $7, $8, $9, $10, $11, $12, $13, $14)";
+    pub const RECORD_JOB: &str = record_job!();
+    /// [`RECORD_JOB`] and what it adds to its workspace's month `$15` (`$14` tasks and the job)
+    /// appended to `usage_entries`, in one statement: PostgreSQL's (see [`METER_JOB`]).
+    pub const RECORD_AND_METER_JOB: &str = concat!(
+        "WITH job AS (",
+        record_job!(),
+        " RETURNING workspace_id, tasks) \
+         INSERT INTO usage_entries (workspace_id, period, tasks, jobs) SELECT workspace_id, $15, tasks, 1 FROM job"
+    );
 }
 
 /// Runs the same statement on whichever pool the store has. The statement is written once and
@@ -488,14 +517,6 @@ impl Store {
         match *self.backend {
             Backend::Sqlite(_) => sql::METER_JOB_IN_PLACE,
             Backend::Postgres(_) => sql::METER_JOB,
-        }
-    }
-
-    /// The statement that meters a job written whole on this backend.
-    fn meter_recorded_job_sql(&self) -> &'static str {
-        match *self.backend {
-            Backend::Sqlite(_) => sql::METER_RECORDED_JOB_IN_PLACE,
-            Backend::Postgres(_) => sql::METER_RECORDED_JOB,
         }
     }
 
@@ -972,18 +993,17 @@ impl Store {
             };
             return writer.write(write).await;
         }
+        // Without a writer: PostgreSQL.
         let error = record.error.as_ref().map(Json);
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let owned = sqlx::query(self.meter_job_sql()).bind(&record.id).bind(actions).bind(&period).bind(owner)
-                .execute(&mut *tx).await?.rows_affected();
+            let owned = sqlx::query(sql::METER_AND_FINISH_JOB)
+                .bind(&record.id).bind(status_text(record.status)).bind(output_or_none(&record.output)).bind(error)
+                .bind(record.finished_at.map(JobTime)).bind(owner).bind(Json(&record.trigger)).bind(Json(StoredSteps(&record.steps)))
+                .bind(actions).bind(&period).execute(&mut *tx).await?.rows_affected();
             if owned == 0 {
                 return Ok(false);
             }
-            sqlx::query(sql::FINISH_JOB)
-                .bind(&record.id).bind(status_text(record.status)).bind(output_or_none(&record.output)).bind(error)
-                .bind(record.finished_at.map(JobTime)).bind(owner).bind(Json(&record.trigger)).bind(Json(StoredSteps(&record.steps)))
-                .bind(actions).execute(&mut *tx).await?;
             sqlx::query(sql::CLEAR_PROGRESS).bind(&record.id).execute(&mut *tx).await?;
             if record.status == JobStatus::Failed {
                 sqlx::query(sql::NOTE_FAILURE).bind(&record.id).execute(&mut *tx).await?;
@@ -1041,21 +1061,23 @@ impl Store {
                 .await
                 .map(|_| ());
         }
+        // Without a writer: PostgreSQL. One statement, in a transaction only when a failure
+        // notice goes with it.
         let error = record.error.as_ref().map(Json);
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query(sql::RECORD_JOB)
+            let insert = sqlx::query(sql::RECORD_AND_METER_JOB)
                 .bind(&record.id).bind(recipe.id).bind(recipe.name).bind(recipe.version)
                 .bind(status_text(record.status)).bind(Json(&record.trigger)).bind(JobTime(record.started_at))
                 .bind(JobTime(finished_at)).bind(output_or_none(&record.output)).bind(error).bind(Json(StoredSteps(&record.steps)))
-                .bind(&record.called_by).bind(recipe.workspace_id).bind(tasks)
-                .execute(&mut *tx).await?;
-            sqlx::query(self.meter_recorded_job_sql()).bind(recipe.workspace_id).bind(tasks).bind(&period)
-                .execute(&mut *tx).await?;
+                .bind(&record.called_by).bind(recipe.workspace_id).bind(tasks).bind(&period);
             if record.status == JobStatus::Failed {
+                let mut tx = pool.begin().await?;
+                insert.execute(&mut *tx).await?;
                 sqlx::query(sql::NOTE_FAILURE).bind(&record.id).execute(&mut *tx).await?;
+                tx.commit().await?;
+            } else {
+                insert.execute(pool).await?;
             }
-            tx.commit().await?;
         });
         Ok(())
     }
