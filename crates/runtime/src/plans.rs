@@ -51,6 +51,19 @@ impl Measure {
         }
     }
 
+    /// How a person says `count` of them: "1 member", "2 members".
+    pub fn words_for(self, count: i64) -> &'static str {
+        if count != 1 {
+            return self.words();
+        }
+        match self {
+            Measure::Tasks => "task this month",
+            Measure::ActiveRecipes => "active recipe",
+            Measure::Connections => "connection",
+            Measure::Members => "member",
+        }
+    }
+
     /// How a person says it: "tasks this month", "active recipes".
     pub fn words(self) -> &'static str {
         match self {
@@ -319,6 +332,14 @@ mod tests {
         assert!(Measure::ALL.iter().all(|m| plan.limit(*m).is_none()));
         assert_eq!(plan.concurrency_for(Some(7)), Some(7));
         assert_eq!(plan.concurrency_for(None), None);
+    }
+
+    #[test]
+    fn a_limit_of_one_is_said_in_the_singular() {
+        assert_eq!(Measure::Members.words_for(1), "member");
+        assert_eq!(Measure::Members.words_for(2), "members");
+        assert_eq!(Measure::ActiveRecipes.words_for(0), "active recipes");
+        assert_eq!(Measure::Connections.words_for(1), "connection");
     }
 
     #[test]

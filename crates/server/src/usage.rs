@@ -74,12 +74,12 @@ fn warning_text(plan: &Plan, measure: Measure, used: i64, limit: i64, level: i64
         ),
         (_, true) => format!(
             "This workspace has the {limit} {} its plan `{}` allows: adding more is refused.",
-            measure.words(),
+            measure.words_for(limit),
             plan.name
         ),
         (_, false) => format!(
             "This workspace has {used} of the {limit} {} its plan `{}` allows.",
-            measure.words(),
+            measure.words_for(limit),
             plan.name
         ),
     }
@@ -281,7 +281,7 @@ pub async fn check_room(
         format!(
             "the plan `{}` allows {limit} {} (limit `{}`) and this workspace has {held}: remove one or move to a larger plan",
             plan.name,
-            measure.words(),
+            measure.words_for(limit),
             measure.as_str()
         ),
     ))

@@ -538,7 +538,7 @@ async fn a_plans_structural_limits_and_ceilings_hold() {
         refused["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("active recipes"),
+            .contains("allows 1 active recipe (limit `active_recipes`)"),
         "{refused}"
     );
 
