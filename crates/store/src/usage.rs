@@ -103,21 +103,17 @@ impl Store {
         }
     }
 
-    /// A workspace's use in `period`, exact: the folded counters and the entries not folded.
+    /// A workspace's use in `period`, exact: the folded counters and the entries not folded,
+    /// read in one statement, so a fold committing between two reads cannot hide entries.
     pub async fn usage_in(&self, workspace_id: &str, period: &str) -> Result<UsageMonth> {
-        let folded = "SELECT period, tasks, jobs, history_bytes, active_recipes, connections, members \
-                      FROM usage_months WHERE workspace_id = $1 AND period = $2";
-        let pending = "SELECT CAST(COALESCE(SUM(tasks), 0) AS BIGINT), CAST(COALESCE(SUM(jobs), 0) AS BIGINT) FROM usage_entries \
-                       WHERE workspace_id = $1 AND period = $2";
+        let sql = "SELECT $2, CAST(COALESCE(m.tasks, 0) + p.tasks AS BIGINT), CAST(COALESCE(m.jobs, 0) + p.jobs AS BIGINT), \
+                   COALESCE(m.history_bytes, 0), COALESCE(m.active_recipes, 0), COALESCE(m.connections, 0), COALESCE(m.members, 0) \
+                   FROM (SELECT CAST(COALESCE(SUM(tasks), 0) AS BIGINT) AS tasks, CAST(COALESCE(SUM(jobs), 0) AS BIGINT) AS jobs \
+                         FROM usage_entries WHERE workspace_id = $1 AND period = $2) p \
+                   LEFT JOIN usage_months m ON m.workspace_id = $1 AND m.period = $2";
         on_pool!(self, pool => {
-            let mut month = match sqlx::query(folded).bind(workspace_id).bind(period).fetch_optional(pool).await? {
-                Some(row) => month_from(&row)?,
-                None => UsageMonth { period: period.to_owned(), ..UsageMonth::default() },
-            };
-            let row = sqlx::query(pending).bind(workspace_id).bind(period).fetch_one(pool).await?;
-            month.tasks += row.try_get::<i64, _>(0)?;
-            month.jobs += row.try_get::<i64, _>(1)?;
-            Ok(month)
+            let row = sqlx::query(sql).bind(workspace_id).bind(period).fetch_one(pool).await?;
+            month_from(&row)
         })
     }
 
